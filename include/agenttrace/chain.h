@@ -1,0 +1,75 @@
+/* chain.h - writing TraceEvent lines (trace-format.md §3) with their hash chain (§5).
+ *
+ * One writer serializes each event into a line, hashes exactly those bytes
+ * for the next line's prev_hash, feeds them to a running digest of the whole
+ * file, and hands them to a sink. No second pass, no re-serialization. */
+#ifndef AGENTTRACE_CHAIN_H
+#define AGENTTRACE_CHAIN_H
+
+#include "agenttrace/buf.h"
+#include "agenttrace/common.h"
+#include "agenttrace/sha256.h"
+#include <stdbool.h>
+
+/* A borrowed byte range. */
+typedef struct {
+    const char *p;
+    size_t n;
+} at_slice;
+
+#define AT_SLICE(s) ((at_slice){(s), sizeof(s) - 1})
+
+/* One event, each field already serialized in the Python dialect (compact).
+ * A field with p == NULL is absent. Fields whose JSON is `null` or `""` are
+ * left out when written; `data` and `timestamp` are always written (data
+ * defaults to {} and timestamp to 0.0 when absent). */
+typedef struct {
+    at_slice event_type;
+    at_slice timestamp;
+    at_slice event_id;
+    at_slice session_id;
+    at_slice parent_id;
+    at_slice duration_ms;
+    at_slice data;
+    at_slice prev_hash; /* given: kept as is; absent: computed from the chain */
+    bool redacted;
+} at_event_json;
+
+/* Where written bytes go. Returns AT_OK or an error that aborts the write. */
+typedef at_result (*at_sink_fn)(void *ctx, const char *p, size_t n);
+
+typedef struct {
+    at_sink_fn sink;
+    void *sink_ctx;
+    at_sha256 *file_hash;   /* digest of every byte written (owned) */
+    at_sha256 *line_hash;   /* scratch for per-line digests (owned) */
+    uint8_t head[AT_SHA256_LEN]; /* SHA-256 of the last line written */
+    bool have_head;
+    uint64_t lines;
+    at_buf line;            /* the line being built */
+} at_chain_writer;
+
+/* Starts a writer. prev_head, when non-NULL, is the digest of the last line
+ * already in the destination (an append); the file digest then covers only
+ * the bytes written from now on. */
+at_result at_chain_writer_init(at_chain_writer *w, at_sink_fn sink, void *ctx,
+                               const uint8_t *prev_head) AT_WUR;
+void at_chain_writer_fini(at_chain_writer *w);
+/* Serializes ev as the next line and writes it with its "\n". */
+at_result at_chain_write(at_chain_writer *w, const at_event_json *ev) AT_WUR;
+/* Digest of all bytes written so far (the writer can go on afterwards). */
+void at_chain_writer_digest(const at_chain_writer *w, uint8_t out[AT_SHA256_LEN]);
+
+/* A buffered sink writing to a file descriptor. */
+typedef struct {
+    int fd;
+    at_buf buf;
+    uint64_t written;
+} at_fd_sink;
+
+void at_fd_sink_init(at_fd_sink *s, int fd);
+at_result at_fd_sink_write(void *ctx, const char *p, size_t n) AT_WUR;
+at_result at_fd_sink_flush(at_fd_sink *s) AT_WUR;
+void at_fd_sink_fini(at_fd_sink *s);
+
+#endif

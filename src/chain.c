@@ -1,0 +1,163 @@
+/* chain.c - the NDJSON event writer with its hash chain, and an fd sink. */
+#include "agenttrace/chain.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SINK_BLOCK (256u * 1024)
+
+at_result at_chain_writer_init(at_chain_writer *w, at_sink_fn sink, void *ctx,
+                               const uint8_t *prev_head)
+{
+    memset(w, 0, sizeof *w);
+    w->sink = sink;
+    w->sink_ctx = ctx;
+    at_buf_init(&w->line, AT_MAX_LINE_BYTES + 4096);
+    w->file_hash = at_sha256_new();
+    w->line_hash = at_sha256_new();
+    if (!w->file_hash || !w->line_hash) {
+        at_chain_writer_fini(w);
+        return AT_ERR_NOMEM;
+    }
+    if (prev_head) {
+        memcpy(w->head, prev_head, AT_SHA256_LEN);
+        w->have_head = true;
+    }
+    return AT_OK;
+}
+
+void at_chain_writer_fini(at_chain_writer *w)
+{
+    at_sha256_free(w->file_hash);
+    at_sha256_free(w->line_hash);
+    at_buf_fini(&w->line);
+    w->file_hash = w->line_hash = NULL;
+}
+
+/* null and "" fields are omitted (TraceEvent.to_dict). */
+static bool present(at_slice s)
+{
+    return s.p && !(s.n == 4 && memcmp(s.p, "null", 4) == 0) && !(s.n == 2 && memcmp(s.p, "\"\"", 2) == 0);
+}
+
+static at_result field(at_buf *b, const char *key, at_slice v)
+{
+    at_result r = at_buf_reserve(b, strlen(key) + v.n + 4);
+    if (r != AT_OK)
+        return r;
+    if (b->len > 1)
+        at_buf_put(b, ",", 1);
+    at_buf_put(b, "\"", 1);
+    at_buf_put(b, key, strlen(key));
+    at_buf_put(b, "\":", 2);
+    at_buf_put(b, v.p, v.n);
+    return AT_OK;
+}
+
+at_result at_chain_write(at_chain_writer *w, const at_event_json *ev)
+{
+    at_buf *b = &w->line;
+    at_result r;
+    at_buf_reset(b);
+    if ((r = at_buf_addc(b, '{')) != AT_OK)
+        return r;
+    if (present(ev->event_type) && (r = field(b, "event_type", ev->event_type)) != AT_OK)
+        return r;
+    if ((r = field(b, "timestamp", ev->timestamp.p ? ev->timestamp : AT_SLICE("0.0"))) != AT_OK)
+        return r;
+    if (present(ev->event_id) && (r = field(b, "event_id", ev->event_id)) != AT_OK)
+        return r;
+    if (present(ev->session_id) && (r = field(b, "session_id", ev->session_id)) != AT_OK)
+        return r;
+    if (present(ev->parent_id) && (r = field(b, "parent_id", ev->parent_id)) != AT_OK)
+        return r;
+    if (present(ev->duration_ms) && (r = field(b, "duration_ms", ev->duration_ms)) != AT_OK)
+        return r;
+    if ((r = field(b, "data", ev->data.p ? ev->data : AT_SLICE("{}"))) != AT_OK)
+        return r;
+    if (present(ev->prev_hash)) {
+        if ((r = field(b, "prev_hash", ev->prev_hash)) != AT_OK)
+            return r;
+    } else if (w->have_head) {
+        char hex[AT_SHA256_HEX + 2];
+        hex[0] = '"';
+        at_hex(w->head, AT_SHA256_LEN, hex + 1);
+        hex[65] = '"';
+        if ((r = field(b, "prev_hash", (at_slice){hex, 66})) != AT_OK)
+            return r;
+    }
+    if (ev->redacted && (r = field(b, "redacted", AT_SLICE("true"))) != AT_OK)
+        return r;
+    if ((r = at_buf_addc(b, '}')) != AT_OK)
+        return r;
+
+    at_sha256_reset(w->line_hash);
+    at_sha256_update(w->line_hash, b->data, b->len);
+    at_sha256_final(w->line_hash, w->head);
+    w->have_head = true;
+    if ((r = at_buf_addc(b, '\n')) != AT_OK)
+        return r;
+    at_sha256_update(w->file_hash, b->data, b->len);
+    w->lines++;
+    return w->sink(w->sink_ctx, b->data, b->len);
+}
+
+void at_chain_writer_digest(const at_chain_writer *w, uint8_t out[AT_SHA256_LEN])
+{
+    /* Finalize a copy so the running digest can continue. */
+    at_sha256 *copy = at_sha256_new();
+    if (!copy) {
+        memset(out, 0, AT_SHA256_LEN);
+        return;
+    }
+    at_sha256_copy(copy, w->file_hash);
+    at_sha256_final(copy, out);
+    at_sha256_free(copy);
+}
+
+void at_fd_sink_init(at_fd_sink *s, int fd)
+{
+    s->fd = fd;
+    s->written = 0;
+    at_buf_init(&s->buf, 0);
+}
+
+static at_result write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return AT_ERR_IO;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return AT_OK;
+}
+
+at_result at_fd_sink_flush(at_fd_sink *s)
+{
+    at_result r = write_all(s->fd, s->buf.data, s->buf.len);
+    s->buf.len = 0;
+    return r;
+}
+
+at_result at_fd_sink_write(void *ctx, const char *p, size_t n)
+{
+    at_fd_sink *s = ctx;
+    at_result r;
+    s->written += n;
+    if (s->buf.len + n > SINK_BLOCK && (r = at_fd_sink_flush(s)) != AT_OK)
+        return r;
+    if (n >= SINK_BLOCK)
+        return write_all(s->fd, p, n);
+    return at_buf_add(&s->buf, p, n);
+}
+
+void at_fd_sink_fini(at_fd_sink *s)
+{
+    at_buf_fini(&s->buf);
+}

@@ -1,0 +1,16 @@
+/* cli.h - the agent-traced subcommands. Each takes argv after the command
+ * name (argv[0] is the command) and returns the process exit status. */
+#ifndef AGENTTRACED_CLI_H
+#define AGENTTRACED_CLI_H
+
+#include <stdio.h>
+
+int cli_import(int argc, char **argv);
+int cli_verify(int argc, char **argv);
+
+/* Prints "agent-traced <cmd>: <message>" to stderr. */
+void cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Default storage: --storage, else $AGENT_STRACE_STORAGE, else ./.agent-traces. */
+const char *cli_default_storage(void);
+
+#endif

@@ -1,0 +1,173 @@
+/* cli_import.c - `agent-traced import`: transcripts from files or stdin into storage. */
+#include "cli.h"
+
+#include "agenttrace/importer.h"
+#include "agenttrace/json.h"
+#include "agenttrace/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: agent-traced import [--storage DIR] [--source NAME] FILE...\n"
+    "\n"
+    "Imports Claude Code transcripts (JSONL; '-' reads standard input) into the\n"
+    "storage directory, one agent-trace session per file, and prints one JSON\n"
+    "line per file: session_id, events, tool_calls, llm_requests, total_tokens,\n"
+    "events_sha256, head, skipped_lines.\n"
+    "\n"
+    "  --storage DIR   storage directory (default: $AGENT_STRACE_STORAGE, else\n"
+    "                  ./.agent-traces)\n"
+    "  --source NAME   session_end's data.source (default: the file's absolute\n"
+    "                  path; 'stdin' for '-')\n"
+    "  -h, --help      show this help\n"
+    "\n"
+    "Exit status: 0 when every file was imported, 1 otherwise, 2 on usage errors.\n";
+
+#define BLOCK (1u << 20)
+
+/* Appends one `"key": value` of the summary line. */
+static int put_num(at_buf *b, const char *key, const char *num, int first)
+{
+    return at_buf_printf(b, "%s\"%s\": %s", first ? "{" : ", ", key, num) != AT_OK;
+}
+
+static int print_summary(const at_import_result *res)
+{
+    at_buf b;
+    char n[32], hex[AT_SHA256_HEX];
+    int bad = 0;
+    at_buf_init(&b, 0);
+    bad |= at_buf_adds(&b, "{\"session_id\": ") != AT_OK;
+    bad |= at_json_write_wtf8(&b, res->session_id, strlen(res->session_id)) != AT_OK;
+    snprintf(n, sizeof n, "%llu", (unsigned long long)res->events);
+    bad |= put_num(&b, "events", n, 0);
+    bad |= put_num(&b, "tool_calls", res->tool_calls, 0);
+    bad |= put_num(&b, "llm_requests", res->llm_requests, 0);
+    bad |= put_num(&b, "total_tokens", res->total_tokens, 0);
+    at_hex(res->events_sha256, AT_SHA256_LEN, hex);
+    bad |= at_buf_printf(&b, ", \"events_sha256\": \"%s\"", hex) != AT_OK;
+    at_hex(res->head, AT_SHA256_LEN, hex);
+    bad |= at_buf_printf(&b, ", \"head\": \"%s\"", hex) != AT_OK;
+    snprintf(n, sizeof n, "%llu", (unsigned long long)res->skipped_lines);
+    bad |= put_num(&b, "skipped_lines", n, 0);
+    bad |= at_buf_adds(&b, "}\n") != AT_OK;
+    if (!bad)
+        fwrite(b.data, 1, b.len, stdout);
+    at_buf_fini(&b);
+    return bad;
+}
+
+/* Imports one file; returns 0 on success. */
+static int import_one(at_store *store, const char *file, const char *source_opt)
+{
+    char abspath[PATH_MAX];
+    const char *source = source_opt;
+    int fd = 0;
+    if (strcmp(file, "-") != 0) {
+        fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            cli_errorf("import", "%s: %s", file, strerror(errno));
+            return 1;
+        }
+        if (!source)
+            source = realpath(file, abspath) ? abspath : file;
+    } else if (!source) {
+        source = "stdin";
+    }
+
+    at_error err = {0};
+    at_stage st = {-1, NULL};
+    at_import *im = NULL;
+    at_import_result res;
+    int rc = 1;
+    memset(&res, 0, sizeof res);
+    char *block = malloc(BLOCK);
+    if (!block) {
+        cli_errorf("import", "out of memory");
+        goto out;
+    }
+    if (at_store_stage(store, &st, &err) != AT_OK)
+        goto fail;
+    at_import_options opts = {.source = source, .out_fd = st.fd, .tmp_dir = NULL};
+    char tmpdir[PATH_MAX];
+    snprintf(tmpdir, sizeof tmpdir, "%s/.agent-traced/tmp", at_store_root(store));
+    opts.tmp_dir = tmpdir;
+    if (!(im = at_import_new(&opts, &err)))
+        goto fail;
+    for (;;) {
+        ssize_t k = read(fd, block, BLOCK);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            at_error_set(&err, AT_ERR_IO, -1, "read error: %s", strerror(errno));
+            goto fail;
+        }
+        if (k == 0)
+            break;
+        if (at_import_feed(im, block, (size_t)k, &err) != AT_OK)
+            goto fail;
+    }
+    if (at_import_finish(im, &res, &err) != AT_OK)
+        goto fail;
+    at_commit_info info;
+    if (at_store_commit_import(store, &st, &res, &info, &err) != AT_OK)
+        goto fail;
+    rc = print_summary(&res);
+    goto out;
+fail:
+    cli_errorf("import", "%s: %s", file, err.message[0] ? err.message : at_result_str(err.code));
+    at_stage_discard(&st);
+out:
+    at_import_result_fini(&res);
+    at_import_free(im);
+    free(block);
+    if (fd > 0)
+        close(fd);
+    return rc;
+}
+
+int cli_import(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"storage", required_argument, NULL, 's'},
+        {"source", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *storage = NULL, *source = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': storage = optarg; break;
+        case 'S': source = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        cli_errorf("import", "no FILE given");
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!storage)
+        storage = cli_default_storage();
+    at_error err = {0};
+    at_store *store = at_store_open(storage, &err);
+    if (!store) {
+        cli_errorf("import", "%s", err.message);
+        return 1;
+    }
+    int failures = 0;
+    for (int i = optind; i < argc; i++)
+        failures += import_one(store, argv[i], source);
+    at_store_free(store);
+    fflush(stdout);
+    return failures ? 1 : 0;
+}

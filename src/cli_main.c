@@ -1,0 +1,60 @@
+/* cli_main.c - `agent-traced <command>`: dispatch, help, shared helpers. */
+#include "cli.h"
+
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: agent-traced <command> [options]\n"
+    "\n"
+    "A trace server for AI coding agents: imports Claude Code transcripts into\n"
+    "agent-trace sessions (agent-strace's format), stores and verifies them.\n"
+    "\n"
+    "commands:\n"
+    "  import   import Claude Code transcripts (JSONL) into a storage directory\n"
+    "  verify   check the hash chain of events.ndjson files or session directories\n"
+    "\n"
+    "`agent-traced <command> --help` describes each command.\n"
+    "Environment: AGENT_STRACE_STORAGE is the default storage directory.\n";
+
+void cli_errorf(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "agent-traced %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+const char *cli_default_storage(void)
+{
+    const char *s = getenv("AGENT_STRACE_STORAGE");
+    return s && *s ? s : "./.agent-traces";
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("agent-traced %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "import") == 0)
+        return cli_import(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0)
+        return cli_verify(argc - 1, argv + 1);
+    fprintf(stderr, "agent-traced: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,1169 @@
+/* importer.c - Claude Code transcript -> agent-trace events, streaming.
+ *
+ * States: bytes arrive (feed) -> UTF-8 checked over the whole stream -> cut
+ * into lines -> stripped -> parsed once into a tape -> an entry's rules emit
+ * events -> each event becomes a chained line in out_fd. The only state kept
+ * across lines is the session's running totals, a few identity strings, the
+ * subagent links seen (one per spawned agent) and, until the session id is
+ * known, the events produced so far (see pending_*). */
+#include "agenttrace/importer.h"
+
+#include "agenttrace/buf.h"
+#include "agenttrace/chain.h"
+#include "agenttrace/timestamp.h"
+#include "agenttrace/utf8.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PROMPT_MAX_CP 2000
+#define PREVIEW_MAX_CP 2000
+#define STDOUT_MAX_CP 500
+#define STDERR_MAX_CP 200
+#define MAX_LINKS 65536
+
+/* A Python number as the reference sums it: ints stay ints until a float
+ * joins. (Ints beyond int64 would be exact in Python; here they become
+ * floats. Real token counts are far below that.) */
+typedef struct {
+    bool is_float;
+    int64_t i;
+    double f;
+} pynum;
+
+static pynum pynum_add(pynum a, pynum b)
+{
+    pynum r = {false, 0, 0.0};
+    if (!a.is_float && !b.is_float && !__builtin_add_overflow(a.i, b.i, &r.i))
+        return r;
+    r.is_float = true;
+    r.f = (a.is_float ? a.f : (double)a.i) + (b.is_float ? b.f : (double)b.i);
+    return r;
+}
+
+static bool pynum_is_zero(pynum a)
+{
+    return a.is_float ? a.f == 0.0 : a.i == 0;
+}
+
+static size_t pynum_format(pynum a, char *out)
+{
+    if (a.is_float)
+        return at_double_repr(a.f, out);
+    return (size_t)snprintf(out, AT_DOUBLE_REPR_MAX, "%lld", (long long)a.i);
+}
+
+typedef enum {
+    EV_SESSION_END,
+    EV_TOOL_CALL,
+    EV_TOOL_RESULT,
+    EV_USER_PROMPT,
+    EV_ASSISTANT_RESPONSE,
+} ev_type;
+
+static const at_slice ev_names[] = {
+    AT_SLICE("\"session_end\""),    AT_SLICE("\"tool_call\""),
+    AT_SLICE("\"tool_result\""),    AT_SLICE("\"user_prompt\""),
+    AT_SLICE("\"assistant_response\""),
+};
+
+struct at_import {
+    at_import_options opts;
+    at_result failed; /* sticky: once an error happened nothing more is accepted */
+
+    /* line assembly */
+    at_utf8_state utf8;
+    uint64_t offset;  /* stream offset of the next byte fed */
+    at_buf line;      /* a line cut by a chunk boundary */
+    bool after_cr;    /* the last byte seen ended a line with \r */
+    at_json_doc doc;
+
+    /* session identity */
+    bool have_sid;
+    at_buf sid;       /* WTF-8 */
+    at_buf sid_json;  /* the same as a JSON string literal */
+    at_buf branch, version, agent_id, parent_sid;
+    char *source_name; /* basename of opts.source */
+
+    /* running totals */
+    uint64_t entry_no;
+    double started_at, last_ts;
+    bool have_start;
+    int64_t tool_calls, llm_requests;
+    pynum total_tokens, total_duration_ms;
+    uint64_t skipped;
+
+    /* the current entry */
+    const char *uuid;  /* dashes removed, in uuid_buf */
+    size_t uuid_len;
+    uint32_t k;        /* events of this entry so far */
+    double ts;
+
+    /* events produced before the session id was known */
+    at_buf pending;
+    int spill_fd;
+
+    /* output */
+    at_fd_sink sink;
+    at_chain_writer w;
+    uint64_t events;
+
+    /* subagent links: agent id -> tool_use id (resolved to event ids at the end) */
+    struct {
+        char *agent_id;
+        char *tool_use_id;
+    } *links;
+    size_t nlinks, links_cap;
+
+    /* scratch, reused for every entry */
+    at_buf data, text, tmp, tmp2, uuid_buf;
+    at_json_style style;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static at_result oom(at_error *err)
+{
+    return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+}
+
+static const char *basename_of(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Is node i a string equal to the literal? */
+static bool str_is(const at_json_doc *d, uint32_t i, const char *lit)
+{
+    return at_json_is(d, i, AT_JSON_STRING) && at_json_str_eq(d, i, lit, strlen(lit));
+}
+
+static bool nonempty_str(const at_json_doc *d, uint32_t i)
+{
+    return at_json_is(d, i, AT_JSON_STRING) && d->nodes[i].len > 0;
+}
+
+/* Appends the decoded text of string node i (nothing if it is not a string). */
+static at_result add_str(at_buf *b, const at_json_doc *d, uint32_t i)
+{
+    if (!at_json_is(d, i, AT_JSON_STRING))
+        return AT_OK;
+    return at_json_str_decode(d, i, b);
+}
+
+/* The value of a token count or duration as Python would add it; values
+ * Python could not add (strings, null, containers) count as missing. */
+static pynum node_num(const at_json_doc *d, uint32_t i)
+{
+    pynum n = {false, 0, 0.0};
+    switch (at_json_typeof(d, i)) {
+    case AT_JSON_TRUE:
+        n.i = 1;
+        break;
+    case AT_JSON_INT: {
+        const at_json_node *nd = &d->nodes[i];
+        const char *s = d->src + nd->off;
+        bool neg = s[0] == '-';
+        int64_t v = 0;
+        for (uint32_t k = neg; k < nd->len; k++) {
+            if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, s[k] - '0', &v)) {
+                n.is_float = true;
+                n.f = at_json_parse_double(s, nd->len);
+                return n;
+            }
+        }
+        n.i = neg ? -v : v;
+        break;
+    }
+    case AT_JSON_FLOAT:
+        n.is_float = true;
+        n.f = at_json_parse_double(d->src + d->nodes[i].off, d->nodes[i].len);
+        break;
+    default:
+        break;
+    }
+    return n;
+}
+
+/* ---- writing data objects ----------------------------------------------- */
+
+/* data objects are built key by key; every string value goes through the
+ * style's hook (redaction) with its key, as values copied from the input do. */
+static at_result data_key(at_import *im, const char *key)
+{
+    at_buf *b = &im->data;
+    at_result r = at_buf_addc(b, b->len ? ',' : '{');
+    if (r != AT_OK)
+        return r;
+    if ((r = at_buf_addc(b, '"')) != AT_OK || (r = at_buf_adds(b, key)) != AT_OK)
+        return r;
+    return at_buf_add(b, "\":", 2);
+}
+
+static void data_begin(at_import *im)
+{
+    at_buf_reset(&im->data);
+}
+
+static at_result data_end(at_import *im)
+{
+    return at_buf_addc(&im->data, '}');
+}
+
+/* Appends the literal for string s found under key, after the hook. */
+static at_result hooked_str(at_import *im, const char *key, const char *s, size_t n)
+{
+    if (im->style.hook) {
+        bool replaced = false;
+        at_buf_reset(&im->tmp2);
+        at_result r = im->style.hook(im->style.hook_ctx, key, strlen(key), s, n, &im->tmp2, &replaced);
+        if (r != AT_OK)
+            return r;
+        if (replaced)
+            return at_json_write_wtf8(&im->data, im->tmp2.data ? im->tmp2.data : "", im->tmp2.len);
+    }
+    return at_json_write_wtf8(&im->data, s, n);
+}
+
+static at_result data_str(at_import *im, const char *key, const char *s, size_t n)
+{
+    at_result r = data_key(im, key);
+    return r != AT_OK ? r : hooked_str(im, key, s, n);
+}
+
+/* A value copied from the input, re-serialized in the dialect; its strings
+ * see `key` (or their own nearer key) as their parent key. */
+static at_result data_node(at_import *im, const char *key, const at_json_doc *d, uint32_t i)
+{
+    at_result r = data_key(im, key);
+    if (r != AT_OK)
+        return r;
+    return at_json_emit_under(&im->data, d, i, &im->style, 0, key, strlen(key));
+}
+
+static at_result data_raw(at_import *im, const char *key, const char *json, size_t n)
+{
+    at_result r = data_key(im, key);
+    return r != AT_OK ? r : at_buf_add(&im->data, json, n);
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static void derive_event_id(const char *seed, size_t n, char out[13])
+{
+    uint8_t dg[AT_SHA256_LEN];
+    char hex[AT_SHA256_HEX];
+    at_sha256_oneshot(seed, n, dg);
+    at_hex(dg, 6, hex);
+    memcpy(out, hex, 12);
+    out[12] = 0;
+}
+
+/* Event ids of entries without a uuid depend on the session id. */
+static at_result seeded_event_id(at_import *im, uint64_t entry_no, uint32_t k, char out[13])
+{
+    at_buf_reset(&im->tmp2);
+    at_result r = at_buf_add(&im->tmp2, im->sid.data, im->sid.len);
+    if (r == AT_OK)
+        r = at_buf_printf(&im->tmp2, ":%llu:%u", (unsigned long long)entry_no, k);
+    if (r == AT_OK)
+        derive_event_id(im->tmp2.data, im->tmp2.len, out);
+    return r;
+}
+
+/* eid: up to 12 characters, NUL-padded. */
+static at_result write_event(at_import *im, ev_type type, double ts, const char *eid,
+                             const char *data, size_t data_len)
+{
+    char tsbuf[AT_DOUBLE_REPR_MAX];
+    char eidbuf[14];
+    size_t el = strnlen(eid, 12);
+    eidbuf[0] = '"';
+    memcpy(eidbuf + 1, eid, el);
+    eidbuf[el + 1] = '"';
+    at_event_json ev = {
+        .event_type = ev_names[type],
+        .timestamp = {tsbuf, at_double_repr(ts, tsbuf)},
+        .event_id = {eidbuf, el + 2},
+        .session_id = {im->sid_json.data, im->sid_json.len},
+        .data = {data, data_len},
+    };
+    im->events++;
+    return at_chain_write(&im->w, &ev);
+}
+
+/* Pending record: u32 length of the rest, u8 type, f64 ts, u8 has_eid,
+ * then either 12 eid bytes or u64 entry_no + u32 k, then the data bytes. */
+static at_result pending_add(at_import *im, ev_type type, const char *eid, const char *data,
+                             size_t n)
+{
+    at_buf *p = &im->pending;
+    uint8_t has_eid = eid != NULL;
+    uint32_t len = (uint32_t)(1 + 8 + 1 + 12 + n);
+    uint8_t t = (uint8_t)type;
+    at_result r = at_buf_reserve(p, 4 + len);
+    if (r != AT_OK)
+        return r;
+    at_buf_put(p, &len, 4);
+    at_buf_put(p, &t, 1);
+    at_buf_put(p, &im->ts, 8);
+    at_buf_put(p, &has_eid, 1);
+    if (has_eid) {
+        at_buf_put(p, eid, 12);
+    } else {
+        at_buf_put(p, &im->entry_no, 8);
+        at_buf_put(p, &im->k, 4);
+    }
+    at_buf_put(p, data, n);
+    if (p->len < AT_PENDING_MEM_BYTES)
+        return AT_OK;
+    /* Too much to hold: move it to a spill file. */
+    if (im->spill_fd < 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/at-spill-XXXXXX", im->opts.tmp_dir ? im->opts.tmp_dir : "/tmp");
+        im->spill_fd = mkstemp(path);
+        if (im->spill_fd < 0)
+            return AT_ERR_IO;
+        unlink(path);
+    }
+    for (size_t off = 0; off < p->len;) {
+        ssize_t k = write(im->spill_fd, p->data + off, p->len - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return AT_ERR_IO;
+        off += (size_t)k;
+    }
+    at_buf_reset(p);
+    return AT_OK;
+}
+
+static at_result replay_record(at_import *im, const char *rec, size_t len)
+{
+    uint8_t type, has_eid;
+    double ts;
+    char eid[13] = {0};
+    memcpy(&type, rec, 1);
+    memcpy(&ts, rec + 1, 8);
+    memcpy(&has_eid, rec + 9, 1);
+    if (has_eid) {
+        memcpy(eid, rec + 10, 12);
+    } else {
+        uint64_t entry_no;
+        uint32_t k;
+        memcpy(&entry_no, rec + 10, 8);
+        memcpy(&k, rec + 18, 4);
+        at_result r = seeded_event_id(im, entry_no, k, eid);
+        if (r != AT_OK)
+            return r;
+    }
+    return write_event(im, (ev_type)type, ts, eid, rec + 22, len - 22);
+}
+
+static at_result replay_buffer(at_import *im, const char *p, size_t n, size_t *used)
+{
+    size_t off = 0;
+    while (n - off >= 4) {
+        uint32_t len;
+        memcpy(&len, p + off, 4);
+        if (n - off - 4 < len)
+            break;
+        at_result r = replay_record(im, p + off + 4, len);
+        if (r != AT_OK)
+            return r;
+        off += 4 + (size_t)len;
+    }
+    *used = off;
+    return AT_OK;
+}
+
+/* Writes every held event, now that the session id is known. */
+static at_result pending_flush(at_import *im)
+{
+    at_result r = AT_OK;
+    size_t used;
+    if (im->spill_fd >= 0) {
+        at_buf chunk;
+        at_buf_init(&chunk, 0);
+        if (lseek(im->spill_fd, 0, SEEK_SET) < 0)
+            r = AT_ERR_IO;
+        while (r == AT_OK) {
+            if ((r = at_buf_reserve(&chunk, 1 << 20)) != AT_OK)
+                break;
+            ssize_t k = read(im->spill_fd, chunk.data + chunk.len, 1 << 20);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                r = AT_ERR_IO;
+                break;
+            }
+            if (k == 0)
+                break;
+            chunk.len += (size_t)k;
+            if ((r = replay_buffer(im, chunk.data, chunk.len, &used)) != AT_OK)
+                break;
+            memmove(chunk.data, chunk.data + used, chunk.len - used);
+            chunk.len -= used;
+        }
+        at_buf_fini(&chunk);
+        close(im->spill_fd);
+        im->spill_fd = -1;
+        if (r != AT_OK)
+            return r;
+    }
+    r = replay_buffer(im, im->pending.data, im->pending.len, &used);
+    at_buf_fini(&im->pending);
+    return r;
+}
+
+/* Emits one event of the current entry with data im->data. */
+static at_result emit(at_import *im, ev_type type)
+{
+    char eid[13] = {0};
+    bool have_eid = false;
+    if (im->uuid_len) {
+        if (im->k == 0) {
+            /* uuid[:12]; a shorter uuid gives a shorter id */
+            memset(eid, 0, sizeof eid);
+            memcpy(eid, im->uuid, im->uuid_len < 12 ? im->uuid_len : 12);
+        } else {
+            at_buf_reset(&im->tmp2);
+            at_result r = at_buf_add(&im->tmp2, im->uuid, im->uuid_len);
+            if (r == AT_OK)
+                r = at_buf_printf(&im->tmp2, ":%u", im->k);
+            if (r != AT_OK)
+                return r;
+            derive_event_id(im->tmp2.data, im->tmp2.len, eid);
+        }
+        have_eid = true;
+    }
+    at_result r;
+    if (!im->have_sid) {
+        r = pending_add(im, type, have_eid ? eid : NULL, im->data.data, im->data.len);
+    } else {
+        if (!have_eid && (r = seeded_event_id(im, im->entry_no, im->k, eid)) != AT_OK)
+            return r;
+        r = write_event(im, type, im->ts, eid, im->data.data, im->data.len);
+    }
+    im->k++;
+    return r;
+}
+
+/* ---- the rules ---------------------------------------------------------- */
+
+/* Text of a content value: the string itself, or the "text" of its blocks
+ * of type "text" joined with "\n" (claude-import.md §3). */
+static at_result content_text(const at_json_doc *d, uint32_t content, at_buf *out)
+{
+    at_buf_reset(out);
+    if (at_json_is(d, content, AT_JSON_STRING))
+        return at_json_str_decode(d, content, out);
+    if (!at_json_is(d, content, AT_JSON_ARRAY))
+        return AT_OK;
+    bool first = true;
+    at_result r = AT_OK;
+    for (uint32_t b = at_json_first(d, content); b != AT_JSON_NONE && r == AT_OK;
+         b = at_json_next(d, content, b)) {
+        if (!at_json_is(d, b, AT_JSON_OBJECT) || !str_is(d, at_json_get(d, b, "type"), "text"))
+            continue;
+        if (!first && (r = at_buf_addc(out, '\n')) != AT_OK)
+            break;
+        first = false;
+        r = add_str(out, d, at_json_get(d, b, "text"));
+    }
+    return r;
+}
+
+static at_result do_user(at_import *im, const at_json_doc *d, uint32_t entry, uint32_t content)
+{
+    at_result r;
+    if (at_json_is(d, content, AT_JSON_ARRAY)) {
+        bool any_result = false;
+        for (uint32_t b = at_json_first(d, content); b != AT_JSON_NONE; b = at_json_next(d, content, b)) {
+            if (!at_json_is(d, b, AT_JSON_OBJECT) || !str_is(d, at_json_get(d, b, "type"), "tool_result"))
+                continue;
+            any_result = true;
+            uint32_t c = at_json_get(d, b, "content");
+            if ((r = content_text(d, at_json_is(d, c, AT_JSON_STRING) || at_json_is(d, c, AT_JSON_ARRAY)
+                                         ? c : AT_JSON_NONE, &im->text)) != AT_OK)
+                return r;
+            data_begin(im);
+            uint32_t id = at_json_get(d, b, "tool_use_id");
+            r = at_json_truthy(d, id) ? data_node(im, "tool_use_id", d, id)
+                                      : data_str(im, "tool_use_id", "", 0);
+            if (r != AT_OK)
+                return r;
+            size_t cut = at_wtf8_prefix(im->text.data, im->text.len, PREVIEW_MAX_CP);
+            if (cut < im->text.len) {
+                im->text.len = cut;
+                if ((r = at_buf_add(&im->text, "...", 3)) != AT_OK)
+                    return r;
+            }
+            if ((r = data_str(im, "content_preview", im->text.data ? im->text.data : "", im->text.len)) != AT_OK ||
+                (r = data_end(im)) != AT_OK || (r = emit(im, EV_TOOL_RESULT)) != AT_OK)
+                return r;
+        }
+        uint32_t tur = at_json_get(d, entry, "toolUseResult");
+        if (!any_result && at_json_is(d, tur, AT_JSON_OBJECT)) {
+            uint32_t so = at_json_get(d, tur, "stdout"), se = at_json_get(d, tur, "stderr");
+            bool has_out = nonempty_str(d, so), has_err = nonempty_str(d, se);
+            if (has_out || has_err) {
+                at_buf_reset(&im->text);
+                if ((r = add_str(&im->text, d, so)) != AT_OK)
+                    return r;
+                im->text.len = at_wtf8_prefix(im->text.data, im->text.len, STDOUT_MAX_CP);
+                if (has_err) {
+                    if ((r = at_buf_adds(&im->text, " [stderr: ")) != AT_OK)
+                        return r;
+                    size_t start = im->text.len;
+                    if ((r = add_str(&im->text, d, se)) != AT_OK)
+                        return r;
+                    im->text.len = start + at_wtf8_prefix(im->text.data + start, im->text.len - start,
+                                                          STDERR_MAX_CP);
+                    if ((r = at_buf_addc(&im->text, ']')) != AT_OK)
+                        return r;
+                }
+                data_begin(im);
+                if ((r = data_str(im, "result", im->text.data, im->text.len)) != AT_OK ||
+                    (r = data_key(im, "content_types")) != AT_OK)
+                    return r;
+                if ((r = at_buf_addc(&im->data, '[')) != AT_OK ||
+                    (r = hooked_str(im, "content_types", "text", 4)) != AT_OK ||
+                    (r = at_buf_addc(&im->data, ']')) != AT_OK)
+                    return r;
+                if ((r = data_end(im)) != AT_OK || (r = emit(im, EV_TOOL_RESULT)) != AT_OK)
+                    return r;
+            }
+        }
+    }
+    if ((r = content_text(d, content, &im->text)) != AT_OK)
+        return r;
+    if (im->text.len == 0 || im->text.data[0] == '{')
+        return AT_OK;
+    data_begin(im);
+    size_t cut = at_wtf8_prefix(im->text.data, im->text.len, PROMPT_MAX_CP);
+    if ((r = data_str(im, "prompt", im->text.data, cut)) != AT_OK || (r = data_end(im)) != AT_OK)
+        return r;
+    return emit(im, EV_USER_PROMPT);
+}
+
+static at_result do_assistant(at_import *im, const at_json_doc *d, uint32_t entry, uint32_t msg,
+                              uint32_t content)
+{
+    at_result r;
+    if (at_json_is(d, content, AT_JSON_ARRAY)) {
+        bool sidechain = at_json_is(d, at_json_get(d, entry, "isSidechain"), AT_JSON_TRUE);
+        for (uint32_t b = at_json_first(d, content); b != AT_JSON_NONE; b = at_json_next(d, content, b)) {
+            if (!at_json_is(d, b, AT_JSON_OBJECT) || !str_is(d, at_json_get(d, b, "type"), "tool_use"))
+                continue;
+            uint32_t name = at_json_get(d, b, "name"), input = at_json_get(d, b, "input");
+            uint32_t id = at_json_get(d, b, "id");
+            data_begin(im);
+            r = at_json_truthy(d, name) ? data_node(im, "tool_name", d, name) : data_str(im, "tool_name", "", 0);
+            if (r == AT_OK)
+                r = input != AT_JSON_NONE ? data_node(im, "arguments", d, input)
+                                          : data_raw(im, "arguments", "{}", 2);
+            if (r == AT_OK)
+                r = at_json_truthy(d, id) ? data_node(im, "request_id", d, id) : data_str(im, "request_id", "", 0);
+            if (r == AT_OK && sidechain)
+                r = data_raw(im, "is_sidechain", "true", 4);
+            uint32_t caller = at_json_get(d, b, "caller");
+            uint32_t ctype = at_json_get(d, caller, "type");
+            if (r == AT_OK && nonempty_str(d, ctype))
+                r = data_node(im, "caller_type", d, ctype);
+            if (r == AT_OK && str_is(d, name, "Agent")) {
+                uint32_t st = at_json_get(d, input, "subagent_type");
+                if (at_json_truthy(d, st))
+                    r = data_node(im, "subagent_type", d, st);
+            }
+            if (r != AT_OK || (r = data_end(im)) != AT_OK || (r = emit(im, EV_TOOL_CALL)) != AT_OK)
+                return r;
+            im->tool_calls++;
+        }
+    }
+    if ((r = content_text(d, content, &im->text)) != AT_OK)
+        return r;
+    if (im->text.len) {
+        data_begin(im);
+        size_t cut = at_wtf8_prefix(im->text.data, im->text.len, PROMPT_MAX_CP);
+        uint32_t model = at_json_get(d, msg, "model");
+        if ((r = data_str(im, "text", im->text.data, cut)) != AT_OK)
+            return r;
+        r = model != AT_JSON_NONE ? data_node(im, "model", d, model) : data_str(im, "model", "", 0);
+        if (r != AT_OK || (r = data_end(im)) != AT_OK || (r = emit(im, EV_ASSISTANT_RESPONSE)) != AT_OK)
+            return r;
+    }
+    uint32_t usage = at_json_get(d, msg, "usage");
+    if (at_json_is(d, usage, AT_JSON_OBJECT) && d->nodes[usage].len > 0) {
+        static const char *const keys[] = {"input_tokens", "output_tokens",
+                                           "cache_creation_input_tokens", "cache_read_input_tokens"};
+        pynum sum = node_num(d, at_json_get(d, usage, keys[0]));
+        for (int i = 1; i < 4; i++)
+            sum = pynum_add(sum, node_num(d, at_json_get(d, usage, keys[i])));
+        im->total_tokens = pynum_add(im->total_tokens, sum);
+        im->llm_requests++;
+    }
+    return AT_OK;
+}
+
+static at_result add_link(at_import *im, const at_json_doc *d, uint32_t agent, uint32_t tool_use)
+{
+    at_buf a, t;
+    at_result r;
+    at_buf_init(&a, 0);
+    at_buf_init(&t, 0);
+    if ((r = at_json_str_decode(d, agent, &a)) != AT_OK || (r = at_json_str_decode(d, tool_use, &t)) != AT_OK)
+        goto out;
+    for (size_t i = 0; i < im->nlinks; i++)
+        if (strcmp(im->links[i].agent_id, a.data) == 0)
+            goto out; /* the first mention decides */
+    if (im->nlinks == MAX_LINKS)
+        goto out;
+    if (im->nlinks == im->links_cap) {
+        size_t cap = im->links_cap ? im->links_cap * 2 : 8;
+        void *p = realloc(im->links, cap * sizeof *im->links);
+        if (!p) {
+            r = AT_ERR_NOMEM;
+            goto out;
+        }
+        im->links = p;
+        im->links_cap = cap;
+    }
+    im->links[im->nlinks].agent_id = at_buf_steal(&a, NULL);
+    im->links[im->nlinks].tool_use_id = at_buf_steal(&t, NULL);
+    im->nlinks++;
+out:
+    at_buf_fini(&a);
+    at_buf_fini(&t);
+    return r;
+}
+
+/* Which tool call spawned which subagent (claude-import.md §6). */
+static at_result collect_links(at_import *im, const at_json_doc *d, uint32_t entry, uint32_t type,
+                               uint32_t content)
+{
+    if (str_is(d, type, "user")) {
+        uint32_t agent = at_json_get(d, at_json_get(d, entry, "toolUseResult"), "agentId");
+        if (!nonempty_str(d, agent) || !at_json_is(d, content, AT_JSON_ARRAY))
+            return AT_OK;
+        for (uint32_t b = at_json_first(d, content); b != AT_JSON_NONE; b = at_json_next(d, content, b)) {
+            if (!at_json_is(d, b, AT_JSON_OBJECT) || !str_is(d, at_json_get(d, b, "type"), "tool_result"))
+                continue;
+            uint32_t id = at_json_get(d, b, "tool_use_id");
+            return nonempty_str(d, id) ? add_link(im, d, agent, id) : AT_OK;
+        }
+    } else if (str_is(d, type, "progress")) {
+        uint32_t agent = at_json_get(d, at_json_get(d, entry, "data"), "agentId");
+        uint32_t id = at_json_get(d, entry, "parentToolUseID");
+        if (nonempty_str(d, agent) && nonempty_str(d, id))
+            return add_link(im, d, agent, id);
+    }
+    return AT_OK;
+}
+
+static at_result set_session(at_import *im, const at_json_doc *d, uint32_t entry, uint32_t sid)
+{
+    at_result r;
+    uint32_t agent = at_json_get(d, entry, "agentId");
+    if ((r = add_str(&im->branch, d, at_json_get(d, entry, "gitBranch"))) != AT_OK ||
+        (r = add_str(&im->version, d, at_json_get(d, entry, "version"))) != AT_OK)
+        return r;
+    if (nonempty_str(d, agent)) {
+        /* A subagent's lines carry the parent's sessionId: give it its own. */
+        if ((r = at_json_str_decode(d, agent, &im->agent_id)) != AT_OK ||
+            (r = at_json_str_decode(d, sid, &im->parent_sid)) != AT_OK ||
+            (r = at_buf_adds(&im->sid, "agent-")) != AT_OK ||
+            (r = at_buf_add(&im->sid, im->agent_id.data, im->agent_id.len)) != AT_OK ||
+            (r = at_buf_addc(&im->sid, '.')) != AT_OK ||
+            (r = at_buf_add(&im->sid, im->parent_sid.data, im->parent_sid.len)) != AT_OK)
+            return r;
+    } else if ((r = at_json_str_decode(d, sid, &im->sid)) != AT_OK) {
+        return r;
+    }
+    if ((r = at_json_write_wtf8(&im->sid_json, im->sid.data, im->sid.len)) != AT_OK)
+        return r;
+    im->have_sid = true;
+    return pending_flush(im);
+}
+
+/* Strips dashes from the entry's uuid into uuid_buf. */
+static at_result take_uuid(at_import *im, const at_json_doc *d, uint32_t uuid)
+{
+    im->uuid_len = 0;
+    if (!nonempty_str(d, uuid))
+        return AT_OK;
+    at_buf_reset(&im->uuid_buf);
+    at_result r = at_json_str_decode(d, uuid, &im->uuid_buf);
+    if (r != AT_OK)
+        return r;
+    char *s = im->uuid_buf.data;
+    size_t n = 0;
+    for (size_t i = 0; i < im->uuid_buf.len; i++)
+        if (s[i] != '-')
+            s[n++] = s[i];
+    im->uuid = s;
+    im->uuid_len = n;
+    return AT_OK;
+}
+
+static double entry_timestamp(at_import *im, const at_json_doc *d, uint32_t ts)
+{
+    double v = 0.0;
+    if (!at_json_is(d, ts, AT_JSON_STRING))
+        return 0.0;
+    const at_json_node *nd = &d->nodes[ts];
+    if (!(nd->flags & AT_JSON_STR_ESCAPED)) {
+        if (!at_timestamp_parse(d->src + nd->off, nd->len, &v))
+            return 0.0;
+        return v;
+    }
+    at_buf_reset(&im->tmp);
+    if (at_json_str_decode(d, ts, &im->tmp) != AT_OK ||
+        !at_timestamp_parse(im->tmp.data ? im->tmp.data : "", im->tmp.len, &v))
+        return 0.0;
+    return v;
+}
+
+static at_result do_entry(at_import *im, const at_json_doc *d)
+{
+    at_result r;
+    uint32_t type = at_json_get(d, 0, "type");
+    if (str_is(d, type, "queue-operation"))
+        return AT_OK;
+
+    if (!im->have_sid) {
+        uint32_t sid = at_json_get(d, 0, "sessionId");
+        if (nonempty_str(d, sid) && (r = set_session(im, d, 0, sid)) != AT_OK)
+            return r;
+    }
+    im->ts = entry_timestamp(im, d, at_json_get(d, 0, "timestamp"));
+    if (im->ts > 0) {
+        if (!im->have_start) {
+            im->started_at = im->ts;
+            im->have_start = true;
+        }
+        im->last_ts = im->ts;
+    }
+    im->k = 0;
+    uint32_t msg = at_json_get(d, 0, "message");
+    uint32_t content = at_json_get(d, msg, "content");
+    if ((r = collect_links(im, d, 0, type, content)) != AT_OK)
+        goto out;
+    if (msg != AT_JSON_NONE && !at_json_is(d, msg, AT_JSON_OBJECT))
+        goto out;
+    if (str_is(d, type, "user")) {
+        if ((r = take_uuid(im, d, at_json_get(d, 0, "uuid"))) == AT_OK)
+            r = do_user(im, d, 0, content);
+    } else if (str_is(d, type, "assistant")) {
+        if ((r = take_uuid(im, d, at_json_get(d, 0, "uuid"))) == AT_OK)
+            r = do_assistant(im, d, 0, msg, content);
+    } else if (str_is(d, type, "system") && str_is(d, at_json_get(d, 0, "subtype"), "turn_duration")) {
+        uint32_t dur = at_json_get(d, 0, "durationMs");
+        if (at_json_is(d, dur, AT_JSON_INT) || at_json_is(d, dur, AT_JSON_FLOAT) || at_json_is(d, dur, AT_JSON_TRUE)) {
+            pynum v = node_num(d, dur);
+            if (!pynum_is_zero(v))
+                im->total_duration_ms = pynum_add(im->total_duration_ms, v);
+        }
+    }
+out:
+    im->entry_no++;
+    return r;
+}
+
+/* ---- lines -------------------------------------------------------------- */
+
+/* Length of the Python whitespace character ending at s[n-1], or 0. */
+static size_t ws_suffix(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[n - 1];
+    if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f))
+        return 1;
+    if (n >= 2 && s[n - 2] == 0xc2 && (c == 0x85 || c == 0xa0))
+        return 2;
+    if (n >= 3 && (c & 0xc0) == 0x80) {
+        unsigned a = s[n - 3], b = s[n - 2];
+        if (a == 0xe1 && b == 0x9a && c == 0x80)
+            return 3;
+        if (a == 0xe2 && b == 0x80 && (c <= 0x8a || c == 0xa8 || c == 0xa9 || c == 0xaf))
+            return 3;
+        if (a == 0xe2 && b == 0x81 && c == 0x9f)
+            return 3;
+        if (a == 0xe3 && b == 0x80 && c == 0x80)
+            return 3;
+    }
+    return 0;
+}
+
+static size_t ws_prefix(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f))
+        return 1;
+    if (n >= 2 && c == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0))
+        return 2;
+    if (n >= 3) {
+        unsigned b = s[1], e = s[2];
+        if (c == 0xe1 && b == 0x9a && e == 0x80)
+            return 3;
+        if (c == 0xe2 && b == 0x80 && (e <= 0x8a || e == 0xa8 || e == 0xa9 || e == 0xaf) && e >= 0x80)
+            return 3;
+        if (c == 0xe2 && b == 0x81 && e == 0x9f)
+            return 3;
+        if (c == 0xe3 && b == 0x80 && e == 0x80)
+            return 3;
+    }
+    return 0;
+}
+
+static at_result do_line(at_import *im, const char *p, size_t n, at_error *err)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    size_t k;
+    while (n && (k = ws_prefix(s, n)) != 0) {
+        s += k;
+        n -= k;
+    }
+    while (n && (k = ws_suffix(s, n)) != 0)
+        n -= k;
+    if (n == 0)
+        return AT_OK;
+    if (at_json_parse(&im->doc, (const char *)s, n, NULL) != AT_OK ||
+        !at_json_is(&im->doc, 0, AT_JSON_OBJECT)) {
+        im->skipped++;
+        return AT_OK;
+    }
+    at_result r = do_entry(im, &im->doc);
+    if (r != AT_OK)
+        return at_error_set(err, r, (int64_t)im->offset, "%s while importing", at_result_str(r));
+    return AT_OK;
+}
+
+at_import *at_import_new(const at_import_options *opts, at_error *err)
+{
+    at_import *im = calloc(1, sizeof *im);
+    if (!im) {
+        oom(err);
+        return NULL;
+    }
+    im->opts = *opts;
+    im->spill_fd = -1;
+    at_buf_init(&im->line, AT_MAX_LINE_BYTES);
+    at_json_doc_init(&im->doc);
+    at_buf *bufs[] = {&im->sid, &im->sid_json, &im->branch, &im->version, &im->agent_id,
+                      &im->parent_sid, &im->pending, &im->data, &im->text, &im->tmp,
+                      &im->tmp2, &im->uuid_buf};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        at_buf_init(bufs[i], 0);
+    im->style = AT_JSON_COMPACT;
+    im->style.hook = opts->string_hook;
+    im->style.hook_ctx = opts->string_hook_ctx;
+    im->source_name = strdup(basename_of(opts->source ? opts->source : "upload.jsonl"));
+    at_fd_sink_init(&im->sink, opts->out_fd);
+    if (!im->source_name || at_chain_writer_init(&im->w, at_fd_sink_write, &im->sink, NULL) != AT_OK) {
+        oom(err);
+        at_import_free(im);
+        return NULL;
+    }
+    return im;
+}
+
+void at_import_free(at_import *im)
+{
+    if (!im)
+        return;
+    at_buf *bufs[] = {&im->line, &im->sid, &im->sid_json, &im->branch, &im->version,
+                      &im->agent_id, &im->parent_sid, &im->pending, &im->data, &im->text,
+                      &im->tmp, &im->tmp2, &im->uuid_buf};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        at_buf_fini(bufs[i]);
+    at_json_doc_fini(&im->doc);
+    at_chain_writer_fini(&im->w);
+    at_fd_sink_fini(&im->sink);
+    if (im->spill_fd >= 0)
+        close(im->spill_fd);
+    for (size_t i = 0; i < im->nlinks; i++) {
+        free(im->links[i].agent_id);
+        free(im->links[i].tool_use_id);
+    }
+    free(im->links);
+    free(im->source_name);
+    free(im);
+}
+
+/* Finds the end of the line starting at p: the first \n or \r. */
+static const char *line_end(const char *p, const char *end)
+{
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *cr = memchr(p, '\r', (size_t)((nl ? nl : end) - p));
+    return cr ? cr : nl;
+}
+
+at_result at_import_feed(at_import *im, const char *p, size_t n, at_error *err)
+{
+    if (im->failed)
+        return at_error_set(err, im->failed, -1, "import already failed");
+    int64_t bad;
+    if (at_utf8_feed(&im->utf8, p, n, &bad) != AT_OK) {
+        im->failed = AT_ERR_UTF8;
+        return at_error_set(err, AT_ERR_UTF8, bad, "invalid UTF-8 at byte offset %lld", (long long)bad);
+    }
+    const char *end = p + n;
+    at_result r = AT_OK;
+    if (n && im->after_cr && *p == '\n') {
+        p++;
+        im->offset++;
+    }
+    im->after_cr = false;
+    while (p < end) {
+        const char *e = line_end(p, end);
+        if (!e) {
+            /* The rest is the start of a line the next chunk finishes. */
+            if ((r = at_buf_add(&im->line, p, (size_t)(end - p))) != AT_OK) {
+                r = at_error_set(err, AT_ERR_TOO_BIG, (int64_t)im->offset,
+                                 "line longer than %u bytes at byte offset %llu", AT_MAX_LINE_BYTES,
+                                 (unsigned long long)im->offset);
+                goto fail;
+            }
+            im->offset += (size_t)(end - p);
+            break;
+        }
+        size_t len = (size_t)(e - p);
+        if (im->line.len) {
+            if ((r = at_buf_add(&im->line, p, len)) != AT_OK) {
+                r = at_error_set(err, AT_ERR_TOO_BIG, (int64_t)im->offset, "line longer than %u bytes",
+                                 AT_MAX_LINE_BYTES);
+                goto fail;
+            }
+            r = do_line(im, im->line.data, im->line.len, err);
+            at_buf_reset(&im->line);
+        } else {
+            if (len > AT_MAX_LINE_BYTES) {
+                r = at_error_set(err, AT_ERR_TOO_BIG, (int64_t)im->offset, "line longer than %u bytes",
+                                 AT_MAX_LINE_BYTES);
+                goto fail;
+            }
+            r = do_line(im, p, len, err);
+        }
+        if (r != AT_OK)
+            goto fail;
+        size_t skip = 1;
+        if (*e == '\r') {
+            if (e + 1 < end && e[1] == '\n')
+                skip = 2;
+            else if (e + 1 == end)
+                im->after_cr = true;
+        }
+        im->offset += len + skip;
+        p = e + skip;
+    }
+    return AT_OK;
+fail:
+    im->failed = r;
+    return r;
+}
+
+static at_result resolve_links(at_import *im, at_import_result *res)
+{
+    /* Resolve spawning tool_use ids to event ids by one pass over the events
+     * just written (only when this transcript spawned subagents). */
+    at_result r = AT_OK;
+    res->links = calloc(im->nlinks ? im->nlinks : 1, sizeof *res->links);
+    if (!res->links)
+        return AT_ERR_NOMEM;
+    for (size_t i = 0; i < im->nlinks; i++) {
+        res->links[i].agent_id = strdup(im->links[i].agent_id);
+        if (!res->links[i].agent_id)
+            return AT_ERR_NOMEM;
+        res->nlinks++;
+    }
+    if (!im->nlinks)
+        return AT_OK;
+    at_buf chunk, line;
+    at_json_doc d;
+    at_buf_init(&chunk, 0);
+    at_buf_init(&line, 0);
+    at_json_doc_init(&d);
+    static const char prefix[] = "{\"event_type\":\"tool_call\"";
+    off_t off = 0;
+    size_t unresolved = im->nlinks;
+    while (r == AT_OK && unresolved) {
+        if ((r = at_buf_reserve(&chunk, 1 << 20)) != AT_OK)
+            break;
+        ssize_t k = pread(im->opts.out_fd, chunk.data + chunk.len, 1 << 20, off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r = AT_ERR_IO;
+            break;
+        }
+        if (k == 0)
+            break;
+        off += k;
+        chunk.len += (size_t)k;
+        char *s = chunk.data, *end = chunk.data + chunk.len, *nl;
+        while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+            size_t n = (size_t)(nl - s);
+            if (n > sizeof prefix - 1 && memcmp(s, prefix, sizeof prefix - 1) == 0 &&
+                at_json_parse(&d, s, n, NULL) == AT_OK) {
+                uint32_t rid = at_json_get(&d, at_json_get(&d, 0, "data"), "request_id");
+                uint32_t eid = at_json_get(&d, 0, "event_id");
+                for (size_t i = 0; rid != AT_JSON_NONE && i < im->nlinks; i++) {
+                    if (res->links[i].event_id[0] || !at_json_is(&d, eid, AT_JSON_STRING) ||
+                        !at_json_str_eq(&d, rid, im->links[i].tool_use_id, strlen(im->links[i].tool_use_id)))
+                        continue;
+                    at_buf_reset(&line);
+                    if (at_json_str_decode(&d, eid, &line) == AT_OK && line.len <= 12) {
+                        memcpy(res->links[i].event_id, line.data, line.len);
+                        unresolved--;
+                    }
+                }
+            }
+            s = nl + 1;
+        }
+        memmove(chunk.data, s, (size_t)(end - s));
+        chunk.len = (size_t)(end - s);
+    }
+    at_json_doc_fini(&d);
+    at_buf_fini(&line);
+    at_buf_fini(&chunk);
+    return r;
+}
+
+static at_result build_meta(at_import *im, at_import_result *res, double ended_at)
+{
+    at_meta *m = &res->meta;
+    at_result r;
+    at_buf cmd;
+    at_buf_init(&cmd, 0);
+    if ((r = at_meta_set_string(m, AT_META_SESSION_ID, im->sid.data, im->sid.len)) != AT_OK ||
+        (r = at_meta_set_double(m, AT_META_STARTED_AT, im->started_at)) != AT_OK ||
+        (r = at_meta_set_double(m, AT_META_ENDED_AT, ended_at)) != AT_OK ||
+        (r = at_meta_set_string(m, AT_META_AGENT_NAME, "claude-code", 11)) != AT_OK ||
+        (r = at_buf_printf(&cmd, "imported from %s (branch: ", im->source_name)) != AT_OK ||
+        (r = at_buf_add(&cmd, im->branch.data, im->branch.len)) != AT_OK ||
+        (r = at_buf_adds(&cmd, ", v")) != AT_OK ||
+        (r = at_buf_add(&cmd, im->version.data, im->version.len)) != AT_OK ||
+        (r = at_buf_addc(&cmd, ')')) != AT_OK ||
+        (r = at_meta_set_string(m, AT_META_COMMAND, cmd.data, cmd.len)) != AT_OK ||
+        (r = at_meta_set_raw(m, AT_META_TOOL_CALLS, res->tool_calls, strlen(res->tool_calls))) != AT_OK ||
+        (r = at_meta_set_raw(m, AT_META_LLM_REQUESTS, res->llm_requests, strlen(res->llm_requests))) != AT_OK ||
+        (r = at_meta_set_raw(m, AT_META_TOTAL_TOKENS, res->total_tokens, strlen(res->total_tokens))) != AT_OK)
+        goto out;
+    char dur[AT_DOUBLE_REPR_MAX];
+    size_t dl = pynum_format(im->total_duration_ms, dur);
+    if ((r = at_meta_set_raw(m, AT_META_TOTAL_DURATION_MS, dur, dl)) != AT_OK ||
+        (r = at_meta_set_raw(m, AT_META_ATTRIBUTION, "{}", 2)) != AT_OK)
+        goto out;
+    if (im->agent_id.len) {
+        if ((r = at_meta_set_string(m, AT_META_PARENT_SESSION_ID, im->parent_sid.data, im->parent_sid.len)) != AT_OK ||
+            (r = at_meta_set_int(m, AT_META_DEPTH, 1)) != AT_OK)
+            goto out;
+    }
+out:
+    at_buf_fini(&cmd);
+    return r;
+}
+
+static char *dup_buf(const at_buf *b)
+{
+    char *p = malloc(b->len + 1);
+    if (p) {
+        if (b->len)
+            memcpy(p, b->data, b->len);
+        p[b->len] = 0;
+    }
+    return p;
+}
+
+at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
+{
+    at_result r;
+    memset(res, 0, sizeof *res);
+    at_meta_init(&res->meta);
+    if (im->failed)
+        return at_error_set(err, im->failed, -1, "import already failed");
+    int64_t bad;
+    if (at_utf8_finish(&im->utf8, &bad) != AT_OK)
+        return at_error_set(err, AT_ERR_UTF8, bad, "invalid UTF-8 at byte offset %lld (truncated sequence)",
+                            (long long)bad);
+    if (im->line.len) {
+        if ((r = do_line(im, im->line.data, im->line.len, err)) != AT_OK)
+            return r;
+        at_buf_reset(&im->line);
+    }
+    if (!im->have_sid) {
+        /* No entry named the session: the file name without its extension. */
+        const char *name = im->source_name;
+        const char *dot = strrchr(name, '.');
+        size_t n = dot && dot != name && dot[1] ? (size_t)(dot - name) : strlen(name);
+        if ((r = at_buf_add(&im->sid, name, n)) != AT_OK ||
+            (r = at_json_write_wtf8(&im->sid_json, im->sid.data ? im->sid.data : "", im->sid.len)) != AT_OK)
+            return at_error_set(err, r, -1, "out of memory");
+        im->have_sid = true;
+        if ((r = pending_flush(im)) != AT_OK)
+            return at_error_set(err, r, -1, "cannot replay held events");
+    }
+
+    double ended_at = im->last_ts > 0 ? im->last_ts : im->started_at;
+    if (pynum_is_zero(im->total_duration_ms) && ended_at > im->started_at) {
+        im->total_duration_ms.is_float = true;
+        im->total_duration_ms.f = (ended_at - im->started_at) * 1000.0;
+    }
+    snprintf(res->tool_calls, sizeof res->tool_calls, "%lld", (long long)im->tool_calls);
+    snprintf(res->llm_requests, sizeof res->llm_requests, "%lld", (long long)im->llm_requests);
+    pynum_format(im->total_tokens, res->total_tokens);
+
+    /* session_end */
+    char dur[AT_DOUBLE_REPR_MAX], eid[13];
+    pynum_format(im->total_duration_ms, dur);
+    data_begin(im);
+    if ((r = data_raw(im, "duration_ms", dur, strlen(dur))) != AT_OK ||
+        (r = data_raw(im, "tool_calls", res->tool_calls, strlen(res->tool_calls))) != AT_OK ||
+        (r = data_raw(im, "llm_requests", res->llm_requests, strlen(res->llm_requests))) != AT_OK ||
+        (r = data_raw(im, "total_tokens", res->total_tokens, strlen(res->total_tokens))) != AT_OK ||
+        (r = data_str(im, "source", im->opts.source ? im->opts.source : "upload.jsonl",
+                      strlen(im->opts.source ? im->opts.source : "upload.jsonl"))) != AT_OK ||
+        (r = data_end(im)) != AT_OK)
+        return at_error_set(err, r, -1, "out of memory");
+    at_buf_reset(&im->tmp2);
+    if ((r = at_buf_add(&im->tmp2, im->sid.data, im->sid.len)) != AT_OK ||
+        (r = at_buf_adds(&im->tmp2, ":session_end:0")) != AT_OK)
+        return at_error_set(err, r, -1, "out of memory");
+    derive_event_id(im->tmp2.data, im->tmp2.len, eid);
+    if ((r = write_event(im, EV_SESSION_END, ended_at, eid, im->data.data, im->data.len)) != AT_OK ||
+        (r = at_fd_sink_flush(&im->sink)) != AT_OK)
+        return at_error_set(err, AT_ERR_IO, -1, "cannot write events: %s", strerror(errno));
+
+    res->events = im->events;
+    res->skipped_lines = im->skipped;
+    res->bytes = im->utf8.offset;
+    at_chain_writer_digest(&im->w, res->events_sha256);
+    memcpy(res->head, im->w.head, AT_SHA256_LEN);
+    res->session_id = dup_buf(&im->sid);
+    if (!res->session_id)
+        return oom(err);
+    if (im->agent_id.len && (!(res->agent_id = dup_buf(&im->agent_id)) ||
+                             !(res->parent_session_id = dup_buf(&im->parent_sid))))
+        return oom(err);
+    if ((r = build_meta(im, res, ended_at)) != AT_OK)
+        return at_error_set(err, r, -1, "cannot build session metadata");
+    if ((r = resolve_links(im, res)) != AT_OK)
+        return at_error_set(err, r, -1, "cannot resolve subagent links");
+    return AT_OK;
+}
+
+void at_import_result_fini(at_import_result *res)
+{
+    free(res->session_id);
+    free(res->agent_id);
+    free(res->parent_session_id);
+    at_meta_fini(&res->meta);
+    for (size_t i = 0; i < res->nlinks; i++)
+        free(res->links[i].agent_id);
+    free(res->links);
+    memset(res, 0, sizeof *res);
+}
