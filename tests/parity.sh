@@ -1,0 +1,89 @@
+#!/bin/bash
+# parity.sh - `agent-traced import` reproduces the reference storage byte for
+# byte: every fixture imported (with --source <basename>, TZ=UTC) into one
+# storage gives meta.json and events.ndjson identical to tests/fixtures/expected*,
+# in file order and in reverse order (children before parents), and a second
+# import of the same files changes nothing.
+. "${top_srcdir:-.}/tests/lib.sh"
+export TZ=UTC
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+compare() { # compare EXPECTED_DIR STORAGE LABEL
+    for d in "$1"/*/; do
+        sid=$(basename "$d")
+        check "$3: $sid events.ndjson" cmp -s "$d/events.ndjson" "$2/$sid/events.ndjson"
+        check "$3: $sid meta.json" cmp -s "$d/meta.json" "$2/$sid/meta.json"
+        check "$3: $sid events is a link to its object" test "$(stat -c %h "$2/$sid/events.ndjson" 2>/dev/null)" -ge 2
+    done
+}
+
+for set in claude:expected claude-edge:expected-edge; do
+    src=${set%%:*}
+    exp=${set##*:}
+    for order in forward reverse; do
+        store="$work/$src-$order"
+        if [ $order = forward ]; then sort_opt=""; else sort_opt="-r"; fi
+        find "$FIX/$src" -name '*.jsonl' | sort $sort_opt > "$work/list"
+        while read -r f; do
+            "$BIN" import --storage "$store" --source "$(basename "$f")" "$f" > "$work/out" 2> "$work/err" ||
+                not_ok "import $f: $(cat "$work/err")"
+        done < "$work/list"
+        compare "$FIX/$exp" "$store" "$src ($order)"
+        nsessions=$(find "$store" -mindepth 2 -maxdepth 2 -name meta.json | wc -l)
+        check "$src ($order): no extra sessions" test "$nsessions" -eq "$(ls "$FIX/$exp" | wc -l)"
+    done
+    # Re-importing identical bytes is a no-op.
+    store="$work/$src-forward"
+    before=$(cd "$store" && find . -type f -not -path './.agent-traced/*' | sort | xargs sha256sum)
+    find "$FIX/$src" -name '*.jsonl' | sort | while read -r f; do
+        "$BIN" import --storage "$store" --source "$(basename "$f")" "$f" > /dev/null 2>&1
+    done
+    after=$(cd "$store" && find . -type f -not -path './.agent-traced/*' | sort | xargs sha256sum)
+    check "$src: re-import changes nothing" test "$before" = "$after"
+    check "$src: no staging files left" test -z "$(ls -A "$store/.agent-traced/tmp")"
+done
+
+# The summary line of one import.
+line=$("$BIN" import --storage "$work/one" --source tools.jsonl "$FIX/claude-edge/tools.jsonl")
+want='{"session_id": "0e0e0e0e-0000-4000-8000-000000000002", "events": 15, "tool_calls": 4, "llm_requests": 2, "total_tokens": 102, "events_sha256": "'$(sha256sum < "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | cut -c1-64)'", "head": "'$(tail -n1 "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | tr -d '\n' | sha256sum | cut -c1-64)'", "skipped_lines": 0}'
+check "summary line" test "$line" = "$want"
+[ "$line" = "$want" ] || { echo "got:  $line"; echo "want: $want"; }
+
+# Standard input, the default source (absolute path) and AGENT_STRACE_STORAGE.
+"$BIN" import --storage "$work/stdin" - < "$FIX/claude-edge/tools.jsonl" > /dev/null
+check "stdin: source is 'stdin'" grep -q '"source":"stdin"' "$work/stdin/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson"
+AGENT_STRACE_STORAGE="$work/env" "$BIN" import "$FIX/claude-edge/tools.jsonl" > /dev/null
+abs=$(cd "$FIX/claude-edge" && pwd)/tools.jsonl
+check "default source is the absolute path" grep -q "\"source\":\"$abs\"" "$work/env/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson"
+
+# Bad input: a clear error, a non-zero exit, nothing left behind.
+printf '{"type":"user","sessionId":"bad-utf8","message":{"content":"x\xff"}}\n' > "$work/bad.jsonl"
+"$BIN" import --storage "$work/bad" "$work/bad.jsonl" > "$work/out" 2> "$work/err"
+check "invalid UTF-8: exit 1" test $? -eq 1
+check "invalid UTF-8: message names the offset" grep -q "byte offset 61" "$work/err"
+check "invalid UTF-8: no session" test ! -e "$work/bad/bad-utf8"
+check "invalid UTF-8: no staging file" test -z "$(ls -A "$work/bad/.agent-traced/tmp")"
+check "invalid UTF-8: no object" test -z "$(find "$work/bad/objects" -type f)"
+printf '{"type":"user","sessionId":"../escape","message":{"content":"x"}}\n' > "$work/esc.jsonl"
+"$BIN" import --storage "$work/esc" "$work/esc.jsonl" > /dev/null 2> "$work/err"
+check "unsafe session id: exit 1" test $? -eq 1
+check "unsafe session id: nothing outside" test ! -e "$work/escape"
+"$BIN" import --storage "$work/missing" "$work/does-not-exist.jsonl" > /dev/null 2>&1
+check "missing file: exit 1" test $? -eq 1
+"$BIN" import > /dev/null 2>&1
+check "no file: usage error exit 2" test $? -eq 2
+"$BIN" import --help | grep -q "usage: agent-traced import"
+check "import --help" test $? -eq 0
+"$BIN" --help | grep -q "import"
+check "top-level --help" test $? -eq 0
+
+# A grown transcript replaces the session's events; the old object stays.
+head -n 5 "$FIX/claude-edge/tools.jsonl" > "$work/grow.jsonl"
+"$BIN" import --storage "$work/grow" --source tools.jsonl "$work/grow.jsonl" > /dev/null
+old=$(sha256sum < "$work/grow/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | cut -c1-64)
+"$BIN" import --storage "$work/grow" --source tools.jsonl "$FIX/claude-edge/tools.jsonl" > /dev/null
+check "grown transcript: new events" cmp -s "$work/grow/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson"
+check "grown transcript: old object kept" test -f "$work/grow/objects/sha256/${old:0:2}/$old.ndjson"
+
+finish parity
