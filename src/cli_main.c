@@ -53,8 +53,6 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "import") == 0)
         return cli_import(argc - 1, argv + 1);
-    if (strcmp(cmd, "verify") == 0)
-        return cli_verify(argc - 1, argv + 1);
     fprintf(stderr, "agent-traced: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }
