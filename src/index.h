@@ -1,0 +1,36 @@
+/* index.h - the event index (index.c) beyond what http.h declares: refresh
+ * after a write, counts for `reindex`, and the `reindex` command. */
+#ifndef AGENTTRACED_INDEX_H
+#define AGENTTRACED_INDEX_H
+
+#include "http.h"
+
+#include "agenttrace/common.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+/* <root>/.agent-traced/index.sqlite */
+#define EVENT_INDEX_FILE "index.sqlite"
+
+/* event_index_open with a choice: sync=false skips the initial check of
+ * the store against the index (for a caller about to rebuild anyway). */
+event_index *event_index_open_ex(const char *root, bool sync, at_error *err);
+
+/* Brings one session up to date after an import or an append (cheap when
+ * its events.ndjson did not change; drops it when the file is gone).
+ * Errors are swallowed: the next lookup re-checks anyway. */
+void event_index_refresh_session(event_index *ix, const char *session_id);
+
+/* Re-checks every session of the store (new, changed, removed). */
+at_result event_index_sync(event_index *ix, at_error *err) AT_WUR;
+
+/* Number of indexed sessions and events. */
+at_result event_index_counts(event_index *ix, int64_t *sessions, int64_t *events,
+                             at_error *err) AT_WUR;
+
+/* `agent-traced reindex [--storage DIR]`: rebuilds the index of a storage
+ * directory and prints one JSON summary line. Exit status 0, 1 on failure,
+ * 2 on usage errors. */
+int cli_reindex(int argc, char **argv);
+
+#endif

@@ -1,0 +1,19 @@
+/* tree.h - `agent-strace tree` over a storage directory (server-api.md,
+ * "Trees, exactly as agent-strace prints them"), usable without HTTP. */
+#ifndef AGENTTRACED_TREE_H
+#define AGENTTRACED_TREE_H
+
+#include "agenttrace/buf.h"
+#include "agenttrace/common.h"
+#include <stdbool.h>
+
+/* Appends to out what `agent-strace tree <id> --format json` (text: false)
+ * or `--format text` prints for the session stored in <root>/<session_dir>
+ * (an exact directory name: resolve prefixes first), trailing newline
+ * included. AT_ERR_NOT_FOUND when that session has no readable meta.json;
+ * AT_ERR_INVALID when a meta counter is not a number (agent-strace would
+ * fail too); AT_ERR_NOMEM / AT_ERR_IO otherwise. */
+at_result tree_render(const char *root, const char *session_dir, bool text, at_buf *out,
+                      at_error *err) AT_WUR;
+
+#endif

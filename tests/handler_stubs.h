@@ -1,0 +1,107 @@
+/* handler_stubs.h - minimal http_response_* and sessions_resolve so handler
+ * modules (tree.c, index.c) can be unit-tested without the HTTP layer and
+ * sessions.c. Include in exactly one test translation unit. */
+#ifndef AGENTTRACED_HANDLER_STUBS_H
+#define AGENTTRACED_HANDLER_STUBS_H
+
+#include "http.h"
+#include "agenttrace/json.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void http_response_init(http_response *r)
+{
+    memset(r, 0, sizeof *r);
+    r->status = 200;
+    r->content_type = "application/json";
+    at_buf_init(&r->body, 0);
+    r->fd = -1;
+}
+
+void http_response_fini(http_response *r)
+{
+    at_buf_fini(&r->body);
+    if (r->fd >= 0)
+        close(r->fd);
+}
+
+void http_response_json(http_response *r, int status, const char *json, size_t n)
+{
+    r->status = status;
+    r->content_type = "application/json";
+    at_buf_reset(&r->body);
+    if (at_buf_add(&r->body, json, n) != AT_OK)
+        r->status = 500;
+}
+
+void http_response_error(http_response *r, int status, const char *fmt, ...)
+{
+    char m[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    r->status = status;
+    r->content_type = "application/json";
+    at_buf_reset(&r->body);
+    if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK ||
+        at_json_write_wtf8(&r->body, m, strlen(m)) != AT_OK || at_buf_adds(&r->body, "}") != AT_OK)
+        r->status = 500;
+}
+
+bool sessions_id_acceptable(const char *id, size_t n)
+{
+    if (n == 0 || n > 255 || id[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (id[i] == '/' || id[i] == '\\' || id[i] == 0)
+            return false;
+    return true;
+}
+
+/* exact directory with meta.json, else a unique prefix */
+int sessions_resolve(server_ctx *ctx, const char *id, char **out, http_response *resp)
+{
+    if (!sessions_id_acceptable(id, strlen(id))) {
+        http_response_error(resp, 400, "invalid session id");
+        return 400;
+    }
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s/meta.json", ctx->root, id);
+    if (stat(p, &st) == 0) {
+        *out = strdup(id);
+        return 200;
+    }
+    DIR *d = opendir(ctx->root);
+    char *found = NULL;
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || strncmp(e->d_name, id, strlen(id)) != 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s/meta.json", ctx->root, e->d_name);
+        if (stat(p, &st) != 0)
+            continue;
+        n++;
+        free(found);
+        found = strdup(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    if (n == 1) {
+        *out = found;
+        return 200;
+    }
+    free(found);
+    http_response_error(resp, 404, "session not found: %s", id);
+    return 404;
+}
+
+#endif
