@@ -9,6 +9,9 @@
  * past the end of the field it is parsing; here every read goes through
  * text_at(), which sees the Z-rewritten string plus its terminating NUL
  * without building it. The common transcript form takes a fast path first. */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* localtime_r */
+#endif
 #include "agenttrace/timestamp.h"
 
 #include <stdint.h>
@@ -118,7 +121,7 @@ static bool valid_datetime(int y, int mo, int d, int h, int mi, int s)
  * it must do), and let the int-to-double conversion round once. */
 static double micros_to_seconds(int64_t us)
 {
-    uint64_t a = us < 0 ? -(uint64_t)us : (uint64_t)us;
+    uint64_t a = us < 0 ? (uint64_t)-(us + 1) + 1 : (uint64_t)us;
     double r;
     if (a <= UINT64_C(1) << 53) {
         r = (double)a / 1e6;
@@ -195,7 +198,6 @@ static long long local_to_seconds(int y, int mo, int d, int h, int mi, int s)
 
 typedef struct {
     const unsigned char *s;
-    size_t n;      /* source bytes */
     size_t len;    /* bytes of the rewritten text; text_at(len) is its NUL */
     size_t sur;    /* source offset of the surrogate shown as 'T', or NO_SURROGATE */
     size_t si, vi; /* cursor: the source unit at si starts at rewritten offset vi */
@@ -399,7 +401,6 @@ static bool text_init(text *t, const unsigned char *s, size_t n)
     if (cps + 5 * zs < 7 || surs > 1)
         return false;
     t->s = s;
-    t->n = n;
     t->len = n + 5 * zs;
     t->sur = NO_SURROGATE;
     t->si = t->vi = 0;
@@ -413,7 +414,9 @@ static bool text_init(text *t, const unsigned char *s, size_t n)
     return true;
 }
 
-static bool parse_general(const unsigned char *s, size_t n, double *out)
+/* Everything the fast path does not take; kept out of line so the fast
+ * path stays small. */
+__attribute__((noinline)) static bool parse_general(const unsigned char *s, size_t n, double *out)
 {
     text t;
     if (!text_init(&t, s, n))
@@ -464,53 +467,72 @@ static bool parse_general(const unsigned char *s, size_t n, double *out)
 
 /* ---- fast path: exactly YYYY-MM-DDTHH:MM:SS(.f{1,6})?(Z|+00:00) */
 
-static inline int two_digits(const unsigned char *p)
+static inline uint64_t load8(const void *p)
 {
-    unsigned a = (unsigned)(p[0] - '0'), b = (unsigned)(p[1] - '0');
-    return a < 10 && b < 10 ? (int)(a * 10 + b) : -1;
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
 }
 
-/* Days from 1970-01-01 (Hinnant's days_from_civil), for year >= 1. */
-static inline int64_t days_from_civil(int y, int m, int d)
+/* The first 19 bytes, checked as three overlapping words: XOR with the
+ * template leaves 0..9 in digit places and 0 in literal places; adding
+ * 0x76 (digits) or 0x7F (literals) to the low 7 bits of each byte sets its
+ * top bit exactly when it is out of range, without carrying into the next
+ * byte (so it holds in either byte order), and a byte with its top bit
+ * already set is bad anyway. */
+static const unsigned char fast_tmpl[20] = "0000-00-00T00:00:00";
+static const unsigned char fast_add[19] = {
+    0x76, 0x76, 0x76, 0x76, 0x7F, 0x76, 0x76, 0x7F, 0x76, 0x76,
+    0x7F, 0x76, 0x76, 0x7F, 0x76, 0x76, 0x7F, 0x76, 0x76};
+
+static inline bool fast_shape(const unsigned char *s)
 {
-    y -= m <= 2;
-    int era = y / 400; /* y >= 0 here */
-    int yoe = y - era * 400;
-    int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return (int64_t)era * 146097 + doe - 719468;
+    static const size_t off[3] = {0, 8, 11};
+    uint64_t bad = 0;
+    for (int k = 0; k < 3; k++) {
+        uint64_t x = load8(s + off[k]) ^ load8(fast_tmpl + off[k]);
+        bad |= ((x & UINT64_C(0x7F7F7F7F7F7F7F7F)) + load8(fast_add + off[k])) | x;
+    }
+    return (bad & UINT64_C(0x8080808080808080)) == 0;
 }
 
 /* 1 parsed, 0 rejected (Python raises too), -1 not this form. */
 static int parse_fast(const unsigned char *s, size_t n, double *out)
 {
-    if (n < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
-        return -1;
-    int yh = two_digits(s), yl = two_digits(s + 2), mo = two_digits(s + 5),
-        d = two_digits(s + 8), h = two_digits(s + 11), mi = two_digits(s + 14),
-        sec = two_digits(s + 17);
-    if ((yh | yl | mo | d | h | mi | sec) < 0)
+    if (n < 20 || n > 32 || !fast_shape(s))
         return -1;
 
-    size_t i = 19;
+    /* the tail: Z or +00:00, and between it and the seconds nothing, or a
+     * dot and up to 6 digits (3.11 takes a bare dot before an offset) */
+    size_t tail = s[n - 1] == 'Z' ? 1 : n >= 25 && memcmp(s + n - 6, "+00:00", 6) == 0 ? 6 : 0;
+    if (tail == 0)
+        return -1;
+    size_t digits = n - 19 - tail;
+    static const int scale[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
     int frac = 0;
-    if (i < n && s[i] == '.') {
-        size_t k = ++i;
-        while (i < n && i - k < 6 && is_digit(s[i]))
-            frac = frac * 10 + (s[i++] - '0');
-        if (i == k)
+    if (digits != 0) {
+        if (s[19] != '.' || --digits > 6)
             return -1;
-        for (size_t j = i - k; j < 6; j++)
-            frac *= 10;
+        for (size_t i = 0; i < digits; i++) {
+            unsigned c = (unsigned)(s[20 + i] - '0');
+            if (c > 9)
+                return -1;
+            frac = frac * 10 + (int)c;
+        }
+        frac *= scale[digits];
     }
-    size_t rest = n - i;
-    if (!(rest == 1 && s[i] == 'Z') && !(rest == 6 && memcmp(s + i, "+00:00", 6) == 0))
-        return -1;
 
-    int y = yh * 100 + yl;
-    if (!valid_datetime(y, mo, d, h, mi, sec))
+#define D(i) (s[i] - '0')
+    int y = D(0) * 1000 + D(1) * 100 + D(2) * 10 + D(3), mo = D(5) * 10 + D(6),
+        d = D(8) * 10 + D(9), h = D(11) * 10 + D(12), mi = D(14) * 10 + D(15),
+        sec = D(17) * 10 + D(18);
+#undef D
+    /* valid_datetime() with the checks the digits cannot fail left out */
+    if (y == 0 || (unsigned)(mo - 1) > 11 || d == 0 || d > days_in_month(y, mo) || h > 23 ||
+        mi > 59 || sec > 59)
         return 0;
-    int64_t secs = days_from_civil(y, mo, d) * SEC_PER_DAY + h * 3600 + mi * 60 + sec;
+    int64_t secs = (int64_t)(ymd_to_ord(y, mo, d) - EPOCH_ORDINAL) * SEC_PER_DAY +
+                   h * 3600 + mi * 60 + sec;
     *out = micros_to_seconds(secs * US_PER_SEC + frac);
     return 1;
 }
