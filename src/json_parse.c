@@ -209,6 +209,12 @@ static at_result parse_number(parser *p)
                 i++;
         }
     }
+    /* Python 3.11 refuses to convert integers of more than 4300 digits
+     * (sys.int_info.str_digits_check_threshold), so json.loads fails. */
+    if (!is_float && i - start - (s[start] == '-') > 4300) {
+        p->pos = start;
+        return fail(p, "integer longer than 4300 digits");
+    }
 done:;
     at_result r = push(p, is_float ? AT_JSON_FLOAT : AT_JSON_INT, (uint32_t)start, &idx);
     if (r != AT_OK)

@@ -81,6 +81,10 @@ def main():
         # Write the random value with escapes mixed in: ensure_ascii on/off.
         text = json.dumps(v, ensure_ascii=rng.random() < 0.5)
         out.append(line(text))
+    # Python 3.11 limits int conversion to 4300 digits
+    out.append(line('1' * 4300))
+    out.append(line('-' + '1' * 4300))
+    out.append(line('[' + '1' * 4301 + ']'))
     # deep nesting within our cap
     out.append(line('[' * 900 + ']' * 900))
     out.append(line('{"a":' * 300 + '1' + '}' * 300))
