@@ -16,8 +16,8 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  import   import Claude Code transcripts (JSONL) into a storage directory\n"
+    "  verify   check the hash chains of events.ndjson files or session directories\n"
     "  reindex  rebuild the event index of a storage directory\n"
-    "  verify   check the hash chain of events.ndjson files or session directories\n"
     "\n"
     "`agent-traced <command> --help` describes each command.\n"
     "Environment: AGENT_STRACE_STORAGE is the default storage directory.\n";
@@ -55,6 +55,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "import") == 0)
         return cli_import(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0)
+        return cli_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "reindex") == 0)
         return cli_reindex(argc - 1, argv + 1);
     fprintf(stderr, "agent-traced: unknown command '%s'\n\n%s", cmd, usage);

@@ -1,0 +1,200 @@
+/* cli_verify.c - `agent-traced verify`: check the hash chain of events.ndjson
+ * files or session directories, one JSON verdict line per path. */
+#include "cli.h"
+
+#include "agenttrace/json.h"
+#include "agenttrace/verify.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char usage[] =
+    "usage: agent-traced verify [--legacy] PATH...\n"
+    "\n"
+    "Checks the SHA-256 hash chain of each PATH, an events.ndjson file or a\n"
+    "session directory (then PATH/events.ndjson), and prints one JSON line per\n"
+    "path: path, ok, total_events, broken_at (0-based index of the first bad\n"
+    "event line, or null), broken_event_id (its event_id, or null).\n"
+    "\n"
+    "  --legacy    accept lines without prev_hash, as agent-strace's\n"
+    "              `audit --verify-chain` does (events written before hash\n"
+    "              chains); by default every line after the first needs one\n"
+    "  -h, --help  show this help\n"
+    "\n"
+    "Exit status: 0 when every chain is intact, 1 when one is broken, 2 when a\n"
+    "path cannot be read or on usage errors (2 wins over 1).\n";
+
+/* Length of the strictly valid UTF-8 sequence at s[0..n), or 0 if none starts there. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (c == 0xe0)
+        lo = 0xa0;
+    else if (c == 0xed)
+        hi = 0x9f;
+    else if (c == 0xf0)
+        lo = 0x90;
+    else if (c == 0xf4)
+        hi = 0x8f;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* Appends argv bytes as the string Python would hold (os.fsdecode: UTF-8
+ * with surrogateescape), in WTF-8: each byte that is not part of a valid
+ * sequence becomes the lone surrogate U+DC80..U+DCFF. */
+static at_result argv_to_wtf8(at_buf *out, const char *arg)
+{
+    const unsigned char *s = (const unsigned char *)arg;
+    size_t n = strlen(arg), i = 0;
+    at_result r = AT_OK;
+    while (i < n && r == AT_OK) {
+        size_t k = utf8_seq(s + i, n - i);
+        if (k) {
+            r = at_buf_add(out, s + i, k);
+            i += k;
+        } else {
+            unsigned cp = 0xdc00u + s[i++];
+            char e[3] = {(char)(0xe0 | cp >> 12), (char)(0x80 | ((cp >> 6) & 0x3f)),
+                         (char)(0x80 | (cp & 0x3f))};
+            r = at_buf_add(out, e, 3);
+        }
+    }
+    return r;
+}
+
+/* Prints the verdict line for one path (json.dumps default separators). */
+static int print_verdict(const char *path, const at_verify_report *rep)
+{
+    at_buf b, name;
+    at_result r;
+    at_buf_init(&b, 0);
+    at_buf_init(&name, 0);
+    r = at_buf_adds(&b, "{\"path\": ");
+    if (r == AT_OK)
+        r = argv_to_wtf8(&name, path);
+    if (r == AT_OK)
+        r = at_json_write_wtf8(&b, name.data ? name.data : "", name.len);
+    if (r == AT_OK)
+        r = at_buf_printf(&b, ", \"ok\": %s, \"total_events\": %llu, \"broken_at\": ",
+                          rep->ok ? "true" : "false", (unsigned long long)rep->total_events);
+    if (r == AT_OK)
+        r = rep->broken_at < 0 ? at_buf_adds(&b, "null")
+                               : at_buf_printf(&b, "%lld", (long long)rep->broken_at);
+    if (r == AT_OK)
+        r = at_buf_adds(&b, ", \"broken_event_id\": ");
+    if (r == AT_OK)
+        r = rep->broken_event_id ? at_json_write_wtf8(&b, rep->broken_event_id,
+                                                      strlen(rep->broken_event_id))
+                                 : at_buf_adds(&b, "null");
+    if (r == AT_OK)
+        r = at_buf_adds(&b, "}\n");
+    if (r == AT_OK)
+        fwrite(b.data, 1, b.len, stdout);
+    else
+        cli_errorf("verify", "%s: cannot print the verdict: %s", path, at_result_str(r));
+    at_buf_fini(&b);
+    at_buf_fini(&name);
+    return r == AT_OK ? 0 : -1;
+}
+
+/* Verifies one path. Returns 0 intact, 1 broken, 2 unreadable. */
+static int verify_one(const char *path, at_verify_mode mode)
+{
+    at_buf file;
+    at_verify_report rep;
+    at_error err;
+    struct stat sb;
+    int rc;
+
+    memset(&err, 0, sizeof err);
+    at_buf_init(&file, 0);
+    const char *target = path;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        size_t n = strlen(path);
+        bool slash = n > 0 && path[n - 1] == '/';
+        if (at_buf_adds(&file, path) != AT_OK ||
+            at_buf_adds(&file, slash ? "events.ndjson" : "/events.ndjson") != AT_OK) {
+            cli_errorf("verify", "%s: out of memory", path);
+            at_buf_fini(&file);
+            return 2;
+        }
+        target = file.data;
+    }
+    at_result r = at_verify_file(target, mode, &rep, &err);
+    if (r != AT_OK) {
+        cli_errorf("verify", "%s", err.message[0] ? err.message : at_result_str(r));
+        rc = 2;
+    } else if (print_verdict(path, &rep) != 0) {
+        rc = 2;
+    } else {
+        rc = rep.ok ? 0 : 1;
+    }
+    at_verify_report_fini(&rep);
+    at_buf_fini(&file);
+    return rc;
+}
+
+int cli_verify(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"legacy", no_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    at_verify_mode mode = AT_VERIFY_STRICT;
+    int c;
+    optind = 1;
+    opterr = 0; /* our own messages, named after the command */
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'L':
+            mode = AT_VERIFY_LEGACY;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            if (optopt && optopt != 'L' && optopt != 'h')
+                cli_errorf("verify", "unknown option '-%c'", optopt);
+            else
+                cli_errorf("verify", "unknown or malformed option '%s'", argv[optind - 1]);
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        cli_errorf("verify", "no PATH given");
+        fputs(usage, stderr);
+        return 2;
+    }
+    int status = 0;
+    for (int i = optind; i < argc; i++) {
+        int rc = verify_one(argv[i], mode);
+        if (rc > status)
+            status = rc;
+    }
+    if (fflush(stdout) != 0) {
+        cli_errorf("verify", "cannot write the output");
+        status = 2;
+    }
+    return status;
+}
