@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "config.h"
+#include "http_server.h"
 #include "index.h"
 
 #include <stdarg.h>
@@ -18,9 +19,12 @@ static const char usage[] =
     "  import   import Claude Code transcripts (JSONL) into a storage directory\n"
     "  verify   check the hash chains of events.ndjson files or session directories\n"
     "  reindex  rebuild the event index of a storage directory\n"
+    "  serve    run the HTTP service (agent-strace collector API, uploads, trees)\n"
+    "  keygen   print a new API key (ast_ + 32 hex digits)\n"
     "\n"
     "`agent-traced <command> --help` describes each command.\n"
-    "Environment: AGENT_STRACE_STORAGE is the default storage directory.\n";
+    "Environment: AGENT_STRACE_STORAGE is the default storage directory,\n"
+    "AGENT_STRACE_AUTH_KEY the server's API keys.\n";
 
 void cli_errorf(const char *cmd, const char *fmt, ...)
 {
@@ -59,6 +63,10 @@ int main(int argc, char **argv)
         return cli_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "reindex") == 0)
         return cli_reindex(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cli_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "keygen") == 0)
+        return cli_keygen(argc - 1, argv + 1);
     fprintf(stderr, "agent-traced: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -1,4 +1,4 @@
-/* http_response.c - building handler responses (see http.h). */
+/* http_response.c - the handler-side response value (http.h). */
 #include "http.h"
 
 #include "agenttrace/json.h"
@@ -13,8 +13,8 @@ void http_response_init(http_response *r)
     memset(r, 0, sizeof *r);
     r->status = 200;
     r->content_type = "application/json";
-    r->fd = -1;
     at_buf_init(&r->body, 0);
+    r->fd = -1;
 }
 
 void http_response_fini(http_response *r)
@@ -30,22 +30,33 @@ void http_response_json(http_response *r, int status, const char *json, size_t n
     r->status = status;
     r->content_type = "application/json";
     at_buf_reset(&r->body);
-    if (at_buf_add(&r->body, json, n) != AT_OK)
+    if (at_buf_add(&r->body, json, n) != AT_OK) {
         r->status = 500;
+        at_buf_reset(&r->body);
+    }
 }
 
 void http_response_error(http_response *r, int status, const char *fmt, ...)
 {
-    char msg[512];
+    char m[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int k = vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
+    size_t n = k < 0 ? 0 : (size_t)k < sizeof m ? (size_t)k : sizeof m - 1;
+    if (r->fd >= 0) {
+        close(r->fd);
+        r->fd = -1;
+    }
     r->status = status;
     r->content_type = "application/json";
+    r->etag[0] = 0;
     at_buf_reset(&r->body);
-    /* {"error": "..."} as json.dumps writes it. */
+    /* Messages may quote client bytes (ids): json.dumps escapes them, and a
+     * message cut inside a UTF-8 sequence is still written as WTF-8. */
     if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK ||
-        at_json_write_wtf8(&r->body, msg, strlen(msg)) != AT_OK || at_buf_addc(&r->body, '}') != AT_OK)
+        at_json_write_wtf8(&r->body, m, n) != AT_OK || at_buf_adds(&r->body, "}") != AT_OK) {
         r->status = 500;
+        at_buf_reset(&r->body);
+    }
 }

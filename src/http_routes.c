@@ -1,0 +1,54 @@
+/* http_routes.c - the route table and the path matcher (see http_routes.h). */
+#include "http_routes.h"
+
+#include <string.h>
+
+const struct http_route http_routes[] = {
+    {"GET", "/health", H_HEALTH, false},
+    {"GET", "/metrics", H_METRICS, false},
+    {"GET", "/sessions", H_LIST_SESSIONS, false},
+    {"POST", "/sessions", H_POST_SESSIONS, true},
+    {"GET", "/sessions/{id}", H_GET_SESSION, false},
+    {"GET", "/sessions/{id}/events", H_GET_SESSION_EVENTS, false},
+    {"GET", "/sessions/{id}/events/{event_id}", H_GET_SESSION_EVENT, false},
+    {"GET", "/sessions/{id}/tree", H_GET_TREE, false},
+    {"GET", "/sessions/{id}/verify", H_GET_VERIFY, false},
+    {"POST", "/events", H_POST_EVENTS, true},
+    {"GET", "/events/{event_id}", H_GET_EVENT, false},
+    {"POST", "/verify", H_POST_VERIFY, true},
+    {"GET", "/objects/sha256/{hex}", H_GET_OBJECT, false},
+    {"POST", "/import", H_IMPORT, true},
+    {"PUT", "/import", H_IMPORT, true},
+};
+
+const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];
+
+bool http_route_match(const char *pattern, const char *path, size_t n,
+                      http_slice params[HTTP_MAX_PARAMS])
+{
+    size_t i = 0, np = 0;
+    const char *q = pattern;
+    while (*q) {
+        if (*q != '/' || i >= n || path[i] != '/')
+            return false;
+        q++;
+        i++;
+        const char *qe = strchr(q, '/');
+        size_t ql = qe ? (size_t)(qe - q) : strlen(q);
+        size_t s = i;
+        while (i < n && path[i] != '/')
+            i++;
+        size_t sl = i - s;
+        if (ql >= 2 && q[0] == '{' && q[ql - 1] == '}') {
+            if (sl == 0 || np >= HTTP_MAX_PARAMS)
+                return false;
+            params[np].p = path + s;
+            params[np].n = sl;
+            np++;
+        } else if (sl != ql || memcmp(path + s, q, ql) != 0) {
+            return false;
+        }
+        q += ql;
+    }
+    return i == n;
+}

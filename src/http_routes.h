@@ -1,0 +1,54 @@
+/* http_routes.h - the route table of `agent-traced serve`: every (method,
+ * path pattern) the server answers. The router (http_server.c), the metrics
+ * labels and the OpenAPI check (tests/test_http.c) all read this one table,
+ * so a route cannot exist in one place and be missing in another. It has
+ * no dependencies, so a test can link it alone. */
+#ifndef AGENTTRACED_HTTP_ROUTES_H
+#define AGENTTRACED_HTTP_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    H_HEALTH,
+    H_LIST_SESSIONS,
+    H_POST_SESSIONS,
+    H_GET_SESSION,
+    H_GET_SESSION_EVENTS,
+    H_GET_SESSION_EVENT,
+    H_GET_TREE,
+    H_GET_VERIFY,
+    H_POST_EVENTS,
+    H_GET_EVENT,
+    H_POST_VERIFY,
+    H_GET_OBJECT,
+    H_METRICS,
+    H_IMPORT,
+} http_handler_id;
+
+/* One route. `pattern` segments written {name} match any one non-empty
+ * path segment; `body` says the handler consumes a request body. */
+struct http_route {
+    const char *method;
+    const char *pattern;
+    http_handler_id handler;
+    bool body;
+};
+
+extern const struct http_route http_routes[];
+extern const size_t http_nroutes;
+
+#define HTTP_MAX_PARAMS 2
+
+/* A piece of the request path (not NUL-terminated). */
+typedef struct {
+    const char *p;
+    size_t n;
+} http_slice;
+
+/* Does path[0..n) (without query string, one trailing '/' already removed)
+ * match pattern? On success params[] holds the {name} segments in order. */
+bool http_route_match(const char *pattern, const char *path, size_t n,
+                      http_slice params[HTTP_MAX_PARAMS]);
+
+#endif

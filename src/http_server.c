@@ -1,0 +1,1186 @@
+/* http_server.c - `agent-traced serve`: libmicrohttpd, routing, auth,
+ * streaming request bodies, request logs, metrics; and `agent-traced keygen`.
+ *
+ * Threading: MHD's internal polling with a thread pool (one epoll loop per
+ * thread, --threads, default the number of cores). A slow or idle client
+ * then costs a socket, not a thread, and the thread count stays bounded
+ * whatever the number of connections; handlers are short or stream their
+ * input chunk by chunk, so one pool thread serves many connections. The
+ * connection timeout (--timeout) closes clients that stop sending.
+ *
+ * Request bodies follow largepost.c: the first callback allocates a
+ * `request`, later calls feed the body through the decoder (identity or
+ * gzip) to the route's sink (the importer, the verifier, or a capped buffer
+ * for the collector endpoints) and set *upload_data_size = 0; an error
+ * records its status and drains the rest; the final call queues the
+ * response; the completion callback logs, counts, and frees the state,
+ * discarding a staged import that was not committed (client gone, error). */
+#include "http_server.h"
+
+#include "http.h"
+#include "http_routes.h"
+#include "index.h"
+#include "metrics.h"
+
+#include "agenttrace/importer.h"
+#include "agenttrace/json.h"
+#include "agenttrace/sha256.h"
+#include "agenttrace/store.h"
+#include "agenttrace/verify.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#if MHD_VERSION < 0x00097002
+typedef int MHD_RESULT;
+#else
+typedef enum MHD_Result MHD_RESULT;
+#endif
+
+static const char serve_usage[] =
+    "usage: agent-traced serve [--host H] [--port P] [--storage DIR] [--auth-key KEY]...\n"
+    "                          [--max-upload BYTES] [--threads N] [--timeout SECONDS]\n"
+    "\n"
+    "Serves a storage directory over HTTP: the agent-strace collector endpoints\n"
+    "and transcript upload, session trees, event lookup, chain verification,\n"
+    "raw objects and Prometheus metrics (see openapi.yaml).\n"
+    "\n"
+    "  --host H           address to bind (default 127.0.0.1)\n"
+    "  --port P           port (default 4317; 0 picks a free one)\n"
+    "  --storage DIR      storage directory (default: $AGENT_STRACE_STORAGE, else\n"
+    "                     ./.agent-traces)\n"
+    "  --auth-key KEY     require `Authorization: Bearer KEY` (repeatable; default:\n"
+    "                     the comma-separated keys of $AGENT_STRACE_AUTH_KEY)\n"
+    "  --max-upload BYTES largest request body after decompression (default 1G;\n"
+    "                     suffixes K, M, G)\n"
+    "  --threads N        worker threads (default: the number of cores)\n"
+    "  --timeout SECONDS  close connections idle this long (default 60)\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "The first line on standard error is `listening on HOST:PORT`; then one line\n"
+    "per request: method, path, status, response bytes, microseconds.\n"
+    "SIGINT/SIGTERM finish the requests in flight and exit 0.\n";
+
+#define MAX_KEYS 64
+#define MAX_KEY_LEN 256     /* "Bearer " + key must fit in AUTH_CMP */
+#define AUTH_CMP 264
+#define MAX_SOURCE_LEN 4096
+#define MAX_LOG_PATH 512
+#define INFLATE_CHUNK (64u * 1024)
+#define CONN_MEMORY (256u * 1024) /* MHD per-connection pool: its read buffer is about half */
+
+typedef struct {
+    server_ctx ctx;
+    struct MHD_Daemon *daemon;
+    char bearer[MAX_KEYS][AUTH_CMP]; /* "Bearer <key>" zero-padded */
+    size_t bearer_len[MAX_KEYS];
+    size_t nkeys;
+    char tmp_dir[PATH_MAX];
+    const char *route_names[METRICS_MAX_ROUTES];
+} server;
+
+typedef enum { ENC_IDENTITY, ENC_GZIP } body_encoding;
+
+/* The state of one request, from its first callback to its completion. */
+typedef struct {
+    int route;                 /* index into http_routes, -1 when none matched */
+    char method[12];
+    char path[MAX_LOG_PATH];   /* for the log line (sanitized, truncated) */
+    uint64_t t0;               /* monotonic µs at the first callback */
+    int status;                /* of the queued response, 0 until then */
+    uint64_t bytes_out;
+    bool queued;
+    char *param[HTTP_MAX_PARAMS]; /* the {name} segments of the matched route */
+
+    /* request body */
+    uint64_t bytes_in;         /* as received */
+    uint64_t bytes_decoded;    /* after Content-Encoding */
+    int err_status;            /* != 0: an error was recorded, the rest is drained */
+    char err_msg[384];
+    body_encoding enc;
+    bool z_live, z_end;
+    z_stream z;
+    unsigned char *zbuf;
+
+    at_buf body;               /* collector POSTs */
+    at_verifier *verifier;     /* POST /verify */
+    at_import *im;             /* /import */
+    at_stage stage;
+    char *source;
+    uint64_t events;           /* stored by a successful import */
+    bool is_import;
+} request;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t now_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void logf_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One write per line, so lines of concurrent requests never interleave. */
+static void logf_line(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof line - 2 ? (size_t)n : sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+static void copy_sanitized(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+    for (; src && src[i] && i + 1 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c < 0x20 || c == 0x7f || c == ' ') ? '?' : (char)c;
+    }
+    dst[i] = 0;
+}
+
+static void req_fail(request *rq, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Records the first error of a request body; the rest of the body is drained. */
+static void req_fail(request *rq, int status, const char *fmt, ...)
+{
+    if (rq->err_status)
+        return;
+    rq->err_status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rq->err_msg, sizeof rq->err_msg, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr, http_handler_id h)
+{
+    struct MHD_Response *resp;
+    uint64_t size;
+    if (hr->fd >= 0) {
+        size = hr->fd_size;
+        resp = MHD_create_response_from_fd((size_t)hr->fd_size, hr->fd);
+        if (resp)
+            hr->fd = -1; /* owned by the response now */
+    } else {
+        size_t n = 0;
+        char *data = at_buf_steal(&hr->body, &n);
+        size = n;
+        if (data)
+            resp = MHD_create_response_from_buffer(n, data, MHD_RESPMEM_MUST_FREE);
+        else
+            resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+            free(data);
+    }
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            hr->content_type ? hr->content_type : "application/json");
+    if (hr->etag[0]) {
+        char etag[80];
+        snprintf(etag, sizeof etag, "\"%s\"", hr->etag);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    }
+    if (h == H_GET_OBJECT && hr->status == 200)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
+    if (hr->status == 405 && rq->path[0]) {
+        /* Allow: every method of the routes matching this path */
+        char allow[64] = "";
+        size_t n = strlen(rq->path);
+        if (n > 1 && rq->path[n - 1] == '/')
+            n--;
+        http_slice ps[HTTP_MAX_PARAMS];
+        for (size_t i = 0; i < http_nroutes; i++)
+            if (http_route_match(http_routes[i].pattern, rq->path, n, ps) &&
+                !strstr(allow, http_routes[i].method)) {
+                size_t l = strlen(allow);
+                snprintf(allow + l, sizeof allow - l, "%s%s", l ? ", " : "", http_routes[i].method);
+                if (strcmp(http_routes[i].method, "GET") == 0 && !strstr(allow, "HEAD"))
+                    snprintf(allow + strlen(allow), sizeof allow - strlen(allow), ", HEAD");
+            }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    }
+    MHD_RESULT ret = MHD_queue_response(c, (unsigned)hr->status, resp);
+    MHD_destroy_response(resp);
+    rq->status = hr->status;
+    rq->bytes_out = size;
+    rq->queued = true;
+    return ret;
+}
+
+static MHD_RESULT queue_error(request *rq, struct MHD_Connection *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static MHD_RESULT queue_error(request *rq, struct MHD_Connection *c, int status, const char *fmt, ...)
+{
+    char m[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    http_response hr;
+    http_response_init(&hr);
+    http_response_error(&hr, status, "%s", m);
+    MHD_RESULT r = queue(rq, c, &hr, H_HEALTH);
+    http_response_fini(&hr);
+    return r;
+}
+
+/* ---- auth ------------------------------------------------------------- */
+
+/* Constant time in the key and header contents: every configured key is
+ * compared over the full padded width, whatever the lengths. */
+static bool authorized(const server *srv, struct MHD_Connection *c)
+{
+    if (srv->nkeys == 0)
+        return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    char got[AUTH_CMP];
+    memset(got, 0, sizeof got);
+    size_t hn = h ? strlen(h) : 0;
+    bool too_long = hn > sizeof got;
+    memcpy(got, h ? h : "", too_long ? sizeof got : hn);
+    unsigned ok = 0;
+    for (size_t i = 0; i < srv->nkeys; i++) {
+        unsigned same_len = (unsigned)(hn == srv->bearer_len[i]);
+        unsigned same = (unsigned)(CRYPTO_memcmp(got, srv->bearer[i], sizeof got) == 0);
+        ok |= same_len & same;
+    }
+    return ok && h && !too_long;
+}
+
+/* ---- GET handlers ------------------------------------------------------ */
+
+static at_result put_hex_or_null(at_buf *b, const char *key, const uint8_t *digest, bool have)
+{
+    char hex[AT_SHA256_HEX];
+    if (!have)
+        return at_buf_printf(b, ", \"%s\": null", key);
+    at_hex(digest, AT_SHA256_LEN, hex);
+    return at_buf_printf(b, ", \"%s\": \"%s\"", key, hex);
+}
+
+/* The verification report as JSON. session_id NULL: the POST /verify form
+ * (no session_id, no object_ok). object_ok: 1, 0, or -1 for null. */
+static at_result write_verify_json(at_buf *b, const char *session_id, const at_verify_report *rep,
+                                   int object_ok)
+{
+    at_result r = at_buf_adds(b, "{");
+    if (r == AT_OK && session_id) {
+        r = at_buf_adds(b, "\"session_id\": ");
+        if (r == AT_OK)
+            r = at_json_write_wtf8(b, session_id, strlen(session_id));
+        if (r == AT_OK)
+            r = at_buf_adds(b, ", ");
+    }
+    if (r == AT_OK)
+        r = at_buf_printf(b, "\"ok\": %s, \"total_events\": %llu", rep->ok ? "true" : "false",
+                          (unsigned long long)rep->total_events);
+    if (r == AT_OK)
+        r = rep->broken_at < 0 ? at_buf_adds(b, ", \"broken_at\": null")
+                               : at_buf_printf(b, ", \"broken_at\": %lld", (long long)rep->broken_at);
+    if (r == AT_OK)
+        r = at_buf_adds(b, ", \"broken_event_id\": ");
+    if (r == AT_OK)
+        r = rep->broken_event_id
+                ? at_json_write_wtf8(b, rep->broken_event_id, strlen(rep->broken_event_id))
+                : at_buf_adds(b, "null");
+    if (r == AT_OK)
+        r = put_hex_or_null(b, "events_sha256", rep->file_sha256, true);
+    if (r == AT_OK && session_id)
+        r = at_buf_printf(b, ", \"object_ok\": %s",
+                          object_ok > 0 ? "true" : object_ok == 0 ? "false" : "null");
+    if (r == AT_OK)
+        r = put_hex_or_null(b, "head", rep->head, rep->have_head);
+    if (r == AT_OK)
+        r = at_buf_adds(b, "}");
+    return r;
+}
+
+/* ?mode=: strict (default) or legacy; -1 for anything else. */
+static int verify_mode(struct MHD_Connection *c)
+{
+    const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mode");
+    if (!m || !*m || strcmp(m, "strict") == 0)
+        return AT_VERIFY_STRICT;
+    if (strcmp(m, "legacy") == 0)
+        return AT_VERIFY_LEGACY;
+    return -1;
+}
+
+static void handle_session_verify(server *srv, struct MHD_Connection *c, const char *id,
+                                  http_response *hr)
+{
+    int mode = verify_mode(c);
+    if (mode < 0) {
+        http_response_error(hr, 400, "unknown mode: use strict or legacy");
+        return;
+    }
+    char *sid = NULL;
+    if (sessions_resolve(&srv->ctx, id, &sid, hr) != 200)
+        return;
+    char path[PATH_MAX], obj[PATH_MAX], hex[AT_SHA256_HEX];
+    at_store_session_path(srv->ctx.store, sid, "events.ndjson", path, sizeof path);
+    at_verify_report rep;
+    memset(&rep, 0, sizeof rep);
+    at_error err;
+    memset(&err, 0, sizeof err);
+    struct stat before, after, ob;
+    bool have_before = stat(path, &before) == 0;
+    at_result r = at_verify_file(path, (at_verify_mode)mode, &rep, &err);
+    if (r == AT_ERR_NOT_FOUND || (r != AT_OK && !have_before)) {
+        http_response_error(hr, 404, "session has no events: %s", sid);
+    } else if (r != AT_OK) {
+        http_response_error(hr, 500, "cannot verify: %s", err.message[0] ? err.message : at_result_str(r));
+    } else {
+        /* object_ok: events.ndjson is a hard link to objects/sha256/<hex>.ndjson
+         * when we wrote it. true: it hashes to the name of the object it is
+         * linked to; false: it is linked to an object (link count > 1) but its
+         * bytes no longer match that name; null: it has no object (written by
+         * agent-strace or appended through POST /events). */
+        int object_ok = -1;
+        at_hex(rep.file_sha256, AT_SHA256_LEN, hex);
+        at_store_object_path(srv->ctx.store, hex, obj, sizeof obj);
+        bool same_file = stat(path, &after) == 0 && have_before && after.st_ino == before.st_ino &&
+                         after.st_size == before.st_size;
+        if (stat(obj, &ob) == 0 && have_before && ob.st_ino == before.st_ino && ob.st_dev == before.st_dev)
+            object_ok = 1;
+        else if (have_before && before.st_nlink > 1 && same_file)
+            object_ok = 0;
+        at_buf_reset(&hr->body);
+        if (write_verify_json(&hr->body, sid, &rep, object_ok) != AT_OK)
+            http_response_error(hr, 500, "out of memory");
+        else
+            hr->status = 200;
+    }
+    at_verify_report_fini(&rep);
+    free(sid);
+}
+
+static void handle_object(server *srv, struct MHD_Connection *c, const char *hexs, http_response *hr)
+{
+    uint8_t d[AT_SHA256_LEN];
+    char hex[AT_SHA256_HEX], path[PATH_MAX];
+    if (!at_unhex_sha256(hexs, strlen(hexs), d)) {
+        http_response_error(hr, 400, "malformed digest: expected 64 hex digits");
+        return;
+    }
+    at_hex(d, AT_SHA256_LEN, hex);
+    at_store_object_path(srv->ctx.store, hex, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            http_response_error(hr, 404, "object not found: %s", hex);
+        else
+            http_response_error(hr, 500, "cannot open object: %s", strerror(errno));
+        return;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        http_response_error(hr, 500, "cannot read object");
+        return;
+    }
+    memcpy(hr->etag, hex, AT_SHA256_HEX);
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    char quoted[80];
+    snprintf(quoted, sizeof quoted, "\"%s\"", hex);
+    if (inm && (strcmp(inm, quoted) == 0 || strcmp(inm, "*") == 0)) {
+        close(fd);
+        hr->status = 304;
+        hr->content_type = "application/x-ndjson";
+        return;
+    }
+    hr->status = 200;
+    hr->content_type = "application/x-ndjson";
+    hr->fd = fd;
+    hr->fd_size = (uint64_t)st.st_size;
+}
+
+static void handle_metrics(server *srv, http_response *hr)
+{
+    at_buf_reset(&hr->body);
+    if (metrics_render(&hr->body, srv->route_names, http_nroutes) != AT_OK) {
+        http_response_error(hr, 500, "out of memory");
+        return;
+    }
+    hr->status = 200;
+    hr->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* Answers a route without a body. */
+static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *c, http_handler_id h)
+{
+    http_response hr;
+    http_response_init(&hr);
+    const char *a = rq->param[0], *b = rq->param[1];
+    server_ctx *ctx = &srv->ctx;
+    switch (h) {
+    case H_HEALTH: collector_health(ctx, &hr); break;
+    case H_LIST_SESSIONS: collector_list_sessions(ctx, &hr); break;
+    case H_GET_SESSION: collector_get_session(ctx, a, &hr); break;
+    case H_GET_SESSION_EVENTS: collector_get_events(ctx, a, &hr); break;
+    case H_GET_SESSION_EVENT: index_lookup(ctx, b, a, &hr); break;
+    case H_GET_EVENT: index_lookup(ctx, a, NULL, &hr); break;
+    case H_GET_TREE: {
+        const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+        if (f && *f && strcmp(f, "text") != 0 && strcmp(f, "json") != 0)
+            http_response_error(&hr, 400, "unknown format: use json or text");
+        else
+            tree_handle(ctx, a, f && strcmp(f, "text") == 0, &hr);
+        break;
+    }
+    case H_GET_VERIFY: handle_session_verify(srv, c, a, &hr); break;
+    case H_GET_OBJECT: handle_object(srv, c, a, &hr); break;
+    case H_METRICS: handle_metrics(srv, &hr); break;
+    default: http_response_error(&hr, 500, "unroutable"); break;
+    }
+    MHD_RESULT r = queue(rq, c, &hr, h);
+    http_response_fini(&hr);
+    return r;
+}
+
+/* ---- request bodies ---------------------------------------------------- */
+
+static void import_failed(request *rq, at_result r, const at_error *err, const char *what)
+{
+    const char *m = err->message[0] ? err->message : at_result_str(r);
+    switch (r) {
+    case AT_ERR_UTF8:
+        req_fail(rq, 422, "invalid UTF-8 at byte offset %lld", (long long)err->offset);
+        break;
+    case AT_ERR_TOO_BIG: req_fail(rq, 413, "%s", m); break;
+    case AT_ERR_EMPTY: req_fail(rq, 400, "empty body"); break;
+    case AT_ERR_JSON:
+    case AT_ERR_INVALID: req_fail(rq, 400, "%s", m); break;
+    default: req_fail(rq, 500, "%s: %s", what, m); break;
+    }
+}
+
+/* Feeds decoded body bytes to the route's sink. */
+static void sink(server *srv, request *rq, const char *p, size_t n)
+{
+    if (rq->err_status || n == 0)
+        return;
+    rq->bytes_decoded += n;
+    http_handler_id h = http_routes[rq->route].handler;
+    at_error err;
+    err.message[0] = 0;
+    at_result r;
+    switch (h) {
+    case H_IMPORT:
+        if (rq->bytes_decoded > srv->ctx.max_upload) {
+            req_fail(rq, 413, "upload larger than %llu bytes", (unsigned long long)srv->ctx.max_upload);
+            return;
+        }
+        if ((r = at_import_feed(rq->im, p, n, &err)) != AT_OK)
+            import_failed(rq, r, &err, "import failed");
+        break;
+    case H_POST_VERIFY:
+        if ((r = at_verifier_feed(rq->verifier, p, n, &err)) != AT_OK)
+            req_fail(rq, r == AT_ERR_TOO_BIG ? 413 : 500, "%s", err.message[0] ? err.message : at_result_str(r));
+        break;
+    default:
+        if ((r = at_buf_add(&rq->body, p, n)) != AT_OK) {
+            if (r == AT_ERR_TOO_BIG)
+                req_fail(rq, 413, "request body larger than %llu bytes",
+                         (unsigned long long)srv->ctx.max_upload);
+            else
+                req_fail(rq, 500, "out of memory");
+        }
+        break;
+    }
+}
+
+static void consume(server *srv, request *rq, const char *p, size_t n)
+{
+    rq->bytes_in += n;
+    if (rq->err_status)
+        return;
+    if (rq->enc == ENC_IDENTITY) {
+        sink(srv, rq, p, n);
+        return;
+    }
+    z_stream *z = &rq->z;
+    z->next_in = (Bytef *)(uintptr_t)p;
+    z->avail_in = (uInt)n;
+    while (z->avail_in > 0 && !rq->err_status) {
+        if (rq->z_end) {
+            /* a second gzip member follows (concatenated gzip is valid gzip) */
+            if (inflateReset(z) != Z_OK) {
+                req_fail(rq, 400, "invalid gzip data");
+                return;
+            }
+            rq->z_end = false;
+        }
+        z->next_out = rq->zbuf;
+        z->avail_out = INFLATE_CHUNK;
+        int zr = inflate(z, Z_NO_FLUSH);
+        size_t got = INFLATE_CHUNK - z->avail_out;
+        if (got)
+            sink(srv, rq, (const char *)rq->zbuf, got);
+        if (zr == Z_STREAM_END) {
+            rq->z_end = true;
+        } else if (zr == Z_BUF_ERROR) {
+            if (z->avail_in == 0)
+                break;
+        } else if (zr != Z_OK) {
+            req_fail(rq, 400, "invalid gzip data: %s", z->msg ? z->msg : "corrupt stream");
+            return;
+        }
+    }
+}
+
+/* Content-Encoding: identity (or none) and gzip; -1 for anything else. */
+static int parse_encoding(struct MHD_Connection *c)
+{
+    const char *e = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (!e)
+        return ENC_IDENTITY;
+    while (*e == ' ' || *e == '\t')
+        e++;
+    size_t n = strlen(e);
+    while (n && (e[n - 1] == ' ' || e[n - 1] == '\t'))
+        n--;
+    if (n == 0 || (n == 8 && strncasecmp(e, "identity", 8) == 0))
+        return ENC_IDENTITY;
+    if ((n == 4 && strncasecmp(e, "gzip", 4) == 0) || (n == 6 && strncasecmp(e, "x-gzip", 6) == 0))
+        return ENC_GZIP;
+    return -1;
+}
+
+/* Sets up the body sink of a route; returns 0 or an HTTP status (the
+ * message in rq->err_msg). */
+static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_handler_id h)
+{
+    int enc = parse_encoding(c);
+    if (enc < 0) {
+        req_fail(rq, 415, "unsupported Content-Encoding: use gzip or identity");
+        return 415;
+    }
+    rq->enc = (body_encoding)enc;
+    if (h != H_POST_VERIFY && enc == ENC_IDENTITY) {
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            errno = 0;
+            char *end;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (end != cl && errno == 0 && v > srv->ctx.max_upload) {
+                req_fail(rq, 413, "request body larger than %llu bytes",
+                         (unsigned long long)srv->ctx.max_upload);
+                return 413;
+            }
+        }
+    }
+    if (enc == ENC_GZIP) {
+        memset(&rq->z, 0, sizeof rq->z);
+        if (!(rq->zbuf = malloc(INFLATE_CHUNK)) || inflateInit2(&rq->z, 15 + 16) != Z_OK) {
+            req_fail(rq, 500, "out of memory");
+            return 500;
+        }
+        rq->z_live = true;
+    }
+    at_error err;
+    memset(&err, 0, sizeof err);
+    switch (h) {
+    case H_IMPORT: {
+        rq->is_import = true;
+        const char *s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "source");
+        if (!s || !*s)
+            s = "upload.jsonl";
+        if (strlen(s) > MAX_SOURCE_LEN) {
+            req_fail(rq, 400, "source longer than %d bytes", MAX_SOURCE_LEN);
+            return 400;
+        }
+        if (!(rq->source = strdup(s))) {
+            req_fail(rq, 500, "out of memory");
+            return 500;
+        }
+        if (at_store_stage(srv->ctx.store, &rq->stage, &err) != AT_OK) {
+            req_fail(rq, 500, "cannot stage the upload: %s", err.message);
+            return 500;
+        }
+        at_import_options o = {.source = rq->source, .out_fd = rq->stage.fd, .tmp_dir = srv->tmp_dir};
+        if (!(rq->im = at_import_new(&o, &err))) {
+            req_fail(rq, 500, "cannot start the import: %s", err.message);
+            return 500;
+        }
+        break;
+    }
+    case H_POST_VERIFY: {
+        int mode = verify_mode(c);
+        if (mode < 0) {
+            req_fail(rq, 400, "unknown mode: use strict or legacy");
+            return 400;
+        }
+        if (!(rq->verifier = at_verifier_new((at_verify_mode)mode))) {
+            req_fail(rq, 500, "out of memory");
+            return 500;
+        }
+        break;
+    }
+    default:
+        at_buf_init(&rq->body, srv->ctx.max_upload ? srv->ctx.max_upload : 1);
+        break;
+    }
+    return 0;
+}
+
+static at_result put_u64(at_buf *b, const char *key, uint64_t v)
+{
+    return at_buf_printf(b, ", \"%s\": %llu", key, (unsigned long long)v);
+}
+
+static at_result write_import_json(at_buf *b, const at_import_result *res, const at_commit_info *info)
+{
+    char hex[AT_SHA256_HEX];
+    at_result r = at_buf_adds(b, "{\"session_id\": ");
+    if (r == AT_OK)
+        r = at_json_write_wtf8(b, res->session_id, strlen(res->session_id));
+    if (r == AT_OK)
+        r = put_u64(b, "events", res->events);
+    if (r == AT_OK)
+        r = at_buf_printf(b, ", \"tool_calls\": %s, \"llm_requests\": %s, \"total_tokens\": %s",
+                          res->tool_calls, res->llm_requests, res->total_tokens);
+    if (r == AT_OK) {
+        at_hex(res->events_sha256, AT_SHA256_LEN, hex);
+        r = at_buf_printf(b, ", \"events_sha256\": \"%s\"", hex);
+    }
+    if (r == AT_OK) {
+        at_hex(res->head, AT_SHA256_LEN, hex);
+        r = at_buf_printf(b, ", \"head\": \"%s\"", hex);
+    }
+    if (r == AT_OK)
+        r = put_u64(b, "skipped_lines", res->skipped_lines);
+    if (r == AT_OK && res->parent_session_id) {
+        r = at_buf_adds(b, ", \"parent_session_id\": ");
+        if (r == AT_OK)
+            r = at_json_write_wtf8(b, res->parent_session_id, strlen(res->parent_session_id));
+    }
+    if (r == AT_OK && info->status == AT_COMMIT_REPLACED)
+        r = at_buf_printf(b, ", \"replaced\": \"%s\"", info->replaced);
+    if (r == AT_OK)
+        r = at_buf_adds(b, "}");
+    return r;
+}
+
+static void finish_import(server *srv, request *rq, http_response *hr)
+{
+    at_import_result res;
+    memset(&res, 0, sizeof res);
+    at_commit_info info;
+    memset(&info, 0, sizeof info);
+    at_error err;
+    memset(&err, 0, sizeof err);
+    at_result r = at_import_finish(rq->im, &res, &err);
+    if (r != AT_OK) {
+        import_failed(rq, r, &err, "import failed");
+        goto out;
+    }
+    r = at_store_commit_import(srv->ctx.store, &rq->stage, &res, &info, &err);
+    /* the stage is consumed in every case */
+    rq->stage.fd = -1;
+    rq->stage.path = NULL;
+    if (r != AT_OK) {
+        import_failed(rq, r, &err, "cannot store the session");
+        goto out;
+    }
+    if (srv->ctx.index && info.status != AT_COMMIT_UNCHANGED)
+        event_index_refresh_session(srv->ctx.index, res.session_id);
+    at_buf_reset(&hr->body);
+    if (write_import_json(&hr->body, &res, &info) != AT_OK) {
+        req_fail(rq, 500, "out of memory");
+        goto out;
+    }
+    hr->status = info.status == AT_COMMIT_UNCHANGED ? 200 : 201;
+    rq->events = res.events;
+out:
+    at_import_result_fini(&res);
+}
+
+static void finish_verify(request *rq, http_response *hr)
+{
+    at_verify_report rep;
+    memset(&rep, 0, sizeof rep);
+    at_error err;
+    memset(&err, 0, sizeof err);
+    at_result r = at_verifier_finish(rq->verifier, &rep, &err);
+    if (r != AT_OK)
+        req_fail(rq, r == AT_ERR_TOO_BIG ? 413 : 500, "%s", err.message[0] ? err.message : at_result_str(r));
+    else if (write_verify_json(&hr->body, NULL, &rep, -1) != AT_OK)
+        req_fail(rq, 500, "out of memory");
+    else
+        hr->status = 200;
+    at_verify_report_fini(&rep);
+}
+
+/* The final callback of a body route. */
+static MHD_RESULT body_finish(server *srv, request *rq, struct MHD_Connection *c)
+{
+    http_handler_id h = http_routes[rq->route].handler;
+    http_response hr;
+    http_response_init(&hr);
+    if (!rq->err_status && rq->enc == ENC_GZIP && rq->bytes_in > 0 && !rq->z_end)
+        req_fail(rq, 400, "truncated gzip stream");
+    if (!rq->err_status) {
+        switch (h) {
+        case H_IMPORT:
+            if (rq->bytes_decoded == 0)
+                req_fail(rq, 400, "empty body: send a Claude Code transcript (JSONL)");
+            else
+                finish_import(srv, rq, &hr);
+            break;
+        case H_POST_VERIFY: finish_verify(rq, &hr); break;
+        case H_POST_EVENTS:
+            collector_post_events(&srv->ctx, rq->body.data ? rq->body.data : "", rq->body.len, &hr);
+            break;
+        case H_POST_SESSIONS:
+            collector_post_sessions(&srv->ctx, rq->body.data ? rq->body.data : "", rq->body.len, &hr);
+            break;
+        default: req_fail(rq, 500, "unroutable"); break;
+        }
+    }
+    if (rq->err_status)
+        http_response_error(&hr, rq->err_status, "%s", rq->err_msg);
+    MHD_RESULT r = queue(rq, c, &hr, h);
+    http_response_fini(&hr);
+    return r;
+}
+
+/* ---- MHD callbacks ----------------------------------------------------- */
+
+/* Does the request announce a body? */
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+           (cl && strcmp(cl, "0") != 0);
+}
+
+/* An error found before the body: answered at once when a body follows
+ * (MHD then skips it and closes the connection, and a client waiting for
+ * 100-continue sends nothing), else at the final call, which keeps the
+ * connection alive. */
+static MHD_RESULT early_error(request *rq, struct MHD_Connection *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static MHD_RESULT early_error(request *rq, struct MHD_Connection *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rq->err_status = status;
+    vsnprintf(rq->err_msg, sizeof rq->err_msg, fmt, ap);
+    va_end(ap);
+    if (has_body(c))
+        return queue_error(rq, c, status, "%s", rq->err_msg);
+    return MHD_YES;
+}
+
+static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, const char *url,
+                        const char *method)
+{
+    if (!authorized(srv, c))
+        return early_error(rq, c, 401, "Unauthorized");
+    size_t n = strlen(url);
+    if (n > 1 && url[n - 1] == '/')
+        n--;
+    bool head = strcmp(method, "HEAD") == 0;
+    bool path_known = false;
+    http_slice ps[HTTP_MAX_PARAMS];
+    for (size_t i = 0; i < http_nroutes; i++) {
+        if (!http_route_match(http_routes[i].pattern, url, n, ps))
+            continue;
+        path_known = true;
+        if (strcmp(http_routes[i].method, method) != 0 &&
+            !(head && strcmp(http_routes[i].method, "GET") == 0))
+            continue;
+        rq->route = (int)i;
+        if (!http_routes[i].body) {
+            /* answered at the final call (an answer queued now would close
+             * the connection) */
+            size_t np = 0;
+            for (const char *q = http_routes[i].pattern; (q = strchr(q, '{')); q++)
+                np++;
+            for (size_t k = 0; k < np && k < HTTP_MAX_PARAMS; k++)
+                if (!(rq->param[k] = strndup(ps[k].p, ps[k].n)))
+                    return early_error(rq, c, 500, "out of memory");
+            return MHD_YES;
+        }
+        if (body_begin(srv, rq, c, http_routes[i].handler) != 0)
+            return queue_error(rq, c, rq->err_status, "%s", rq->err_msg);
+        return MHD_YES;
+    }
+    if (path_known)
+        return early_error(rq, c, 405, "method not allowed: %s", method);
+    return early_error(rq, c, 404, "not found");
+}
+
+static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                             const char *version, const char *upload_data, size_t *upload_data_size,
+                             void **con_cls)
+{
+    server *srv = cls;
+    request *rq = *con_cls;
+    if (!rq) {
+        if (!(rq = calloc(1, sizeof *rq)))
+            return MHD_NO;
+        rq->t0 = now_usec();
+        rq->route = -1;
+        rq->stage.fd = -1;
+        copy_sanitized(rq->method, sizeof rq->method, method);
+        copy_sanitized(rq->path, sizeof rq->path, url);
+        *con_cls = rq;
+        metrics_inflight(1);
+        return begin(srv, rq, c, url, method);
+    }
+    if (rq->queued) { /* an early answer (401, 413...): ignore the body */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        consume(srv, rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (rq->route < 0 || (rq->err_status && !http_routes[rq->route].body))
+        return queue_error(rq, c, rq->err_status ? rq->err_status : 404, "%s",
+                           rq->err_status ? rq->err_msg : "not found");
+    if (!http_routes[rq->route].body)
+        return dispatch_get(srv, rq, c, http_routes[rq->route].handler);
+    return body_finish(srv, rq, c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    request *rq = *con_cls;
+    if (!rq)
+        return;
+    *con_cls = NULL;
+    uint64_t us = now_usec() - rq->t0;
+    bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    int status = ok ? rq->status : 0;
+    if (rq->bytes_in)
+        logf_line("%s %s %d %llu %lluus in=%llu%s", rq->method, rq->path, rq->status,
+                  (unsigned long long)rq->bytes_out, (unsigned long long)us,
+                  (unsigned long long)rq->bytes_in, ok ? "" : " aborted");
+    else
+        logf_line("%s %s %d %llu %lluus%s", rq->method, rq->path, rq->status,
+                  (unsigned long long)rq->bytes_out, (unsigned long long)us, ok ? "" : " aborted");
+    metrics_request(rq->route, status, us);
+    if (rq->is_import)
+        metrics_import(rq->bytes_in, rq->bytes_decoded, rq->events, us,
+                       ok && (rq->status == 200 || rq->status == 201));
+    /* An upload that was not committed (error, client gone) leaves nothing. */
+    at_stage_discard(&rq->stage);
+    at_import_free(rq->im);
+    at_verifier_free(rq->verifier);
+    at_buf_fini(&rq->body);
+    if (rq->z_live)
+        inflateEnd(&rq->z);
+    free(rq->zbuf);
+    free(rq->source);
+    for (size_t k = 0; k < HTTP_MAX_PARAMS; k++)
+        free(rq->param[k]);
+    free(rq);
+    metrics_inflight(-1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    metrics_connection(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+static bool parse_u64(const char *s, uint64_t *out, bool suffix)
+{
+    if (!s || !*s || *s == '-')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno)
+        return false;
+    uint64_t mul = 1;
+    if (suffix && *end) {
+        switch (*end) {
+        case 'k': case 'K': mul = 1024ull; break;
+        case 'm': case 'M': mul = 1024ull * 1024; break;
+        case 'g': case 'G': mul = 1024ull * 1024 * 1024; break;
+        default: return false;
+        }
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'b' || *end == 'B')
+            end++;
+    }
+    if (*end || (v && mul > UINT64_MAX / v))
+        return false;
+    *out = (uint64_t)v * mul;
+    return true;
+}
+
+static bool add_key(server *srv, const char *k, size_t n)
+{
+    while (n && (*k == ' ' || *k == '\t')) {
+        k++;
+        n--;
+    }
+    while (n && (k[n - 1] == ' ' || k[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return true; /* empty items of "a,,b" are ignored */
+    if (n > MAX_KEY_LEN || srv->nkeys >= MAX_KEYS) {
+        fprintf(stderr, "agent-traced serve: too many or too long auth keys\n");
+        return false;
+    }
+    char *b = srv->bearer[srv->nkeys];
+    memset(b, 0, AUTH_CMP);
+    memcpy(b, "Bearer ", 7);
+    memcpy(b + 7, k, n);
+    srv->bearer_len[srv->nkeys++] = 7 + n;
+    return true;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"storage", required_argument, NULL, 's'},
+        {"auth-key", required_argument, NULL, 'k'},
+        {"max-upload", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 't'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static server srv; /* large (keys); one per process */
+    memset(&srv, 0, sizeof srv);
+    const char *host = "127.0.0.1", *storage = NULL;
+    uint64_t port = 4317, max_upload = 1024ull * 1024 * 1024, threads = 0, timeout = 60;
+    bool cli_keys = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H': host = optarg; break;
+        case 's': storage = optarg; break;
+        case 'p':
+            if (!parse_u64(optarg, &port, false) || port > 65535)
+                goto usage;
+            break;
+        case 'k':
+            cli_keys = true;
+            if (!add_key(&srv, optarg, strlen(optarg)))
+                return 2;
+            break;
+        case 'm':
+            if (!parse_u64(optarg, &max_upload, true) || max_upload == 0)
+                goto usage;
+            break;
+        case 't':
+            if (!parse_u64(optarg, &threads, false) || threads == 0 || threads > 1024)
+                goto usage;
+            break;
+        case 'T':
+            if (!parse_u64(optarg, &timeout, false) || timeout > 86400)
+                goto usage;
+            break;
+        case 'h': fputs(serve_usage, stdout); return 0;
+        default: goto usage;
+        }
+    }
+    if (optind < argc)
+        goto usage;
+    if (!cli_keys) {
+        const char *env = getenv("AGENT_STRACE_AUTH_KEY");
+        while (env && *env) {
+            const char *comma = strchr(env, ',');
+            size_t n = comma ? (size_t)(comma - env) : strlen(env);
+            if (!add_key(&srv, env, n))
+                return 2;
+            env = comma ? comma + 1 : NULL;
+        }
+    }
+    if (!storage) {
+        const char *e = getenv("AGENT_STRACE_STORAGE");
+        storage = e && *e ? e : "./.agent-traces";
+    }
+    if (threads == 0) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = nc > 0 ? (uint64_t)nc : 1;
+    }
+
+    /* resolve the address */
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int gr = getaddrinfo(host, NULL, &hints, &ai);
+    if (gr != 0 || !ai) {
+        fprintf(stderr, "agent-traced serve: cannot resolve %s: %s\n", host, gai_strerror(gr));
+        return 1;
+    }
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof sa);
+    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
+    bool v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    if (v6)
+        ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)port);
+
+    at_error err;
+    memset(&err, 0, sizeof err);
+    at_store *store = at_store_open(storage, &err);
+    if (!store) {
+        fprintf(stderr, "agent-traced serve: %s\n", err.message);
+        return 1;
+    }
+    srv.ctx.store = store;
+    srv.ctx.root = at_store_root(store);
+    srv.ctx.max_upload = max_upload;
+    snprintf(srv.tmp_dir, sizeof srv.tmp_dir, "%s/.agent-traced/tmp", srv.ctx.root);
+    for (size_t i = 0; i < http_nroutes && i < METRICS_MAX_ROUTES; i++) {
+        /* "GET /sessions/{id}": method and pattern, one label per table row */
+        static char names[METRICS_MAX_ROUTES][80];
+        snprintf(names[i], sizeof names[i], "%s %s", http_routes[i].method, http_routes[i].pattern);
+        srv.route_names[i] = names[i];
+    }
+    if (!(srv.ctx.appends = append_cache_new())) {
+        fprintf(stderr, "agent-traced serve: out of memory\n");
+        at_store_free(store);
+        return 1;
+    }
+
+    /* SIGINT/SIGTERM are taken by sigwait in this thread; the MHD threads
+     * inherit the blocked mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem pool[] = {
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    srv.daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned)1, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+    if (!srv.daemon) {
+        fprintf(stderr, "agent-traced serve: cannot listen on %s:%llu\n", host, (unsigned long long)port);
+        append_cache_free(srv.ctx.appends);
+        at_store_free(store);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv.daemon, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned real_port = info ? info->port : (unsigned)port;
+    char addr[INET6_ADDRSTRLEN] = "?";
+    if (v6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, addr, sizeof addr);
+    else
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr, sizeof addr);
+    logf_line(v6 ? "listening on [%s]:%u" : "listening on %s:%u", addr, real_port);
+
+    /* The index is opened after the port is known so the first line comes
+     * quickly; a missing index only disables the event lookups (503). */
+    srv.ctx.index = event_index_open(srv.ctx.root, &err);
+    if (!srv.ctx.index)
+        logf_line("agent-traced serve: event index unavailable: %s", err.message);
+    logf_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
+              "timeout %llus, auth %s (%zu keys), pid %ld",
+              srv.ctx.root, (unsigned long long)threads, (unsigned long long)max_upload,
+              (unsigned long long)timeout, srv.nkeys ? "on" : "off", srv.nkeys, (long)getpid());
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    logf_line("agent-traced serve: %s received, finishing %lld requests in flight",
+              sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)metrics_inflight_now());
+    MHD_socket ls = MHD_quiesce_daemon(srv.daemon);
+    if (ls != MHD_INVALID_SOCKET)
+        close(ls);
+    uint64_t deadline = now_usec() + (timeout ? timeout : 60) * 1000000u;
+    while (metrics_inflight_now() > 0 && now_usec() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(srv.daemon);
+    event_index_close(srv.ctx.index);
+    append_cache_free(srv.ctx.appends);
+    at_store_free(store);
+    logf_line("agent-traced serve: stopped");
+    return 0;
+usage:
+    fputs(serve_usage, stderr);
+    return 2;
+}
+
+int cli_keygen(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs("usage: agent-traced keygen\n\nPrints a fresh API key (ast_ + 32 hex digits) "
+              "for serve --auth-key / AGENT_STRACE_AUTH_KEY.\n",
+              stdout);
+        return 0;
+    }
+    if (argc > 1) {
+        fputs("usage: agent-traced keygen\n", stderr);
+        return 2;
+    }
+    uint8_t k[16];
+    size_t got = 0;
+    while (got < sizeof k) {
+        ssize_t n = getrandom(k + got, sizeof k - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "agent-traced keygen: getrandom: %s\n", strerror(errno));
+            return 1;
+        }
+        got += (size_t)n;
+    }
+    char hex[33];
+    at_hex(k, sizeof k, hex);
+    printf("ast_%s\n", hex);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
