@@ -60,7 +60,7 @@ static inline char *t_read_file(const char *path, size_t *len)
 /* Path of a file under the source tree (tests run from the build tree). */
 static inline const char *t_src(const char *rel)
 {
-    static char buf[4096];
+    static __thread char buf[4096]; /* per thread: tests call it from workers */
     const char *top = getenv("top_srcdir");
     snprintf(buf, sizeof buf, "%s/%s", top ? top : ".", rel);
     return buf;
