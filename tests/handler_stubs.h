@@ -1,6 +1,6 @@
-/* handler_stubs.h - minimal http_response_* and sessions_resolve so handler
- * modules (tree.c, index.c) can be unit-tested without the HTTP layer and
- * sessions.c. Include in exactly one test translation unit. */
+/* handler_stubs.h - a minimal sessions_resolve so handler modules (tree.c,
+ * index.c) can be unit-tested without sessions.c (responses come from the
+ * real src/http_response.c). Include in exactly one test translation unit. */
 #ifndef AGENTTRACED_HANDLER_STUBS_H
 #define AGENTTRACED_HANDLER_STUBS_H
 
@@ -14,46 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-void http_response_init(http_response *r)
-{
-    memset(r, 0, sizeof *r);
-    r->status = 200;
-    r->content_type = "application/json";
-    at_buf_init(&r->body, 0);
-    r->fd = -1;
-}
-
-void http_response_fini(http_response *r)
-{
-    at_buf_fini(&r->body);
-    if (r->fd >= 0)
-        close(r->fd);
-}
-
-void http_response_json(http_response *r, int status, const char *json, size_t n)
-{
-    r->status = status;
-    r->content_type = "application/json";
-    at_buf_reset(&r->body);
-    if (at_buf_add(&r->body, json, n) != AT_OK)
-        r->status = 500;
-}
-
-void http_response_error(http_response *r, int status, const char *fmt, ...)
-{
-    char m[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m, sizeof m, fmt, ap);
-    va_end(ap);
-    r->status = status;
-    r->content_type = "application/json";
-    at_buf_reset(&r->body);
-    if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK ||
-        at_json_write_wtf8(&r->body, m, strlen(m)) != AT_OK || at_buf_adds(&r->body, "}") != AT_OK)
-        r->status = 500;
-}
 
 bool sessions_id_acceptable(const char *id, size_t n)
 {
