@@ -76,17 +76,18 @@ at_result at_chain_write(at_chain_writer *w, const at_event_json *ev)
         return r;
     if ((r = field(b, "data", ev->data.p ? ev->data : AT_SLICE("{}"))) != AT_OK)
         return r;
+    char hex[AT_SHA256_HEX + 2];
+    at_slice prev = {NULL, 0};
     if (present(ev->prev_hash)) {
-        if ((r = field(b, "prev_hash", ev->prev_hash)) != AT_OK)
-            return r;
+        prev = ev->prev_hash;
     } else if (w->have_head) {
-        char hex[AT_SHA256_HEX + 2];
         hex[0] = '"';
         at_hex(w->head, AT_SHA256_LEN, hex + 1);
         hex[65] = '"';
-        if ((r = field(b, "prev_hash", (at_slice){hex, 66})) != AT_OK)
-            return r;
+        prev = (at_slice){hex, 66};
     }
+    if (prev.p && (r = field(b, "prev_hash", prev)) != AT_OK)
+        return r;
     if (ev->redacted && (r = field(b, "redacted", AT_SLICE("true"))) != AT_OK)
         return r;
     if ((r = at_buf_addc(b, '}')) != AT_OK)
@@ -100,7 +101,21 @@ at_result at_chain_write(at_chain_writer *w, const at_event_json *ev)
         return r;
     at_sha256_update(w->file_hash, b->data, b->len);
     w->lines++;
-    return w->sink(w->sink_ctx, b->data, b->len);
+    if ((r = w->sink(w->sink_ctx, b->data, b->len)) != AT_OK)
+        return r;
+    uint64_t off = w->bytes;
+    w->bytes += b->len;
+    if (!w->on_line)
+        return AT_OK;
+    at_line_written lw = {
+        .no = w->lines - 1,
+        .off = off,
+        .len = b->len - 1,
+        .digest = w->head,
+        .event_id = present(ev->event_id) ? ev->event_id : (at_slice){NULL, 0},
+        .prev_hash = prev,
+    };
+    return w->on_line(w->on_line_ctx, &lw);
 }
 
 void at_chain_writer_digest(const at_chain_writer *w, uint8_t out[AT_SHA256_LEN])

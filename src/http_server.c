@@ -122,6 +122,7 @@ typedef struct {
     at_buf body;               /* collector POSTs */
     at_verifier *verifier;     /* POST /verify */
     at_import *im;             /* /import */
+    index_batch *rows;         /* the event index rows the import wrote */
     at_stage stage;
     char *source;
     uint64_t events;           /* stored by a successful import */
@@ -627,6 +628,10 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
             return 500;
         }
         at_import_options o = {.source = rq->source, .out_fd = rq->stage.fd, .tmp_dir = srv->tmp_dir};
+        if (srv->ctx.index && (rq->rows = index_batch_new(srv->tmp_dir))) {
+            o.on_line = index_batch_add;
+            o.on_line_ctx = rq->rows;
+        }
         if (!(rq->im = at_import_new(&o, &err))) {
             req_fail(rq, 500, "cannot start the import: %s", err.message);
             return 500;
@@ -703,6 +708,9 @@ static void finish_import(server *srv, request *rq, http_response *hr)
         import_failed(rq, r, &err, "import failed");
         goto out;
     }
+    /* what the staged file is, for the index rows (commit renames it) */
+    struct stat staged;
+    bool have_staged = fstat(rq->stage.fd, &staged) == 0;
     r = at_store_commit_import(srv->ctx.store, &rq->stage, &res, &info, &err);
     /* the stage is consumed in every case */
     rq->stage.fd = -1;
@@ -711,8 +719,15 @@ static void finish_import(server *srv, request *rq, http_response *hr)
         import_failed(rq, r, &err, "cannot store the session");
         goto out;
     }
-    if (srv->ctx.index && info.status != AT_COMMIT_UNCHANGED)
-        event_index_refresh_session(srv->ctx.index, res.session_id);
+    if (srv->ctx.index && info.status != AT_COMMIT_UNCHANGED) {
+        if (have_staged && rq->rows) {
+            event_index_refresh_from_batch(srv->ctx.index, res.session_id, rq->rows,
+                                           (uint64_t)staged.st_ino, (uint64_t)staged.st_size);
+            rq->rows = NULL; /* taken */
+        } else {
+            event_index_refresh_session(srv->ctx.index, res.session_id);
+        }
+    }
     at_buf_reset(&hr->body);
     if (write_import_json(&hr->body, &res, &info) != AT_OK) {
         req_fail(rq, 500, "out of memory");
@@ -899,6 +914,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* An upload that was not committed (error, client gone) leaves nothing. */
     at_stage_discard(&rq->stage);
     at_import_free(rq->im);
+    index_batch_free(rq->rows);
     at_verifier_free(rq->verifier);
     at_buf_fini(&rq->body);
     if (rq->z_live)

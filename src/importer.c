@@ -868,6 +868,8 @@ at_import *at_import_new(const at_import_options *opts, at_error *err)
         at_import_free(im);
         return NULL;
     }
+    im->w.on_line = opts->on_line;
+    im->w.on_line_ctx = opts->on_line_ctx;
     return im;
 }
 

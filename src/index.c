@@ -23,6 +23,7 @@
  * one writer connection under a mutex. */
 #include "index.h"
 
+#include "index_batch.h"
 #include "lines.h"
 
 #include "agenttrace/json.h"
@@ -83,7 +84,23 @@ struct event_index {
     at_json_doc doc;
     at_buf dec;
     uint64_t last_sync_ns; /* monotonic start time of the last full pass */
+
+    /* imports whose rows are written by the worker thread, in order */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;      /* work arrived, or stop */
+    pthread_cond_t q_idle;    /* the queue became empty */
+    struct job *q_head, *q_tail;
+    size_t q_len;
+    bool q_busy, q_stop, worker_live;
+    pthread_t worker;
 };
+
+typedef struct job {
+    char *sid;
+    index_batch *rows;
+    uint64_t inode, size;
+    struct job *next;
+} job;
 
 static uint64_t now_ns(void)
 {
@@ -219,6 +236,49 @@ static int writer_open(event_index *ix, bool *fresh)
     return SQLITE_OK;
 }
 
+/* One events row; SQLITE_DONE on success. */
+static int insert_event(event_index *ix, const char *sid, size_t sidn, const char *id, size_t idn,
+                        uint64_t line, const char *hex, const char *prev, size_t prevn,
+                        uint64_t off, uint64_t len)
+{
+    sqlite3_stmt *q = ix->ins_event;
+    sqlite3_bind_text(q, 1, id, (int)idn, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, sid, (int)sidn, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)line);
+    sqlite3_bind_text(q, 4, hex, 64, SQLITE_STATIC);
+    if (prev)
+        sqlite3_bind_text(q, 5, prev, (int)prevn, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 5);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)off);
+    sqlite3_bind_int64(q, 7, (sqlite3_int64)len);
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc;
+}
+
+/* Records what the session's file looked like when indexed. */
+static at_result record_stamp(event_index *ix, const char *sid, size_t sidn, fstamp fs, at_error *err)
+{
+    sqlite3_stmt *u = ix->upsert_sess;
+    sqlite3_bind_text(u, 1, sid, (int)sidn, SQLITE_STATIC);
+    sqlite3_bind_int64(u, 2, fs.size);
+    sqlite3_bind_int64(u, 3, fs.mtime_ns);
+    sqlite3_bind_int64(u, 4, fs.inode);
+    int rc = sqlite3_step(u);
+    sqlite3_reset(u);
+    return rc == SQLITE_DONE ? AT_OK : db_fail(err, ix->wdb, "update");
+}
+
+static at_result delete_events(event_index *ix, const char *sid, size_t sidn, at_error *err)
+{
+    sqlite3_bind_text(ix->del_events, 1, sid, (int)sidn, SQLITE_STATIC);
+    int rc = sqlite3_step(ix->del_events);
+    sqlite3_reset(ix->del_events);
+    return rc == SQLITE_DONE ? AT_OK : db_fail(err, ix->wdb, "delete");
+}
+
 /* Indexes one session's events.ndjson (caller holds write_mu, inside a
  * transaction). A missing file drops the session. *events counts lines
  * indexed. */
@@ -228,11 +288,10 @@ static at_result index_session(event_index *ix, const char *sid, size_t sidn, in
     char path[PATH_MAX];
     if (!events_path(ix, sid, sidn, path, sizeof path))
         return at_error_set(err, AT_ERR_INVALID, -1, "session id too long");
-    sqlite3_bind_text(ix->del_events, 1, sid, (int)sidn, SQLITE_STATIC);
-    int rc = sqlite3_step(ix->del_events);
-    sqlite3_reset(ix->del_events);
-    if (rc != SQLITE_DONE)
-        return db_fail(err, ix->wdb, "delete");
+    at_result r = delete_events(ix, sid, sidn, err);
+    if (r != AT_OK)
+        return r;
+    int rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno != ENOENT && errno != ENOTDIR)
@@ -253,7 +312,6 @@ static at_result index_session(event_index *ix, const char *sid, size_t sidn, in
     fstamp fs = stamp_of(&st);
     at_lines lr;
     at_lines_init(&lr, fd, (uint64_t)st.st_size);
-    at_result r;
     at_line ln;
     uint8_t dig[AT_SHA256_LEN];
     char hex[AT_SHA256_HEX];
@@ -280,20 +338,8 @@ static at_result index_session(event_index *ix, const char *sid, size_t sidn, in
             has_prev = false; /* absurdly long: not a digest anyway */
         at_sha256_oneshot(ln.p, ln.n, dig);
         at_hex(dig, AT_SHA256_LEN, hex);
-        sqlite3_stmt *q = ix->ins_event;
-        sqlite3_bind_text(q, 1, ix->dec.data ? ix->dec.data : "", (int)ix->dec.len, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, sid, (int)sidn, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 3, (sqlite3_int64)ln.no);
-        sqlite3_bind_text(q, 4, hex, 64, SQLITE_STATIC);
-        if (has_prev)
-            sqlite3_bind_text(q, 5, prev.data ? prev.data : "", (int)prev.len, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(q, 5);
-        sqlite3_bind_int64(q, 6, (sqlite3_int64)ln.off);
-        sqlite3_bind_int64(q, 7, (sqlite3_int64)ln.n);
-        rc = sqlite3_step(q);
-        sqlite3_reset(q);
-        sqlite3_clear_bindings(q);
+        rc = insert_event(ix, sid, sidn, ix->dec.data ? ix->dec.data : "", ix->dec.len, ln.no, hex,
+                          has_prev ? (prev.data ? prev.data : "") : NULL, prev.len, ln.off, ln.n);
         if (rc != SQLITE_DONE) {
             r = db_fail(err, ix->wdb, "insert");
             db_failed = true;
@@ -308,14 +354,7 @@ static at_result index_session(event_index *ix, const char *sid, size_t sidn, in
         return r;
     if (r != AT_ERR_NOT_FOUND)
         return at_error_set(err, r, -1, "%s: %s", path, at_result_str(r));
-    sqlite3_stmt *u = ix->upsert_sess;
-    sqlite3_bind_text(u, 1, sid, (int)sidn, SQLITE_STATIC);
-    sqlite3_bind_int64(u, 2, fs.size);
-    sqlite3_bind_int64(u, 3, fs.mtime_ns);
-    sqlite3_bind_int64(u, 4, fs.inode);
-    rc = sqlite3_step(u);
-    sqlite3_reset(u);
-    return rc == SQLITE_DONE ? AT_OK : db_fail(err, ix->wdb, "update");
+    return record_stamp(ix, sid, sidn, fs, err);
 }
 
 typedef struct {
@@ -459,6 +498,22 @@ at_result event_index_rebuild(event_index *ix, at_error *err)
     return write_tx(ix, true, 0, err);
 }
 
+/* The stamp recorded for a session (caller holds write_mu); false when none. */
+static bool recorded_stamp(event_index *ix, const char *sid, size_t n, fstamp *rec)
+{
+    sqlite3_bind_text(ix->sel_sess, 1, sid, (int)n, SQLITE_STATIC);
+    bool known = sqlite3_step(ix->sel_sess) == SQLITE_ROW;
+    *rec = (fstamp){0, 0, 0};
+    if (known) {
+        rec->size = sqlite3_column_int64(ix->sel_sess, 0);
+        rec->mtime_ns = sqlite3_column_int64(ix->sel_sess, 1);
+        rec->inode = sqlite3_column_int64(ix->sel_sess, 2);
+    }
+    sqlite3_reset(ix->sel_sess);
+    sqlite3_clear_bindings(ix->sel_sess);
+    return known;
+}
+
 void event_index_refresh_session(event_index *ix, const char *session_id)
 {
     if (!ix || !session_id)
@@ -473,16 +528,8 @@ void event_index_refresh_session(event_index *ix, const char *session_id)
     /* current already (another thread got here first)? */
     struct stat st;
     bool exists = stat(path, &st) == 0;
-    sqlite3_bind_text(ix->sel_sess, 1, session_id, (int)n, SQLITE_STATIC);
-    bool known = sqlite3_step(ix->sel_sess) == SQLITE_ROW;
-    fstamp rec = {0, 0, 0};
-    if (known) {
-        rec.size = sqlite3_column_int64(ix->sel_sess, 0);
-        rec.mtime_ns = sqlite3_column_int64(ix->sel_sess, 1);
-        rec.inode = sqlite3_column_int64(ix->sel_sess, 2);
-    }
-    sqlite3_reset(ix->sel_sess);
-    sqlite3_clear_bindings(ix->sel_sess);
+    fstamp rec;
+    bool known = recorded_stamp(ix, session_id, n, &rec);
     bool current = exists ? known && stamp_eq(rec, stamp_of(&st)) : !known;
     if (!current && exec(ix->wdb, "BEGIN IMMEDIATE") == SQLITE_OK) {
         if (index_session(ix, session_id, n, &events, &err) != AT_OK ||
@@ -490,6 +537,153 @@ void event_index_refresh_session(event_index *ix, const char *session_id)
             exec(ix->wdb, "ROLLBACK");
     }
     pthread_mutex_unlock(&ix->write_mu);
+}
+
+static void refresh_from_batch(event_index *ix, const char *session_id, index_batch *b,
+                               uint64_t inode, uint64_t size)
+{
+    if (!ix || !session_id)
+        return;
+    size_t n = strlen(session_id);
+    char path[PATH_MAX];
+    if (!at_session_id_ok(session_id, n) || !events_path(ix, session_id, n, path, sizeof path))
+        return;
+    at_result r = AT_ERR_INVALID;
+    at_error err;
+    pthread_mutex_lock(&ix->write_mu);
+    /* The rows describe the staged bytes: usable only while events.ndjson
+     * is still that file (objects are read-only, so same inode and size
+     * means same bytes). A later change gets a new stamp and is re-read. */
+    struct stat st;
+    bool ours = index_batch_usable(b) && stat(path, &st) == 0 && (uint64_t)st.st_ino == inode &&
+                (uint64_t)st.st_size == size;
+    fstamp rec;
+    if (ours && recorded_stamp(ix, session_id, n, &rec) && stamp_eq(rec, stamp_of(&st)))
+        r = AT_OK; /* a lookup indexed it already */
+    else if (ours && exec(ix->wdb, "BEGIN IMMEDIATE") == SQLITE_OK) {
+        r = delete_events(ix, session_id, n, &err);
+        if (r == AT_OK)
+            r = index_batch_rewind(b);
+        index_row row;
+        while (r == AT_OK && (r = index_batch_next(b, &row)) == AT_OK)
+            if (insert_event(ix, session_id, n, row.event_id, row.event_id_len, row.no, row.sha256,
+                             row.prev_hash, row.prev_hash_len, row.off, row.len) != SQLITE_DONE)
+                r = db_fail(&err, ix->wdb, "insert");
+        if (r == AT_ERR_NOT_FOUND)
+            r = record_stamp(ix, session_id, n, stamp_of(&st), &err);
+        if (r == AT_OK && exec(ix->wdb, "COMMIT") != SQLITE_OK)
+            r = AT_ERR_IO;
+        if (r != AT_OK)
+            exec(ix->wdb, "ROLLBACK");
+    }
+    pthread_mutex_unlock(&ix->write_mu);
+    if (r != AT_OK)
+        event_index_refresh_session(ix, session_id);
+}
+
+/* ---- the import queue -------------------------------------------------------------
+ * Writing the rows of a large import takes SQLite a good fraction of the
+ * import itself, so a worker thread does it after the response is sent.
+ * Nothing depends on it for correctness: a lookup that misses, or whose
+ * hit is stale, waits for the queue to drain and then checks the files. */
+
+#define QUEUE_MAX 8 /* beyond this the importing thread writes its own rows */
+
+static void job_free(job *j)
+{
+    if (!j)
+        return;
+    index_batch_free(j->rows);
+    free(j->sid);
+    free(j);
+}
+
+static void *worker_main(void *arg)
+{
+    event_index *ix = arg;
+    pthread_mutex_lock(&ix->q_mu);
+    for (;;) {
+        while (!ix->q_head && !ix->q_stop)
+            pthread_cond_wait(&ix->q_cv, &ix->q_mu);
+        job *j = ix->q_head;
+        if (!j)
+            break; /* stopping, and nothing left to do */
+        ix->q_head = j->next;
+        if (!ix->q_head)
+            ix->q_tail = NULL;
+        ix->q_len--;
+        ix->q_busy = true;
+        pthread_mutex_unlock(&ix->q_mu);
+        refresh_from_batch(ix, j->sid, j->rows, j->inode, j->size);
+        job_free(j);
+        pthread_mutex_lock(&ix->q_mu);
+        ix->q_busy = false;
+        if (!ix->q_head)
+            pthread_cond_broadcast(&ix->q_idle);
+    }
+    pthread_mutex_unlock(&ix->q_mu);
+    return NULL;
+}
+
+void event_index_refresh_from_batch(event_index *ix, const char *session_id, index_batch *b,
+                                   uint64_t inode, uint64_t size)
+{
+    if (!ix || !session_id) {
+        index_batch_free(b);
+        return;
+    }
+    job *j = calloc(1, sizeof *j);
+    if (j && !(j->sid = strdup(session_id))) {
+        free(j);
+        j = NULL;
+    }
+    pthread_mutex_lock(&ix->q_mu);
+    bool queued = false;
+    if (j && ix->q_len < QUEUE_MAX && !ix->q_stop) {
+        if (!ix->worker_live && pthread_create(&ix->worker, NULL, worker_main, ix) == 0)
+            ix->worker_live = true;
+        if (ix->worker_live) {
+            j->rows = b;
+            j->inode = inode;
+            j->size = size;
+            if (ix->q_tail)
+                ix->q_tail->next = j;
+            else
+                ix->q_head = j;
+            ix->q_tail = j;
+            ix->q_len++;
+            queued = true;
+            pthread_cond_signal(&ix->q_cv);
+        }
+    }
+    pthread_mutex_unlock(&ix->q_mu);
+    if (queued)
+        return;
+    job_free(j);
+    refresh_from_batch(ix, session_id, b, inode, size);
+    index_batch_free(b);
+}
+
+void event_index_drain(event_index *ix)
+{
+    if (!ix)
+        return;
+    pthread_mutex_lock(&ix->q_mu);
+    while (ix->q_head || ix->q_busy)
+        pthread_cond_wait(&ix->q_idle, &ix->q_mu);
+    pthread_mutex_unlock(&ix->q_mu);
+}
+
+static void worker_stop(event_index *ix)
+{
+    pthread_mutex_lock(&ix->q_mu);
+    ix->q_stop = true;
+    pthread_cond_signal(&ix->q_cv);
+    bool live = ix->worker_live;
+    pthread_mutex_unlock(&ix->q_mu);
+    if (live)
+        pthread_join(ix->worker, NULL); /* it finishes the queue first */
+    ix->worker_live = false;
 }
 
 at_result event_index_counts(event_index *ix, int64_t *sessions, int64_t *events, at_error *err)
@@ -528,6 +722,7 @@ void event_index_close(event_index *ix)
 {
     if (!ix)
         return;
+    worker_stop(ix);
     while (ix->free_readers) {
         reader *rd = ix->free_readers;
         ix->free_readers = rd->next;
@@ -539,6 +734,9 @@ void event_index_close(event_index *ix)
     pthread_mutex_destroy(&ix->pool_mu);
     pthread_cond_destroy(&ix->pool_cv);
     pthread_mutex_destroy(&ix->write_mu);
+    pthread_mutex_destroy(&ix->q_mu);
+    pthread_cond_destroy(&ix->q_cv);
+    pthread_cond_destroy(&ix->q_idle);
     free(ix->root);
     free(ix->dbpath);
     free(ix);
@@ -554,6 +752,9 @@ event_index *event_index_open_ex(const char *root, bool sync, at_error *err)
     pthread_mutex_init(&ix->pool_mu, NULL);
     pthread_cond_init(&ix->pool_cv, NULL);
     pthread_mutex_init(&ix->write_mu, NULL);
+    pthread_mutex_init(&ix->q_mu, NULL);
+    pthread_cond_init(&ix->q_cv, NULL);
+    pthread_cond_init(&ix->q_idle, NULL);
     at_json_doc_init(&ix->doc);
     at_buf_init(&ix->dec, AT_MAX_LINE_BYTES);
     char dir[PATH_MAX], db[PATH_MAX];
@@ -898,8 +1099,10 @@ void index_lookup(server_ctx *ctx, const char *event_id, const char *session, ht
             }
             sqlite3_reset(rd->sess_stat);
             sqlite3_clear_bindings(rd->sess_stat);
-            if (!session_current(ix, sid, sidn, rec))
+            if (!session_current(ix, sid, sidn, rec)) {
+                event_index_drain(ix);
                 event_index_refresh_session(ix, sid);
+            }
         }
         sqlite3_stmt *q = sid ? rd->by_id_sess : rd->by_id;
         sqlite3_bind_text(q, 1, event_id, (int)idn, SQLITE_STATIC);
@@ -912,6 +1115,7 @@ void index_lookup(server_ctx *ctx, const char *event_id, const char *session, ht
         if (n == 0) {
             if (sid || attempt > 0)
                 break;
+            event_index_drain(ix); /* a fresh import's rows may be on their way */
             at_error err;
             if (write_tx(ix, false, queried, &err) != AT_OK) {
                 http_response_error(resp, 500, "%s", err.message);
@@ -923,6 +1127,7 @@ void index_lookup(server_ctx *ctx, const char *event_id, const char *session, ht
         bool stale = false;
         for (size_t k = 0; k < n; k++) {
             if (!session_current(ix, hits[k].sid, hits[k].sidn, hits[k].fs)) {
+                event_index_drain(ix);
                 event_index_refresh_session(ix, hits[k].sid);
                 stale = true;
             }

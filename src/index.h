@@ -4,6 +4,7 @@
 #define AGENTTRACED_INDEX_H
 
 #include "http.h"
+#include "index_batch.h"
 
 #include "agenttrace/common.h"
 #include <stdbool.h>
@@ -20,6 +21,17 @@ event_index *event_index_open_ex(const char *root, bool sync, at_error *err);
  * its events.ndjson did not change; drops it when the file is gone).
  * Errors are swallowed: the next lookup re-checks anyway. */
 void event_index_refresh_session(event_index *ix, const char *session_id);
+
+/* As event_index_refresh_session after an import, from the rows the
+ * import recorded (no re-read) when the session's events.ndjson is still
+ * the staged file: its inode and size as they were staged. Takes b. The
+ * rows are written by a worker thread, in order, after this returns (by
+ * the caller when the queue is full); lookups do not depend on it. */
+void event_index_refresh_from_batch(event_index *ix, const char *session_id, index_batch *b,
+                                   uint64_t inode, uint64_t size);
+
+/* Waits until every queued import is indexed. */
+void event_index_drain(event_index *ix);
 
 /* Re-checks every session of the store (new, changed, removed). */
 at_result event_index_sync(event_index *ix, at_error *err) AT_WUR;

@@ -9,6 +9,7 @@
 #ifndef AGENTTRACE_IMPORTER_H
 #define AGENTTRACE_IMPORTER_H
 
+#include "agenttrace/chain.h"
 #include "agenttrace/common.h"
 #include "agenttrace/json.h"
 #include "agenttrace/meta.h"
@@ -25,6 +26,10 @@ typedef struct {
      * hashed (redaction.md); NULL for none. */
     at_json_string_hook string_hook;
     void *string_hook_ctx;
+    /* Told of every event line written to out_fd, in order (the event
+     * index is built from this without re-reading); NULL for none. */
+    at_line_fn on_line;
+    void *on_line_ctx;
 } at_import_options;
 
 /* A subagent this transcript spawned: Claude Code's agent id and the
