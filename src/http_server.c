@@ -57,6 +57,7 @@ typedef enum MHD_Result MHD_RESULT;
 static const char serve_usage[] =
     "usage: agent-traced serve [--host H] [--port P] [--storage DIR] [--auth-key KEY]...\n"
     "                          [--max-upload BYTES] [--threads N] [--timeout SECONDS]\n"
+    "                          [--request-timeout SECONDS]\n"
     "\n"
     "Serves a storage directory over HTTP: the agent-strace collector endpoints\n"
     "and transcript upload, session trees, event lookup, chain verification,\n"
@@ -72,6 +73,9 @@ static const char serve_usage[] =
     "                     suffixes K, M, G)\n"
     "  --threads N        worker threads (default: the number of cores)\n"
     "  --timeout SECONDS  close connections idle this long (default 60)\n"
+    "  --request-timeout SECONDS\n"
+    "                     close a connection whose request body is still arriving\n"
+    "                     this long after its headers (default 3600; 0: no limit)\n"
     "  -h, --help         show this help\n"
     "\n"
     "The first line on standard error is `listening on HOST:PORT`; then one line\n"
@@ -94,6 +98,7 @@ typedef struct {
     size_t nkeys;
     char tmp_dir[PATH_MAX];
     const char *route_names[METRICS_MAX_ROUTES];
+    uint64_t request_timeout_us; /* 0: none */
 } server;
 
 typedef enum { ENC_IDENTITY, ENC_GZIP } body_encoding;
@@ -107,6 +112,7 @@ typedef struct {
     int status;                /* of the queued response, 0 until then */
     uint64_t bytes_out;
     bool queued;
+    bool timed_out;            /* closed by --request-timeout */
     char *param[HTTP_MAX_PARAMS]; /* the {name} segments of the matched route */
 
     /* request body */
@@ -878,6 +884,12 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
         return MHD_YES;
     }
     if (*upload_data_size) {
+        /* The idle timeout cannot catch a client that trickles its body;
+         * this bounds the whole request. Closing discards the upload. */
+        if (srv->request_timeout_us && now_usec() - rq->t0 > srv->request_timeout_us) {
+            rq->timed_out = true;
+            return MHD_NO;
+        }
         consume(srv, rq, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
@@ -903,7 +915,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (rq->bytes_in)
         logf_line("%s %s %d %llu %lluus in=%llu%s", rq->method, rq->path, rq->status,
                   (unsigned long long)rq->bytes_out, (unsigned long long)us,
-                  (unsigned long long)rq->bytes_in, ok ? "" : " aborted");
+                  (unsigned long long)rq->bytes_in, rq->timed_out ? " timed out" : ok ? "" : " aborted");
     else
         logf_line("%s %s %d %llu %lluus%s", rq->method, rq->path, rq->status,
                   (unsigned long long)rq->bytes_out, (unsigned long long)us, ok ? "" : " aborted");
@@ -996,13 +1008,15 @@ int cli_serve(int argc, char **argv)
         {"max-upload", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
         {"timeout", required_argument, NULL, 'T'},
+        {"request-timeout", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static server srv; /* large (keys); one per process */
     memset(&srv, 0, sizeof srv);
     const char *host = "127.0.0.1", *storage = NULL;
-    uint64_t port = 4317, max_upload = 1024ull * 1024 * 1024, threads = 0, timeout = 60;
+    uint64_t port = 4317, max_upload = 1024ull * 1024 * 1024, threads = 0, timeout = 60,
+             request_timeout = 3600;
     bool cli_keys = false;
     int c;
     optind = 1;
@@ -1029,6 +1043,10 @@ int cli_serve(int argc, char **argv)
             break;
         case 'T':
             if (!parse_u64(optarg, &timeout, false) || timeout > 86400)
+                goto usage;
+            break;
+        case 'R':
+            if (!parse_u64(optarg, &request_timeout, false) || request_timeout > 7 * 86400)
                 goto usage;
             break;
         case 'h': fputs(serve_usage, stdout); return 0;
@@ -1087,6 +1105,7 @@ int cli_serve(int argc, char **argv)
     srv.ctx.store = store;
     srv.ctx.root = at_store_root(store);
     srv.ctx.max_upload = max_upload;
+    srv.request_timeout_us = request_timeout * 1000000u;
     snprintf(srv.tmp_dir, sizeof srv.tmp_dir, "%s/.agent-traced/tmp", srv.ctx.root);
     for (size_t i = 0; i < http_nroutes && i < METRICS_MAX_ROUTES; i++) {
         /* "GET /sessions/{id}": method and pattern, one label per table row */
@@ -1143,9 +1162,9 @@ int cli_serve(int argc, char **argv)
     if (!srv.ctx.index)
         logf_line("agent-traced serve: event index unavailable: %s", err.message);
     logf_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
-              "timeout %llus, auth %s (%zu keys), pid %ld",
+              "timeout %llus, request timeout %llus, auth %s (%zu keys), pid %ld",
               srv.ctx.root, (unsigned long long)threads, (unsigned long long)max_upload,
-              (unsigned long long)timeout, srv.nkeys ? "on" : "off", srv.nkeys, (long)getpid());
+              (unsigned long long)timeout, (unsigned long long)request_timeout, srv.nkeys ? "on" : "off", srv.nkeys, (long)getpid());
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)

@@ -652,6 +652,71 @@ static void test_disconnect(daemon_t *d)
     free(data);
 }
 
+/* A client that keeps trickling its body is cut off by --request-timeout
+ * (the idle --timeout never fires), and its upload leaves nothing. */
+static void test_request_timeout(void)
+{
+    daemon_t d;
+    const char *args[] = {"--timeout", "30", "--request-timeout", "1", NULL};
+    if (!start(&d, "slow", NULL, args)) {
+        CHECK(0, "slow server did not start");
+        return;
+    }
+    size_t n;
+    char *data = fixture("tests/fixtures/claude/subagent.jsonl", &n);
+    int s = raw_connect(&d);
+    CHECK(s >= 0, "connect");
+    const char *hdr = "POST /import?source=slow.jsonl HTTP/1.1\r\nHost: x\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n";
+    bool sent = s >= 0 && send_all(s, hdr, strlen(hdr));
+    CHECK(sent, "headers sent");
+    /* 64 bytes every 100 ms: well within the idle timeout, for up to 10 s */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool closed = false;
+    for (size_t off = 0, k = 0; sent && k < 100 && off + 64 <= n; k++, off += 64) {
+        char chunk[80];
+        snprintf(chunk, sizeof chunk, "40\r\n");
+        if (!send_all(s, chunk, strlen(chunk)) || !send_all(s, data + off, 64) ||
+            !send_all(s, "\r\n", 2)) {
+            closed = true;
+            break;
+        }
+        struct pollfd pfd = {s, POLLIN, 0};
+        if (poll(&pfd, 1, 100) > 0) {
+            char b[512];
+            if (recv(s, b, sizeof b, MSG_DONTWAIT) <= 0) {
+                closed = true;
+                break;
+            }
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(closed, "the trickling upload was cut off");
+    CHECK(closed && secs >= 0.9 && secs < 8, "cut off after %.1f s (limit 1 s)", secs);
+    if (s >= 0)
+        close(s);
+    CHECK(tmp_clean(&d), "no staging file left after the timeout");
+    reply r;
+    http(&d, "GET", "/sessions", NULL, 0, NULL, 0, &r);
+    CHECK(r.status == 200 && strcmp(r.body.data, "[]") == 0, "nothing stored: %ld %s", r.status,
+          r.body.data);
+    at_buf_fini(&r.body);
+    /* a normal upload on the same server is not affected */
+    http(&d, "POST", "/import?source=subagent.jsonl", data, n, NULL, 0, &r);
+    CHECK(r.status == 201, "a prompt upload still works: %ld", r.status);
+    at_buf_fini(&r.body);
+    free(data);
+    CHECK(stop(&d, SIGTERM) == 0, "slow server exits 0");
+    char *log = t_read_file(d.log, NULL);
+    const char *line = log ? strstr(log, "POST /import 0 0 ") : NULL;
+    const char *eol = line ? strchr(line, '\n') : NULL;
+    CHECK(line && eol && eol - line > 10 && memcmp(eol - 10, " timed out", 10) == 0,
+          "the log line says the request timed out");
+    free(log);
+}
+
 static void test_auth(void)
 {
     daemon_t d;
@@ -1051,6 +1116,7 @@ int main(void)
     test_routes(&d);
     test_graceful(&d);
     test_auth();
+    test_request_timeout();
     test_concurrency();
     curl_global_cleanup();
     int rc = t_done("test_http");
