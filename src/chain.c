@@ -35,10 +35,15 @@ void at_chain_writer_fini(at_chain_writer *w)
     w->file_hash = w->line_hash = NULL;
 }
 
+static bool is_null(at_slice s)
+{
+    return s.p && s.n == 4 && memcmp(s.p, "null", 4) == 0;
+}
+
 /* null and "" fields are omitted (TraceEvent.to_dict). */
 static bool present(at_slice s)
 {
-    return s.p && !(s.n == 4 && memcmp(s.p, "null", 4) == 0) && !(s.n == 2 && memcmp(s.p, "\"\"", 2) == 0);
+    return s.p && !is_null(s) && !(s.n == 2 && memcmp(s.p, "\"\"", 2) == 0);
 }
 
 static at_result field(at_buf *b, const char *key, at_slice v)
@@ -64,7 +69,9 @@ at_result at_chain_write(at_chain_writer *w, const at_event_json *ev)
         return r;
     if (present(ev->event_type) && (r = field(b, "event_type", ev->event_type)) != AT_OK)
         return r;
-    if ((r = field(b, "timestamp", ev->timestamp.p ? ev->timestamp : AT_SLICE("0.0"))) != AT_OK)
+    /* absent: the default; an explicit null or "" is left out like any other */
+    if ((!ev->timestamp.p || present(ev->timestamp)) &&
+        (r = field(b, "timestamp", ev->timestamp.p ? ev->timestamp : AT_SLICE("0.0"))) != AT_OK)
         return r;
     if (present(ev->event_id) && (r = field(b, "event_id", ev->event_id)) != AT_OK)
         return r;
@@ -74,7 +81,8 @@ at_result at_chain_write(at_chain_writer *w, const at_event_json *ev)
         return r;
     if (present(ev->duration_ms) && (r = field(b, "duration_ms", ev->duration_ms)) != AT_OK)
         return r;
-    if ((r = field(b, "data", ev->data.p ? ev->data : AT_SLICE("{}"))) != AT_OK)
+    if ((!ev->data.p || present(ev->data)) &&
+        (r = field(b, "data", ev->data.p ? ev->data : AT_SLICE("{}"))) != AT_OK)
         return r;
     char hex[AT_SHA256_HEX + 2];
     at_slice prev = {NULL, 0};

@@ -526,6 +526,32 @@ static void test_post_events_new(void)
     free(ev);
 }
 
+/* TraceEvent.to_dict drops None and "": an explicit null or "" timestamp
+ * or data is left out, while an absent one gets its default. */
+static void test_post_events_nulls(void)
+{
+    http_response r;
+    size_t n;
+    post_events("{\"event_type\": \"error\", \"timestamp\": null, \"event_id\": \"n1\", "
+                "\"session_id\": \"nulls-1\", \"data\": null}\n"
+                "{\"event_type\": \"error\", \"timestamp\": \"\", \"event_id\": \"n2\", "
+                "\"session_id\": \"nulls-1\", \"data\": \"\"}\n",
+                &r);
+    CHECK(r.status == 200, "nulls post %d", r.status);
+    BODY_IS(r, "{\"accepted\": 2, \"errors\": 0}");
+    http_response_fini(&r);
+    char *ev = read_session_file("nulls-1", "events.ndjson", &n);
+    const char *l1 = "{\"event_type\":\"error\",\"event_id\":\"n1\",\"session_id\":\"nulls-1\"}\n";
+    size_t k1 = strlen(l1);
+    CHECK(ev && n > k1 && memcmp(ev, l1, k1) == 0, "null timestamp and data left out: %s",
+          ev ? ev : "(none)");
+    const char *l2 = "{\"event_type\":\"error\",\"event_id\":\"n2\",\"session_id\":\"nulls-1\","
+                     "\"prev_hash\":\"";
+    CHECK(ev && n > k1 + strlen(l2) && memcmp(ev + k1, l2, strlen(l2)) == 0,
+          "empty timestamp and data left out: %s", ev ? ev + (n > k1 ? k1 : 0) : "(none)");
+    free(ev);
+}
+
 static void test_bad_lines(void)
 {
     http_response r;
@@ -772,6 +798,7 @@ int main(void)
     test_post_sessions();
     test_listing(imp1, imp2);
     test_post_events_new();
+    test_post_events_nulls();
     test_bad_lines();
     test_append_imported(imp1);
     test_foreign_writer();

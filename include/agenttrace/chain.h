@@ -21,8 +21,8 @@ typedef struct {
 
 /* One event, each field already serialized in the Python dialect (compact).
  * A field with p == NULL is absent. Fields whose JSON is `null` or `""` are
- * left out when written; `data` and `timestamp` are always written (data
- * defaults to {} and timestamp to 0.0 when absent). */
+ * left out when written (TraceEvent.to_dict drops None and ""); an absent
+ * `data` is written as {} and an absent `timestamp` as 0.0. */
 typedef struct {
     at_slice event_type;
     at_slice timestamp;
