@@ -97,7 +97,8 @@ struct at_import {
     uint64_t skipped;
 
     /* the current entry */
-    const char *uuid;  /* dashes removed, in uuid_buf */
+    bool has_uuid;     /* a non-empty string uuid (maybe empty once its dashes are gone) */
+    const char *uuid;  /* WTF-8, dashes removed, in uuid_buf */
     size_t uuid_len;
     uint32_t k;        /* events of this entry so far */
     double ts;
@@ -118,7 +119,8 @@ struct at_import {
     } *links;
     size_t nlinks, links_cap;
 
-    /* scratch, reused for every entry */
+    /* scratch, reused for every entry (tmp: a decoded timestamp, then each
+     * written event_id token; tmp2: hook output and id seeds) */
     at_buf data, text, tmp, tmp2, uuid_buf;
     at_json_style style;
 };
@@ -253,18 +255,28 @@ static at_result data_raw(at_import *im, const char *key, const char *json, size
 
 /* ---- events ------------------------------------------------------------- */
 
-static void derive_event_id(const char *seed, size_t n, char out[13])
+/* An event id (claude-import.md §5), decoded: 12 hex digits, or the first 12
+ * code points of a uuid, which may be any characters at all (NULs, quotes,
+ * lone surrogates): up to 48 bytes of WTF-8. Escaped only when written. */
+#define EID_MAX_CP 12
+#define EID_MAX_BYTES (EID_MAX_CP * 4)
+typedef struct {
+    uint8_t len;
+    char s[EID_MAX_BYTES];
+} event_id;
+
+static void derive_event_id(const char *seed, size_t n, event_id *out)
 {
     uint8_t dg[AT_SHA256_LEN];
     char hex[AT_SHA256_HEX];
     at_sha256_oneshot(seed, n, dg);
     at_hex(dg, 6, hex);
-    memcpy(out, hex, 12);
-    out[12] = 0;
+    memcpy(out->s, hex, 12);
+    out->len = 12;
 }
 
 /* Event ids of entries without a uuid depend on the session id. */
-static at_result seeded_event_id(at_import *im, uint64_t entry_no, uint32_t k, char out[13])
+static at_result seeded_event_id(at_import *im, uint64_t entry_no, uint32_t k, event_id *out)
 {
     at_buf_reset(&im->tmp2);
     at_result r = at_buf_add(&im->tmp2, im->sid.data, im->sid.len);
@@ -275,20 +287,20 @@ static at_result seeded_event_id(at_import *im, uint64_t entry_no, uint32_t k, c
     return r;
 }
 
-/* eid: up to 12 characters, NUL-padded. */
-static at_result write_event(at_import *im, ev_type type, double ts, const char *eid,
+/* Writes one event line; the id is escaped as json.dumps would (into
+ * im->tmp, which no caller hands in as data). An empty id is left out. */
+static at_result write_event(at_import *im, ev_type type, double ts, const event_id *eid,
                              const char *data, size_t data_len)
 {
     char tsbuf[AT_DOUBLE_REPR_MAX];
-    char eidbuf[14];
-    size_t el = strnlen(eid, 12);
-    eidbuf[0] = '"';
-    memcpy(eidbuf + 1, eid, el);
-    eidbuf[el + 1] = '"';
+    at_buf_reset(&im->tmp);
+    at_result r = at_json_write_wtf8(&im->tmp, eid->s, eid->len);
+    if (r != AT_OK)
+        return r;
     at_event_json ev = {
         .event_type = ev_names[type],
         .timestamp = {tsbuf, at_double_repr(ts, tsbuf)},
-        .event_id = {eidbuf, el + 2},
+        .event_id = {im->tmp.data, im->tmp.len},
         .session_id = {im->sid_json.data, im->sid_json.len},
         .data = {data, data_len},
     };
@@ -296,24 +308,30 @@ static at_result write_event(at_import *im, ev_type type, double ts, const char 
     return at_chain_write(&im->w, &ev);
 }
 
-/* Pending record: u32 length of the rest, u8 type, f64 ts, u8 has_eid,
- * then either 12 eid bytes or u64 entry_no + u32 k, then the data bytes. */
-static at_result pending_add(at_import *im, ev_type type, const char *eid, const char *data,
+/* Pending record: u32 length of the rest, u8 type, f64 ts, u8 id kind,
+ * then either (kind PENDING_SEEDED) u64 entry_no + u32 k, whose id needs the
+ * session id, or kind bytes of event id; then the data bytes. */
+#define PENDING_HEAD (1 + 8 + 1)
+#define PENDING_SEEDED 0xffu
+static at_result pending_add(at_import *im, ev_type type, const event_id *eid, const char *data,
                              size_t n)
 {
     at_buf *p = &im->pending;
-    uint8_t has_eid = eid != NULL;
-    uint32_t len = (uint32_t)(1 + 8 + 1 + 12 + n);
+    uint8_t kind = eid ? eid->len : PENDING_SEEDED;
+    size_t id_bytes = eid ? eid->len : 8 + 4;
+    if (n > UINT32_MAX - PENDING_HEAD - id_bytes)
+        return AT_ERR_TOO_BIG;
+    uint32_t len = (uint32_t)(PENDING_HEAD + id_bytes + n);
     uint8_t t = (uint8_t)type;
-    at_result r = at_buf_reserve(p, 4 + len);
+    at_result r = at_buf_reserve(p, 4 + (size_t)len);
     if (r != AT_OK)
         return r;
     at_buf_put(p, &len, 4);
     at_buf_put(p, &t, 1);
     at_buf_put(p, &im->ts, 8);
-    at_buf_put(p, &has_eid, 1);
-    if (has_eid) {
-        at_buf_put(p, eid, 12);
+    at_buf_put(p, &kind, 1);
+    if (eid) {
+        at_buf_put(p, eid->s, eid->len);
     } else {
         at_buf_put(p, &im->entry_no, 8);
         at_buf_put(p, &im->k, 4);
@@ -344,24 +362,34 @@ static at_result pending_add(at_import *im, ev_type type, const char *eid, const
 
 static at_result replay_record(at_import *im, const char *rec, size_t len)
 {
-    uint8_t type, has_eid;
+    uint8_t type, kind;
     double ts;
-    char eid[13] = {0};
+    event_id eid;
+    size_t off = PENDING_HEAD;
+    if (len < PENDING_HEAD)
+        return AT_ERR_IO;
     memcpy(&type, rec, 1);
     memcpy(&ts, rec + 1, 8);
-    memcpy(&has_eid, rec + 9, 1);
-    if (has_eid) {
-        memcpy(eid, rec + 10, 12);
+    memcpy(&kind, rec + 9, 1);
+    if (kind != PENDING_SEEDED) {
+        if (kind > EID_MAX_BYTES || len - off < kind)
+            return AT_ERR_IO;
+        eid.len = kind;
+        memcpy(eid.s, rec + off, kind);
+        off += kind;
     } else {
         uint64_t entry_no;
         uint32_t k;
-        memcpy(&entry_no, rec + 10, 8);
-        memcpy(&k, rec + 18, 4);
-        at_result r = seeded_event_id(im, entry_no, k, eid);
+        if (len - off < 8 + 4)
+            return AT_ERR_IO;
+        memcpy(&entry_no, rec + off, 8);
+        memcpy(&k, rec + off + 8, 4);
+        off += 8 + 4;
+        at_result r = seeded_event_id(im, entry_no, k, &eid);
         if (r != AT_OK)
             return r;
     }
-    return write_event(im, (ev_type)type, ts, eid, rec + 22, len - 22);
+    return write_event(im, (ev_type)type, ts, &eid, rec + off, len - off);
 }
 
 static at_result replay_buffer(at_import *im, const char *p, size_t n, size_t *used)
@@ -423,31 +451,33 @@ static at_result pending_flush(at_import *im)
 /* Emits one event of the current entry with data im->data. */
 static at_result emit(at_import *im, ev_type type)
 {
-    char eid[13] = {0};
-    bool have_eid = false;
-    if (im->uuid_len) {
+    event_id eid;
+    if (im->has_uuid) {
         if (im->k == 0) {
-            /* uuid[:12]; a shorter uuid gives a shorter id */
-            memset(eid, 0, sizeof eid);
-            memcpy(eid, im->uuid, im->uuid_len < 12 ? im->uuid_len : 12);
+            /* uuid[:12]: 12 code points, not bytes; a shorter uuid gives a
+             * shorter id, one made only of dashes an empty (omitted) one */
+            eid.len = (uint8_t)at_wtf8_prefix(im->uuid, im->uuid_len, EID_MAX_CP);
+            if (eid.len)
+                memcpy(eid.s, im->uuid, eid.len);
         } else {
+            /* SHA-256 of the uuid's UTF-8 (WTF-8 for lone surrogates, as
+             * Python's encode('utf-8', 'surrogatepass')) */
             at_buf_reset(&im->tmp2);
             at_result r = at_buf_add(&im->tmp2, im->uuid, im->uuid_len);
             if (r == AT_OK)
                 r = at_buf_printf(&im->tmp2, ":%u", im->k);
             if (r != AT_OK)
                 return r;
-            derive_event_id(im->tmp2.data, im->tmp2.len, eid);
+            derive_event_id(im->tmp2.data, im->tmp2.len, &eid);
         }
-        have_eid = true;
     }
     at_result r;
     if (!im->have_sid) {
-        r = pending_add(im, type, have_eid ? eid : NULL, im->data.data, im->data.len);
+        r = pending_add(im, type, im->has_uuid ? &eid : NULL, im->data.data, im->data.len);
     } else {
-        if (!have_eid && (r = seeded_event_id(im, im->entry_no, im->k, eid)) != AT_OK)
+        if (!im->has_uuid && (r = seeded_event_id(im, im->entry_no, im->k, &eid)) != AT_OK)
             return r;
-        r = write_event(im, type, im->ts, eid, im->data.data, im->data.len);
+        r = write_event(im, type, im->ts, &eid, im->data.data, im->data.len);
     }
     im->k++;
     return r;
@@ -690,9 +720,11 @@ static at_result set_session(at_import *im, const at_json_doc *d, uint32_t entry
     return pending_flush(im);
 }
 
-/* Strips dashes from the entry's uuid into uuid_buf. */
+/* Strips dashes from the entry's uuid into uuid_buf. A uuid is any
+ * non-empty string, even one that is empty without its dashes. */
 static at_result take_uuid(at_import *im, const at_json_doc *d, uint32_t uuid)
 {
+    im->has_uuid = false;
     im->uuid_len = 0;
     if (!nonempty_str(d, uuid))
         return AT_OK;
@@ -707,6 +739,7 @@ static at_result take_uuid(at_import *im, const at_json_doc *d, uint32_t uuid)
             s[n++] = s[i];
     im->uuid = s;
     im->uuid_len = n;
+    im->has_uuid = true;
     return AT_OK;
 }
 
@@ -984,6 +1017,11 @@ static at_result resolve_links(at_import *im, at_import_result *res)
     }
     if (!im->nlinks)
         return AT_OK;
+    /* done[i]: link i met its tool_call (the first one with that request_id),
+     * whether or not that call's id could be kept */
+    bool *done = calloc(im->nlinks, sizeof *done);
+    if (!done)
+        return AT_ERR_NOMEM;
     at_buf chunk, line;
     at_json_doc d;
     at_buf_init(&chunk, 0);
@@ -1014,14 +1052,20 @@ static at_result resolve_links(at_import *im, at_import_result *res)
                 uint32_t rid = at_json_get(&d, at_json_get(&d, 0, "data"), "request_id");
                 uint32_t eid = at_json_get(&d, 0, "event_id");
                 for (size_t i = 0; rid != AT_JSON_NONE && i < im->nlinks; i++) {
-                    if (res->links[i].event_id[0] || !at_json_is(&d, eid, AT_JSON_STRING) ||
+                    if (done[i] ||
                         !at_json_str_eq(&d, rid, im->links[i].tool_use_id, strlen(im->links[i].tool_use_id)))
                         continue;
+                    done[i] = true;
+                    unresolved--;
+                    /* The id is decoded WTF-8 (a uuid prefix can be up to
+                     * EID_MAX_BYTES of any characters). The link holds a
+                     * NUL-terminated array: an id that does not fit it or
+                     * holds a NUL is left empty rather than cut. */
                     at_buf_reset(&line);
-                    if (at_json_str_decode(&d, eid, &line) == AT_OK && line.len <= 12) {
+                    if (at_json_is(&d, eid, AT_JSON_STRING) && at_json_str_decode(&d, eid, &line) == AT_OK &&
+                        line.len && line.len < sizeof res->links[i].event_id &&
+                        !memchr(line.data, 0, line.len))
                         memcpy(res->links[i].event_id, line.data, line.len);
-                        unresolved--;
-                    }
                 }
             }
             s = nl + 1;
@@ -1032,6 +1076,7 @@ static at_result resolve_links(at_import *im, at_import_result *res)
     at_json_doc_fini(&d);
     at_buf_fini(&line);
     at_buf_fini(&chunk);
+    free(done);
     return r;
 }
 
@@ -1120,7 +1165,8 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
     pynum_format(im->total_tokens, res->total_tokens);
 
     /* session_end */
-    char dur[AT_DOUBLE_REPR_MAX], eid[13];
+    char dur[AT_DOUBLE_REPR_MAX];
+    event_id eid;
     pynum_format(im->total_duration_ms, dur);
     data_begin(im);
     if ((r = data_raw(im, "duration_ms", dur, strlen(dur))) != AT_OK ||
@@ -1135,8 +1181,8 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
     if ((r = at_buf_add(&im->tmp2, im->sid.data, im->sid.len)) != AT_OK ||
         (r = at_buf_adds(&im->tmp2, ":session_end:0")) != AT_OK)
         return at_error_set(err, r, -1, "out of memory");
-    derive_event_id(im->tmp2.data, im->tmp2.len, eid);
-    if ((r = write_event(im, EV_SESSION_END, ended_at, eid, im->data.data, im->data.len)) != AT_OK ||
+    derive_event_id(im->tmp2.data, im->tmp2.len, &eid);
+    if ((r = write_event(im, EV_SESSION_END, ended_at, &eid, im->data.data, im->data.len)) != AT_OK ||
         (r = at_fd_sink_flush(&im->sink)) != AT_OK)
         return at_error_set(err, AT_ERR_IO, -1, "cannot write events: %s", strerror(errno));
 

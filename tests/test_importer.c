@@ -1,7 +1,9 @@
 /* test_importer.c - the streaming importer: every fixture at every chunking
  * gives the reference bytes; line endings, stripping, invalid UTF-8, huge
- * lines, events held until a late session id (spilled to disk). */
+ * lines, events held until a late session id (spilled to disk), event ids
+ * from uuids holding any characters (tests/vectors/event_ids.tsv). */
 #include "agenttrace/importer.h"
+#include "agenttrace/json.h"
 #include "agenttrace/sha256.h"
 #include "testlib.h"
 
@@ -287,6 +289,220 @@ static void check_late_session_spill(void)
     at_buf_fini(&b);
 }
 
+/* ---- event ids from odd uuids (tests/vectors/event_ids.tsv) ------------- */
+
+typedef struct {
+    const char *lit; /* the uuid as a JSON string literal */
+    size_t lit_len;
+    const char *tok[3]; /* event_id tokens for k = 0, 1, 2; "" means no event_id */
+    size_t tok_len[3];
+} eid_vector;
+
+/* Splits the vectors file (kept in *text) into v; returns the count. */
+static size_t load_eid_vectors(char **text, eid_vector **v)
+{
+    size_t n = 0, cap = 0;
+    *v = NULL;
+    *text = t_read_file(t_src("tests/vectors/event_ids.tsv"), NULL);
+    if (!*text)
+        return 0;
+    for (char *l = *text, *e; *l; l = e + 1) {
+        e = strchr(l, '\n');
+        if (!e)
+            e = l + strlen(l);
+        if (e > l && *l != '#') {
+            eid_vector x;
+            const char *f = l;
+            size_t i = 0;
+            for (; i < 4; i++) {
+                const char *t = memchr(f, '\t', (size_t)(e - f));
+                const char *end = i < 3 ? t : e;
+                if (!end)
+                    break;
+                if (i == 0) {
+                    x.lit = f;
+                    x.lit_len = (size_t)(end - f);
+                } else {
+                    x.tok[i - 1] = f;
+                    x.tok_len[i - 1] = (size_t)(end - f);
+                }
+                f = end + 1;
+            }
+            if (i == 4) {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    *v = realloc(*v, cap * sizeof **v);
+                }
+                (*v)[n++] = x;
+            }
+        }
+        if (!*e)
+            break;
+    }
+    return n;
+}
+
+/* An assistant entry with the uuid and three events: tool_call (k=0, the
+ * Agent call that spawns "a1"), tool_call (k=1), assistant_response (k=2). */
+static void add_eid_entry(at_buf *b, const eid_vector *v, bool with_sid, size_t pad)
+{
+    at_result r = at_buf_printf(b, "{\"type\":\"assistant\",%s\"uuid\":%.*s,\"timestamp\":\"2026-01-01T00:00:01Z\","
+                                   "\"message\":{\"model\":\"m\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+                                   "\"toolu_1\",\"name\":\"Agent\",\"input\":{\"subagent_type\":\"x\"}},"
+                                   "{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":\"Bash\",\"input\":{}},"
+                                   "{\"type\":\"text\",\"text\":\"hi",
+                                with_sid ? "\"sessionId\":\"s-ev\"," : "", (int)v->lit_len, v->lit);
+    for (size_t i = 0; r == AT_OK && i < pad; i++)
+        r = at_buf_addc(b, 'p');
+    if (r == AT_OK)
+        r = at_buf_adds(b, "\"}]}}\n");
+    CHECK(r == AT_OK, "building a transcript");
+}
+
+/* The transcript line that names "a1" as spawned by toolu_1. */
+static void add_eid_link(at_buf *b)
+{
+    CHECK(at_buf_adds(b, "{\"type\":\"user\",\"sessionId\":\"s-ev\",\"toolUseResult\":{\"agentId\":\"a1\"},"
+                         "\"message\":{\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_1\","
+                         "\"content\":\"done\"}]}}\n") == AT_OK,
+          "building a transcript");
+}
+
+/* Checks that every line of out is a JSON object and that lines first,
+ * first+1, first+2 carry the vector's event ids. Returns the line count. */
+static size_t check_eid_lines(const char *out, size_t len, size_t first, const eid_vector *v, const char *what)
+{
+    at_json_doc d;
+    at_json_doc_init(&d);
+    size_t no = 0;
+    for (const char *l = out, *e; l && l < out + len; l = e + 1, no++) {
+        e = memchr(l, '\n', (size_t)(out + len - l));
+        if (!e)
+            e = out + len;
+        bool ok = at_json_parse(&d, l, (size_t)(e - l), NULL) == AT_OK && at_json_is(&d, 0, AT_JSON_OBJECT);
+        CHECK(ok, "%s %.*s: line %zu is not a JSON object: %.*s", what, (int)v->lit_len, v->lit, no,
+              (int)(e - l), l);
+        if (!ok || no < first || no >= first + 3)
+            continue;
+        size_t k = no - first;
+        uint32_t id = at_json_get(&d, 0, "event_id");
+        const char *tok = "";
+        size_t tok_len = 0;
+        if (at_json_is(&d, id, AT_JSON_STRING)) {
+            tok = d.src + d.nodes[id].off - 1; /* the token, quotes included */
+            tok_len = d.nodes[id].len + 2;
+        } else if (id == AT_JSON_NONE && v->tok_len[k] == 2) {
+            tok = "\"\""; /* left out, as Python drops "" */
+            tok_len = 2;
+        }
+        CHECK(tok_len == v->tok_len[k] && memcmp(tok, v->tok[k], tok_len) == 0,
+              "%s %.*s: event_id k=%zu: got [%.*s] want [%.*s]", what, (int)v->lit_len, v->lit, k, (int)tok_len,
+              tok, (int)v->tok_len[k], v->tok[k]);
+    }
+    at_json_doc_fini(&d);
+    return no;
+}
+
+/* The link to "a1" holds the k=0 id decoded, when the link's array can hold
+ * it as a C string (no NUL, short enough); otherwise it is left empty. */
+static void check_eid_link(const run *rn, const eid_vector *v)
+{
+    at_json_doc d;
+    at_buf want;
+    at_json_doc_init(&d);
+    at_buf_init(&want, 0);
+    CHECK(at_json_parse(&d, v->tok[0], v->tok_len[0], NULL) == AT_OK &&
+              at_json_str_decode(&d, 0, &want) == AT_OK,
+          "vector token %.*s parses", (int)v->tok_len[0], v->tok[0]);
+    bool fits = want.len < sizeof rn->res.links[0].event_id && !memchr(want.data ? want.data : "", 0, want.len);
+    bool ok = rn->res.nlinks == 1 && strcmp(rn->res.links[0].agent_id, "a1") == 0;
+    if (ok && fits)
+        ok = strlen(rn->res.links[0].event_id) == want.len &&
+             memcmp(rn->res.links[0].event_id, want.data ? want.data : "", want.len) == 0;
+    else if (ok)
+        ok = rn->res.links[0].event_id[0] == 0;
+    CHECK(ok, "link of %.*s: parent event id [%s] (%zu links)", (int)v->lit_len, v->lit,
+          rn->res.nlinks ? rn->res.links[0].event_id : "", rn->res.nlinks);
+    at_buf_fini(&want);
+    at_json_doc_fini(&d);
+}
+
+static void check_event_id_vectors(void)
+{
+    char *text;
+    eid_vector *v;
+    size_t nv = load_eid_vectors(&text, &v);
+    CHECK(nv >= 30, "event id vectors loaded (%zu)", nv);
+    for (size_t i = 0; i < nv; i++) {
+        /* direct: the session id is known from the entry itself */
+        at_buf b;
+        at_buf_init(&b, 0);
+        add_eid_entry(&b, &v[i], true, 0);
+        add_eid_link(&b);
+        run whole, bytes;
+        import_mem(b.data, b.len, 0, "ev.jsonl", &whole);
+        CHECK(whole.r == AT_OK && whole.res.events == 5, "import %.*s: %s", (int)v[i].lit_len, v[i].lit,
+              whole.err.message);
+        CHECK(check_eid_lines(whole.out, whole.out_len, 0, &v[i], "direct") == 5, "five lines");
+        check_eid_link(&whole, &v[i]);
+        import_mem(b.data, b.len, 1, "ev.jsonl", &bytes);
+        CHECK(bytes.r == AT_OK && bytes.out_len == whole.out_len && memcmp(bytes.out, whole.out, whole.out_len) == 0,
+              "%.*s: 1-byte chunks give the same bytes", (int)v[i].lit_len, v[i].lit);
+        run_fini(&bytes);
+        run_fini(&whole);
+
+        /* pending: the entry comes before any session id and is replayed */
+        at_buf_reset(&b);
+        add_eid_entry(&b, &v[i], false, 0);
+        add_eid_link(&b);
+        run late, late1;
+        import_mem(b.data, b.len, 0, "ev.jsonl", &late);
+        CHECK(late.r == AT_OK && late.res.events == 5 && strcmp(late.res.session_id, "s-ev") == 0,
+              "late import %.*s: %s", (int)v[i].lit_len, v[i].lit, late.err.message);
+        CHECK(check_eid_lines(late.out, late.out_len, 0, &v[i], "pending") == 5, "five lines");
+        check_eid_link(&late, &v[i]);
+        import_mem(b.data, b.len, 1, "ev.jsonl", &late1);
+        CHECK(late1.r == AT_OK && late1.out_len == late.out_len && memcmp(late1.out, late.out, late.out_len) == 0,
+              "%.*s: pending, 1-byte chunks give the same bytes", (int)v[i].lit_len, v[i].lit);
+        run_fini(&late1);
+        run_fini(&late);
+        at_buf_fini(&b);
+    }
+
+    /* pending past the in-memory cap: records go through the spill file
+     * and come back with their ids intact (every vector, many times) */
+    at_buf b;
+    at_buf_init(&b, 0);
+    size_t entries = 0;
+    while (nv && b.len < 2 * (size_t)AT_PENDING_MEM_BYTES) {
+        add_eid_entry(&b, &v[entries % nv], false, 3000);
+        entries++;
+    }
+    CHECK(at_buf_adds(&b, "{\"type\":\"user\",\"sessionId\":\"s-ev\",\"message\":{\"content\":\"named\"}}\n") == AT_OK,
+          "building a transcript");
+    run sp;
+    import_mem(b.data, b.len, 65536, "ev.jsonl", &sp);
+    CHECK(sp.r == AT_OK && sp.res.events == entries * 3 + 2, "spilled import: %llu events",
+          (unsigned long long)sp.res.events);
+    size_t line = 0;
+    for (const char *l = sp.out; nv && l && line < entries * 3; line += 3) {
+        const char *e = l;
+        for (int j = 0; j < 3 && e; j++) {
+            e = memchr(e, '\n', (size_t)(sp.out + sp.out_len - e));
+            e = e ? e + 1 : NULL;
+        }
+        if (!e)
+            break;
+        check_eid_lines(l, (size_t)(e - l), 0, &v[(line / 3) % nv], "spilled");
+        l = e;
+    }
+    CHECK(line == entries * 3, "every spilled entry checked (%zu of %zu)", line / 3, entries);
+    run_fini(&sp);
+    at_buf_fini(&b);
+    free(v);
+    free(text);
+}
+
 int main(void)
 {
     check_fixtures();
@@ -295,5 +511,6 @@ int main(void)
     check_invalid_utf8();
     check_huge_lines();
     check_late_session_spill();
+    check_event_id_vectors();
     return t_done("test_importer");
 }
