@@ -1058,14 +1058,13 @@ static at_result resolve_links(at_import *im, at_import_result *res)
                     done[i] = true;
                     unresolved--;
                     /* The id is decoded WTF-8 (a uuid prefix can be up to
-                     * EID_MAX_BYTES of any characters). The link holds a
-                     * NUL-terminated array: an id that does not fit it or
-                     * holds a NUL is left empty rather than cut. */
+                     * EID_MAX_BYTES of any characters, NULs included). */
                     at_buf_reset(&line);
                     if (at_json_is(&d, eid, AT_JSON_STRING) && at_json_str_decode(&d, eid, &line) == AT_OK &&
-                        line.len && line.len < sizeof res->links[i].event_id &&
-                        !memchr(line.data, 0, line.len))
+                        line.len && line.len <= AT_MAX_EVENT_ID_BYTES) {
                         memcpy(res->links[i].event_id, line.data, line.len);
+                        res->links[i].event_id_len = line.len;
+                    }
                 }
             }
             s = nl + 1;

@@ -226,7 +226,7 @@ static at_result write_links(at_store *s, const char *sid, const at_import_resul
         if ((r = at_buf_addc(&b, '[')) == AT_OK &&
             (r = at_json_write_wtf8(&b, res->links[i].agent_id, strlen(res->links[i].agent_id))) == AT_OK &&
             (r = at_buf_addc(&b, ',')) == AT_OK &&
-            (r = at_json_write_wtf8(&b, res->links[i].event_id, strlen(res->links[i].event_id))) == AT_OK)
+            (r = at_json_write_wtf8(&b, res->links[i].event_id, res->links[i].event_id_len)) == AT_OK)
             r = at_buf_add(&b, "]\n", 2);
     }
     snprintf(p, sizeof p, "%s/.agent-traced/links/%s", s->root, sid);
@@ -237,8 +237,9 @@ static at_result write_links(at_store *s, const char *sid, const at_import_resul
 }
 
 /* The event id of the tool call in `parent` that spawned `agent_id`, if
- * the parent's links are known. Returns true when found (maybe empty). */
-static bool find_link(at_store *s, const char *parent, const char *agent_id, char out[13])
+ * the parent's links are known. Returns true when found (*outn may be 0). */
+static bool find_link(at_store *s, const char *parent, const char *agent_id,
+                      char out[AT_MAX_EVENT_ID_BYTES + 1], size_t *outn)
 {
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/.agent-traced/links/%s", s->root, parent);
@@ -261,9 +262,10 @@ static bool find_link(at_store *s, const char *parent, const char *agent_id, cha
         if (!at_json_str_eq(&d, k, agent_id, strlen(agent_id)) || !at_json_is(&d, e, AT_JSON_STRING))
             continue;
         at_buf_reset(&a);
-        if (at_json_str_decode(&d, e, &a) == AT_OK && a.len <= 12) {
-            memset(out, 0, 13);
+        if (at_json_str_decode(&d, e, &a) == AT_OK && a.len <= AT_MAX_EVENT_ID_BYTES) {
+            memset(out, 0, AT_MAX_EVENT_ID_BYTES + 1);
             memcpy(out, a.data ? a.data : "", a.len);
+            *outn = a.len;
             found = true;
         }
     }
@@ -315,9 +317,9 @@ static at_result complete_children(at_store *s, const char *sid, const at_import
         at_result r = at_meta_load(&m, p, NULL);
         if (r == AT_OK) {
             r = at_meta_set_int(&m, AT_META_DEPTH, depth + 1);
-            if (r == AT_OK && res->links[i].event_id[0])
+            if (r == AT_OK && res->links[i].event_id_len)
                 r = at_meta_set_string(&m, AT_META_PARENT_EVENT_ID, res->links[i].event_id,
-                                       strlen(res->links[i].event_id));
+                                       res->links[i].event_id_len);
             if (r == AT_OK)
                 r = write_meta(p, &m, err);
         }
@@ -404,10 +406,11 @@ at_result at_store_commit_import(at_store *s, at_stage *st, at_import_result *re
         info->depth = pdepth >= 0 ? pdepth + 1 : 1;
         if ((r = at_meta_set_int(&res->meta, AT_META_DEPTH, info->depth)) != AT_OK)
             goto out;
-        if (find_link(s, res->parent_session_id, res->agent_id, info->parent_event_id) &&
-            info->parent_event_id[0] &&
+        if (find_link(s, res->parent_session_id, res->agent_id, info->parent_event_id,
+                      &info->parent_event_id_len) &&
+            info->parent_event_id_len &&
             (r = at_meta_set_string(&res->meta, AT_META_PARENT_EVENT_ID, info->parent_event_id,
-                                    strlen(info->parent_event_id))) != AT_OK)
+                                    info->parent_event_id_len)) != AT_OK)
             goto out;
     }
 

@@ -5,6 +5,7 @@
 #include "agenttrace/importer.h"
 #include "agenttrace/json.h"
 #include "agenttrace/sha256.h"
+#include "agenttrace/store.h"
 #include "testlib.h"
 
 #include <dirent.h>
@@ -403,8 +404,7 @@ static size_t check_eid_lines(const char *out, size_t len, size_t first, const e
     return no;
 }
 
-/* The link to "a1" holds the k=0 id decoded, when the link's array can hold
- * it as a C string (no NUL, short enough); otherwise it is left empty. */
+/* The link to "a1" holds the k=0 id decoded, NULs and all. */
 static void check_eid_link(const run *rn, const eid_vector *v)
 {
     at_json_doc d;
@@ -414,13 +414,9 @@ static void check_eid_link(const run *rn, const eid_vector *v)
     CHECK(at_json_parse(&d, v->tok[0], v->tok_len[0], NULL) == AT_OK &&
               at_json_str_decode(&d, 0, &want) == AT_OK,
           "vector token %.*s parses", (int)v->tok_len[0], v->tok[0]);
-    bool fits = want.len < sizeof rn->res.links[0].event_id && !memchr(want.data ? want.data : "", 0, want.len);
-    bool ok = rn->res.nlinks == 1 && strcmp(rn->res.links[0].agent_id, "a1") == 0;
-    if (ok && fits)
-        ok = strlen(rn->res.links[0].event_id) == want.len &&
-             memcmp(rn->res.links[0].event_id, want.data ? want.data : "", want.len) == 0;
-    else if (ok)
-        ok = rn->res.links[0].event_id[0] == 0;
+    bool ok = rn->res.nlinks == 1 && strcmp(rn->res.links[0].agent_id, "a1") == 0 &&
+              rn->res.links[0].event_id_len == want.len &&
+              memcmp(rn->res.links[0].event_id, want.data ? want.data : "", want.len) == 0;
     CHECK(ok, "link of %.*s: parent event id [%s] (%zu links)", (int)v->lit_len, v->lit,
           rn->res.nlinks ? rn->res.links[0].event_id : "", rn->res.nlinks);
     at_buf_fini(&want);
@@ -503,6 +499,87 @@ static void check_event_id_vectors(void)
     free(text);
 }
 
+/* Imports a transcript held in memory into a store; false on failure. */
+static bool store_import(at_store *st, const at_buf *b, const char *source)
+{
+    at_error err;
+    at_stage stage;
+    if (at_store_stage(st, &stage, &err) != AT_OK)
+        return false;
+    at_import_options o = {.source = source, .out_fd = stage.fd};
+    at_import *im = at_import_new(&o, &err);
+    at_import_result res;
+    memset(&res, 0, sizeof res);
+    at_commit_info info;
+    bool ok = im && at_import_feed(im, b->data, b->len, &err) == AT_OK &&
+              at_import_finish(im, &res, &err) == AT_OK &&
+              at_store_commit_import(st, &stage, &res, &info, &err) == AT_OK;
+    if (!ok) {
+        fprintf(stderr, "store import: %s\n", err.message);
+        at_stage_discard(&stage);
+    }
+    at_import_result_fini(&res);
+    at_import_free(im);
+    return ok;
+}
+
+/* The subagent's meta.json carries the spawning call's event id
+ * (parent_event_id) escaped as json.dumps does, whichever of parent and
+ * child is stored first; a dash-only uuid gives "" and no field. */
+static void check_event_id_links_in_store(void)
+{
+    char *text = NULL;
+    eid_vector *v = NULL;
+    size_t nv = load_eid_vectors(&text, &v);
+    at_buf parent, child;
+    at_buf_init(&parent, 0);
+    at_buf_init(&child, 0);
+    CHECK(at_buf_adds(&child, "{\"type\":\"user\",\"sessionId\":\"s-ev\",\"agentId\":\"a1\",\"uuid\":\"c-1\","
+                              "\"timestamp\":\"2026-01-01T00:00:02Z\",\"message\":{\"content\":\"go\"}}\n") == AT_OK,
+          "building a transcript");
+    size_t checked = 0;
+    for (size_t i = 0; i < nv; i++) {
+        at_buf_reset(&parent);
+        add_eid_entry(&parent, &v[i], true, 0);
+        add_eid_link(&parent);
+        for (int order = 0; order < 2; order++) {
+            char tmpl[] = "/tmp/test_importer_store.XXXXXX";
+            if (!mkdtemp(tmpl)) {
+                CHECK(0, "mkdtemp");
+                continue;
+            }
+            at_error err;
+            at_store *st = at_store_open(tmpl, &err);
+            bool ok = st != NULL;
+            if (ok && order == 0)
+                ok = store_import(st, &parent, "p.jsonl") && store_import(st, &child, "agent-a1.jsonl");
+            else if (ok)
+                ok = store_import(st, &child, "agent-a1.jsonl") && store_import(st, &parent, "p.jsonl");
+            char path[512];
+            snprintf(path, sizeof path, "%s/agent-a1.s-ev/meta.json", tmpl);
+            char *meta = ok ? t_read_file(path, NULL) : NULL;
+            char want[256];
+            bool empty = v[i].tok_len[0] == 2;
+            snprintf(want, sizeof want, "\"parent_event_id\": %.*s,", (int)v[i].tok_len[0], v[i].tok[0]);
+            bool good = meta && (empty ? strstr(meta, "\"parent_event_id\"") == NULL : strstr(meta, want) != NULL);
+            CHECK(good, "%s first, uuid %.*s: want %s in %s", order ? "child" : "parent", (int)v[i].lit_len,
+                  v[i].lit, empty ? "no parent_event_id" : want, meta ? meta : "(no meta)");
+            checked += good;
+            free(meta);
+            at_store_free(st);
+            char cmd[600];
+            snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", tmpl, tmpl);
+            if (system(cmd) != 0)
+                fprintf(stderr, "cannot remove %s\n", tmpl);
+        }
+    }
+    CHECK(nv >= 30 && checked == 2 * nv, "parent_event_id for every vector, both orders (%zu)", checked);
+    at_buf_fini(&parent);
+    at_buf_fini(&child);
+    free(v);
+    free(text);
+}
+
 int main(void)
 {
     check_fixtures();
@@ -512,5 +589,6 @@ int main(void)
     check_huge_lines();
     check_late_session_spill();
     check_event_id_vectors();
+    check_event_id_links_in_store();
     return t_done("test_importer");
 }

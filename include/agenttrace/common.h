@@ -42,6 +42,7 @@ const char *at_result_str(at_result r);
 #define AT_MAX_LINE_BYTES      (64u * 1024 * 1024)  /* one transcript/NDJSON line */
 #define AT_MAX_JSON_DEPTH      1000                  /* nesting of arrays/objects */
 #define AT_MAX_SESSION_ID      255                   /* bytes, a file name */
+#define AT_MAX_EVENT_ID_BYTES  48                    /* an imported event id: 12 code points */
 #define AT_PENDING_MEM_BYTES   (4u * 1024 * 1024)    /* events held before the session id is known */
 #define AT_MAX_META_BYTES      (1u * 1024 * 1024)    /* meta.json */
 

@@ -36,7 +36,8 @@ typedef struct {
  * event_id of the tool_call that started it (empty if none was found). */
 typedef struct {
     char *agent_id;
-    char event_id[13];
+    char event_id[AT_MAX_EVENT_ID_BYTES + 1]; /* decoded (may hold NULs); NUL-terminated */
+    size_t event_id_len;                      /* 0: none was found */
 } at_import_link;
 
 typedef struct {

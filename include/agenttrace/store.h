@@ -51,7 +51,8 @@ typedef enum {
 typedef struct {
     at_commit_status status;
     char replaced[AT_SHA256_HEX]; /* digest of the superseded events (REPLACED) */
-    char parent_event_id[13];     /* for a subagent, when its parent is known */
+    char parent_event_id[AT_MAX_EVENT_ID_BYTES + 1]; /* for a subagent, when its parent is known */
+    size_t parent_event_id_len;   /* 0: not known */
     int depth;                    /* for a subagent */
 } at_commit_info;
 
