@@ -146,24 +146,9 @@ void at_fd_sink_init(at_fd_sink *s, int fd)
     at_buf_init(&s->buf, 0);
 }
 
-static at_result write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return AT_ERR_IO;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return AT_OK;
-}
-
 at_result at_fd_sink_flush(at_fd_sink *s)
 {
-    at_result r = write_all(s->fd, s->buf.data, s->buf.len);
+    at_result r = at_write_all(s->fd, s->buf.data, s->buf.len);
     s->buf.len = 0;
     return r;
 }
@@ -176,7 +161,7 @@ at_result at_fd_sink_write(void *ctx, const char *p, size_t n)
     if (s->buf.len + n > SINK_BLOCK && (r = at_fd_sink_flush(s)) != AT_OK)
         return r;
     if (n >= SINK_BLOCK)
-        return write_all(s->fd, p, n);
+        return at_write_all(s->fd, p, n);
     return at_buf_add(&s->buf, p, n);
 }
 

@@ -193,20 +193,6 @@ static at_result meta_path(const char *root, const char *sid, const char *file, 
     return k < 0 || (size_t)k >= len ? AT_ERR_TOO_BIG : AT_OK;
 }
 
-static at_result write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return AT_ERR_IO;
-        p += k;
-        n -= (size_t)k;
-    }
-    return AT_OK;
-}
-
 /* Creates session sid holding only meta.json with the bytes given: built in
  * .agent-traced/tmp and renamed into place whole, so no reader ever sees a
  * session directory without its meta. A directory that exists without a
@@ -634,7 +620,7 @@ static at_result copy_bytes(int src, int dst, off_t size)
             ssize_t got = pread(src, buf, want, in);
             if (got < 0 && errno == EINTR)
                 continue;
-            if (got <= 0 || write_all(dst, buf, (size_t)got) != AT_OK)
+            if (got <= 0 || at_write_all(dst, buf, (size_t)got) != AT_OK)
                 return AT_ERR_IO;
             in += got;
         }
@@ -779,7 +765,7 @@ static at_result append_batch(server_ctx *ctx, batch *bt, at_error *err)
             goto out;
         }
         if ((r = copy_bytes(fd, wfd, sb.st_size)) != AT_OK ||
-            (r = write_all(wfd, out.data, out.len)) != AT_OK || fchmod(wfd, 0644) < 0 ||
+            (r = at_write_all(wfd, out.data, out.len)) != AT_OK || fchmod(wfd, 0644) < 0 ||
             fsync(wfd) < 0 || fstat(wfd, &after) < 0 || rename(tmp, path) < 0) {
             r = at_error_set(err, AT_ERR_IO, -1, "cannot copy %s: %s", path, strerror(errno));
             goto out;
@@ -790,7 +776,7 @@ static at_result append_batch(server_ctx *ctx, batch *bt, at_error *err)
             r = at_error_set(err, AT_ERR_IO, -1, "cannot open %s: %s", path, strerror(errno));
             goto out;
         }
-        if ((r = write_all(wfd, out.data, out.len)) != AT_OK) {
+        if ((r = at_write_all(wfd, out.data, out.len)) != AT_OK) {
             int errsv = errno;
             if (ftruncate(wfd, sb.st_size) < 0) {
                 /* nothing more we can do; the cache is invalidated below */

@@ -1,8 +1,46 @@
-/* common.c - the error record. */
+/* common.c - the error record, and writing a whole buffer. */
 #include "agenttrace/common.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int at_open_tmpfile(const char *dir)
+{
+    if (!dir)
+        dir = "/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+        return fd;
+    char path[4096]; /* a filesystem without O_TMPFILE: create, then unlink */
+    if (snprintf(path, sizeof path, "%s/at-tmp-XXXXXX", dir) >= (int)sizeof path)
+        return -1;
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}
+
+at_result at_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO;
+            return AT_ERR_IO;
+        }
+        c += k;
+        n -= (size_t)k;
+    }
+    return AT_OK;
+}
 
 at_result at_error_set(at_error *err, at_result code, int64_t offset, const char *fmt, ...)
 {

@@ -340,22 +340,10 @@ static at_result pending_add(at_import *im, ev_type type, const event_id *eid, c
     if (p->len < AT_PENDING_MEM_BYTES)
         return AT_OK;
     /* Too much to hold: move it to a spill file. */
-    if (im->spill_fd < 0) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/at-spill-XXXXXX", im->opts.tmp_dir ? im->opts.tmp_dir : "/tmp");
-        im->spill_fd = mkstemp(path);
-        if (im->spill_fd < 0)
-            return AT_ERR_IO;
-        unlink(path);
-    }
-    for (size_t off = 0; off < p->len;) {
-        ssize_t k = write(im->spill_fd, p->data + off, p->len - off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return AT_ERR_IO;
-        off += (size_t)k;
-    }
+    if (im->spill_fd < 0 && (im->spill_fd = at_open_tmpfile(im->opts.tmp_dir)) < 0)
+        return AT_ERR_IO;
+    if (at_write_all(im->spill_fd, p->data, p->len) != AT_OK)
+        return AT_ERR_IO;
     at_buf_reset(p);
     return AT_OK;
 }

@@ -9,7 +9,6 @@
 #include "agenttrace/json.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,39 +86,11 @@ static bool decode_token(index_batch *b, at_slice tok, at_buf *out)
            at_json_is(&b->doc, 0, AT_JSON_STRING) && at_json_str_decode(&b->doc, 0, out) == AT_OK;
 }
 
-static int spill_open(const char *dir)
-{
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
-        return fd;
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/index-rows-XXXXXX", dir) >= (int)sizeof path)
-        return -1;
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd >= 0)
-        unlink(path);
-    return fd;
-}
-
-static bool write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return false;
-        p += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
-
 static at_result spill(index_batch *b)
 {
-    if (b->spill_fd < 0 && (b->spill_fd = spill_open(b->tmp_dir)) < 0)
+    if (b->spill_fd < 0 && (b->spill_fd = at_open_tmpfile(b->tmp_dir)) < 0)
         return AT_ERR_IO;
-    if (!write_all(b->spill_fd, b->mem.data, b->mem.len))
+    if (at_write_all(b->spill_fd, b->mem.data, b->mem.len) != AT_OK)
         return AT_ERR_IO;
     at_buf_reset(&b->mem);
     return AT_OK;

@@ -160,15 +160,8 @@ at_result at_write_file_atomic(const char *path, const char *data, size_t n, at_
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return sys_fail(err, "cannot create", tmp);
-    size_t off = 0;
-    while (off < n) {
-        ssize_t k = write(fd, data + off, n - off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            goto fail;
-        off += (size_t)k;
-    }
+    if (at_write_all(fd, data, n) != AT_OK)
+        goto fail;
     if (fchmod(fd, 0644) < 0 || fsync(fd) < 0)
         goto fail;
     close(fd);

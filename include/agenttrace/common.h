@@ -38,6 +38,14 @@ at_result at_error_set(at_error *err, at_result code, int64_t offset,
 /* Human name of a result code ("invalid UTF-8", ...). */
 const char *at_result_str(at_result r);
 
+/* Writes all n bytes to fd (retrying short writes and EINTR); AT_ERR_IO
+ * with errno kept otherwise. */
+at_result at_write_all(int fd, const void *p, size_t n) AT_WUR;
+
+/* An anonymous read-write file in dir (NULL: /tmp) that disappears when
+ * closed, even after a crash where O_TMPFILE is supported; -1 on failure. */
+int at_open_tmpfile(const char *dir);
+
 /* ---- caps: every buffer that grows from input is bounded by one of these */
 #define AT_MAX_LINE_BYTES      (64u * 1024 * 1024)  /* one transcript/NDJSON line */
 #define AT_MAX_JSON_DEPTH      1000                  /* nesting of arrays/objects */
