@@ -514,13 +514,22 @@ static bool recorded_stamp(event_index *ix, const char *sid, size_t n, fstamp *r
     return known;
 }
 
+/* The events.ndjson path of a session named by a caller; false when the
+ * id is not one a session can have. */
+static bool checked_events_path(const event_index *ix, const char *sid, size_t *n,
+                                char path[PATH_MAX])
+{
+    if (!ix || !sid)
+        return false;
+    *n = strlen(sid);
+    return at_session_id_ok(sid, *n) && events_path(ix, sid, *n, path, PATH_MAX);
+}
+
 void event_index_refresh_session(event_index *ix, const char *session_id)
 {
-    if (!ix || !session_id)
-        return;
-    size_t n = strlen(session_id);
+    size_t n;
     char path[PATH_MAX];
-    if (!at_session_id_ok(session_id, n) || !events_path(ix, session_id, n, path, sizeof path))
+    if (!checked_events_path(ix, session_id, &n, path))
         return;
     at_error err;
     int64_t events = 0;
@@ -542,11 +551,9 @@ void event_index_refresh_session(event_index *ix, const char *session_id)
 static void refresh_from_batch(event_index *ix, const char *session_id, index_batch *b,
                                uint64_t inode, uint64_t size)
 {
-    if (!ix || !session_id)
-        return;
-    size_t n = strlen(session_id);
+    size_t n;
     char path[PATH_MAX];
-    if (!at_session_id_ok(session_id, n) || !events_path(ix, session_id, n, path, sizeof path))
+    if (!checked_events_path(ix, session_id, &n, path))
         return;
     at_result r = AT_ERR_INVALID;
     at_error err;
