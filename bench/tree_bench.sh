@@ -46,7 +46,7 @@ ev=$work/store/$sid/events.ndjson
 # a private, writable copy (the import's file is a read-only link to an object)
 cp "$ev" "$ev.tmp" && mv -f "$ev.tmp" "$ev" && chmod u+w "$ev"
 echo "session $sid: events.ndjson $(( $(stat -c %s "$ev") / 1048576 )) MiB, $(wc -l < "$ev") lines"
-sleep 1 # past the cache's racy window (tree.c)
+sleep 1 # past the cache's racy window (tree_cost.c)
 
 "$BIN" serve --port 0 --storage "$work/store" 2> "$work/log" &
 pid=$!

@@ -1,4 +1,4 @@
-/* lines.h - a bounded line reader over a file descriptor (tree.c, index.c).
+/* lines.h - a bounded line reader over a file descriptor (tree_cost.c, index.c).
  *
  * Reads at most `limit` bytes from fd in large chunks and hands out lines
  * (without their "\n") with their file offset and 0-based number. Memory is

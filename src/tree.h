@@ -16,18 +16,4 @@
 at_result tree_render(const char *root, const char *session_dir, bool text, at_buf *out,
                       at_error *err) AT_WUR;
 
-/* How the process-wide cost cache answered, per events.ndjson looked at
- * (tree.c explains when each applies). Regular files only. */
-typedef struct {
-    uint64_t hits;    /* sums taken from the cache, nothing read */
-    uint64_t resumes; /* an append: only the bytes after the counted lines read */
-    uint64_t counts;  /* read from the start */
-} tree_cost_stats;
-
-/* Empties the cost cache and zeroes the stats (tests; thread-safe). */
-void tree_cost_cache_clear(void);
-
-/* A snapshot of the stats since the start or the last clear. */
-void tree_cost_cache_stats(tree_cost_stats *out);
-
 #endif

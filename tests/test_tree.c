@@ -8,6 +8,7 @@
 #include "testlib.h"
 #include "handler_stubs.h"
 #include "tree.h"
+#include "tree_cost.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -190,7 +191,7 @@ static double total_cost(rendered x)
     return p ? strtod(p + strlen(k), NULL) : -1.0;
 }
 
-/* Lets the racy window (tree.c: 20 ms, 2 s without sub-second stamps) pass,
+/* Lets the racy window (tree_cost.c: 20 ms, 2 s without sub-second stamps) pass,
  * so that the next count is trusted. */
 static void settle(void)
 {
@@ -363,7 +364,7 @@ static void check_appends(void)
     free(before.p);
 }
 
-/* A large file (4 MiB and more, tree.c's COST_SETTLE_MIN) read just after
+/* A large file (4 MiB and more, tree_cost.c's COST_SETTLE_MIN) read just after
  * an append waits for its stamps to settle, so the next request is a hit. */
 static void check_settle(void)
 {
