@@ -10,6 +10,7 @@
 
 #include "agenttrace/buf.h"
 #include "agenttrace/chain.h"
+#include "agenttrace/pynum.h"
 #include "agenttrace/timestamp.h"
 #include "agenttrace/utf8.h"
 
@@ -24,37 +25,6 @@
 #define STDOUT_MAX_CP 500
 #define STDERR_MAX_CP 200
 #define MAX_LINKS 65536
-
-/* A Python number as the reference sums it: ints stay ints until a float
- * joins. (Ints beyond int64 would be exact in Python; here they become
- * floats. Real token counts are far below that.) */
-typedef struct {
-    bool is_float;
-    int64_t i;
-    double f;
-} pynum;
-
-static pynum pynum_add(pynum a, pynum b)
-{
-    pynum r = {false, 0, 0.0};
-    if (!a.is_float && !b.is_float && !__builtin_add_overflow(a.i, b.i, &r.i))
-        return r;
-    r.is_float = true;
-    r.f = (a.is_float ? a.f : (double)a.i) + (b.is_float ? b.f : (double)b.i);
-    return r;
-}
-
-static bool pynum_is_zero(pynum a)
-{
-    return a.is_float ? a.f == 0.0 : a.i == 0;
-}
-
-static size_t pynum_format(pynum a, char *out)
-{
-    if (a.is_float)
-        return at_double_repr(a.f, out);
-    return (size_t)snprintf(out, AT_DOUBLE_REPR_MAX, "%lld", (long long)a.i);
-}
 
 typedef enum {
     EV_SESSION_END,
@@ -93,7 +63,7 @@ struct at_import {
     double started_at, last_ts;
     bool have_start;
     int64_t tool_calls, llm_requests;
-    pynum total_tokens, total_duration_ms;
+    at_pynum total_tokens, total_duration_ms;
     uint64_t skipped;
 
     /* the current entry */
@@ -158,37 +128,19 @@ static at_result add_str(at_buf *b, const at_json_doc *d, uint32_t i)
 }
 
 /* The value of a token count or duration as Python would add it; values
- * Python could not add (strings, null, containers) count as missing. */
-static pynum node_num(const at_json_doc *d, uint32_t i)
+ * Python could not add (strings, null, containers) count as missing. Ints
+ * past int64 (INT64_MIN too) become floats: see pynum.h. */
+static at_pynum node_num(const at_json_doc *d, uint32_t i)
 {
-    pynum n = {false, 0, 0.0};
     switch (at_json_typeof(d, i)) {
     case AT_JSON_TRUE:
-        n.i = 1;
-        break;
-    case AT_JSON_INT: {
-        const at_json_node *nd = &d->nodes[i];
-        const char *s = d->src + nd->off;
-        bool neg = s[0] == '-';
-        int64_t v = 0;
-        for (uint32_t k = neg; k < nd->len; k++) {
-            if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, s[k] - '0', &v)) {
-                n.is_float = true;
-                n.f = at_json_parse_double(s, nd->len);
-                return n;
-            }
-        }
-        n.i = neg ? -v : v;
-        break;
-    }
+        return at_pynum_from_int(1);
+    case AT_JSON_INT:
     case AT_JSON_FLOAT:
-        n.is_float = true;
-        n.f = at_json_parse_double(d->src + d->nodes[i].off, d->nodes[i].len);
-        break;
+        return at_pynum_parse_token(d->src + d->nodes[i].off, d->nodes[i].len, AT_PYNUM_INT_ANY_LEN);
     default:
-        break;
+        return at_pynum_from_int(0);
     }
-    return n;
 }
 
 /* ---- writing data objects ----------------------------------------------- */
@@ -619,10 +571,10 @@ static at_result do_assistant(at_import *im, const at_json_doc *d, uint32_t entr
     if (at_json_is(d, usage, AT_JSON_OBJECT) && d->nodes[usage].len > 0) {
         static const char *const keys[] = {"input_tokens", "output_tokens",
                                            "cache_creation_input_tokens", "cache_read_input_tokens"};
-        pynum sum = node_num(d, at_json_get(d, usage, keys[0]));
+        at_pynum sum = node_num(d, at_json_get(d, usage, keys[0]));
         for (int i = 1; i < 4; i++)
-            sum = pynum_add(sum, node_num(d, at_json_get(d, usage, keys[i])));
-        im->total_tokens = pynum_add(im->total_tokens, sum);
+            sum = at_pynum_add(sum, node_num(d, at_json_get(d, usage, keys[i])));
+        im->total_tokens = at_pynum_add(im->total_tokens, sum);
         im->llm_requests++;
     }
     return AT_OK;
@@ -785,9 +737,9 @@ static at_result do_entry(at_import *im, const at_json_doc *d)
     } else if (str_is(d, type, "system") && str_is(d, at_json_get(d, 0, "subtype"), "turn_duration")) {
         uint32_t dur = at_json_get(d, 0, "durationMs");
         if (at_json_is(d, dur, AT_JSON_INT) || at_json_is(d, dur, AT_JSON_FLOAT) || at_json_is(d, dur, AT_JSON_TRUE)) {
-            pynum v = node_num(d, dur);
-            if (!pynum_is_zero(v))
-                im->total_duration_ms = pynum_add(im->total_duration_ms, v);
+            at_pynum v = node_num(d, dur);
+            if (at_pynum_truthy(v))
+                im->total_duration_ms = at_pynum_add(im->total_duration_ms, v);
         }
     }
 out:
@@ -1087,8 +1039,8 @@ static at_result build_meta(at_import *im, at_import_result *res, double ended_a
         (r = at_meta_set_raw(m, AT_META_LLM_REQUESTS, res->llm_requests, strlen(res->llm_requests))) != AT_OK ||
         (r = at_meta_set_raw(m, AT_META_TOTAL_TOKENS, res->total_tokens, strlen(res->total_tokens))) != AT_OK)
         goto out;
-    char dur[AT_DOUBLE_REPR_MAX];
-    size_t dl = pynum_format(im->total_duration_ms, dur);
+    char dur[AT_PYNUM_STR_MAX];
+    size_t dl = at_pynum_format(im->total_duration_ms, dur);
     if ((r = at_meta_set_raw(m, AT_META_TOTAL_DURATION_MS, dur, dl)) != AT_OK ||
         (r = at_meta_set_raw(m, AT_META_ATTRIBUTION, "{}", 2)) != AT_OK)
         goto out;
@@ -1143,18 +1095,16 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
     }
 
     double ended_at = im->last_ts > 0 ? im->last_ts : im->started_at;
-    if (pynum_is_zero(im->total_duration_ms) && ended_at > im->started_at) {
-        im->total_duration_ms.is_float = true;
-        im->total_duration_ms.f = (ended_at - im->started_at) * 1000.0;
-    }
+    if (!at_pynum_truthy(im->total_duration_ms) && ended_at > im->started_at)
+        im->total_duration_ms = at_pynum_from_double((ended_at - im->started_at) * 1000.0);
     snprintf(res->tool_calls, sizeof res->tool_calls, "%lld", (long long)im->tool_calls);
     snprintf(res->llm_requests, sizeof res->llm_requests, "%lld", (long long)im->llm_requests);
-    pynum_format(im->total_tokens, res->total_tokens);
+    at_pynum_format(im->total_tokens, res->total_tokens);
 
     /* session_end */
-    char dur[AT_DOUBLE_REPR_MAX];
+    char dur[AT_PYNUM_STR_MAX];
     event_id eid;
-    pynum_format(im->total_duration_ms, dur);
+    at_pynum_format(im->total_duration_ms, dur);
     data_begin(im);
     if ((r = data_raw(im, "duration_ms", dur, strlen(dur))) != AT_OK ||
         (r = data_raw(im, "tool_calls", res->tool_calls, strlen(res->tool_calls))) != AT_OK ||

@@ -33,13 +33,13 @@
 
 #include "agenttrace/json.h"
 #include "agenttrace/meta.h"
+#include "agenttrace/pynum.h"
 #include "agenttrace/store.h"
 #include "agenttrace/utf8.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,117 +48,6 @@
 #define TREE_MAX_NODES 1000000  /* guards against pathological stores */
 
 /* ---- Python numbers -------------------------------------------------------- */
-
-typedef struct {
-    bool is_float;
-    int64_t i;
-    double d;
-} pynum;
-
-static double pynum_val(pynum p)
-{
-    return p.is_float ? p.d : (double)p.i;
-}
-
-static pynum pyint(int64_t i)
-{
-    pynum p = {false, i, 0.0};
-    return p;
-}
-
-static pynum pyfloat(double d)
-{
-    pynum p = {true, 0, d};
-    return p;
-}
-
-/* Reads a raw compact JSON value as a Python number (bools are ints). NULL
- * raw gives dflt. false when the value is not a number. */
-static bool pynum_parse(const char *raw, size_t n, pynum dflt, pynum *out)
-{
-    if (!raw) {
-        *out = dflt;
-        return true;
-    }
-    if (n == 4 && memcmp(raw, "true", 4) == 0) {
-        *out = pyint(1);
-        return true;
-    }
-    if (n == 5 && memcmp(raw, "false", 5) == 0) {
-        *out = pyint(0);
-        return true;
-    }
-    if (!(raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') || raw[0] == 'N' || raw[0] == 'I'))
-        return false;
-    bool is_float = false;
-    for (size_t k = 0; k < n; k++)
-        if (raw[k] == '.' || raw[k] == 'e' || raw[k] == 'E' || raw[k] == 'N' || raw[k] == 'I')
-            is_float = true;
-    if (!is_float && n < 19) {
-        int64_t v = 0;
-        size_t k = raw[0] == '-' ? 1 : 0;
-        for (; k < n; k++)
-            v = v * 10 + (raw[k] - '0');
-        *out = pyint(raw[0] == '-' ? -v : v);
-        return true;
-    }
-    /* floats, and ints too large for int64 (approximated) */
-    *out = pyfloat(at_json_parse_double(raw, n));
-    return true;
-}
-
-static bool pynum_truthy(pynum p)
-{
-    return p.is_float ? p.d != 0.0 : p.i != 0;
-}
-
-static pynum pynum_add(pynum a, pynum b)
-{
-    if (!a.is_float && !b.is_float) {
-        int64_t s;
-        if (!__builtin_add_overflow(a.i, b.i, &s))
-            return pyint(s);
-    }
-    return pyfloat(pynum_val(a) + pynum_val(b));
-}
-
-static pynum pynum_sub(pynum a, pynum b)
-{
-    if (!a.is_float && !b.is_float) {
-        int64_t s;
-        if (!__builtin_sub_overflow(a.i, b.i, &s))
-            return pyint(s);
-    }
-    return pyfloat(pynum_val(a) - pynum_val(b));
-}
-
-/* str() of a number: digits, or repr of the float. */
-static at_result pynum_write(at_buf *out, pynum p)
-{
-    if (p.is_float)
-        return at_json_write_double(out, p.d);
-    return at_buf_printf(out, "%lld", (long long)p.i);
-}
-
-/* Python's round(x, nd) for a float: the double nearest to the exact
- * decimal rounding of x's binary value. glibc's printf rounds that exact
- * value correctly (ties to even, which only happens on exact ties, as in
- * Python's dtoa), and strtod reads the result back correctly rounded. */
-static double py_round(double x, int nd)
-{
-    if (!isfinite(x))
-        return x;
-    char b[400];
-    int k = snprintf(b, sizeof b, "%.*f", nd, x);
-    if (k < 0 || (size_t)k >= sizeof b)
-        return x; /* |x| > 1e390 cannot happen for a finite double */
-    return strtod(b, NULL);
-}
-
-static pynum pynum_round(pynum p, int nd)
-{
-    return p.is_float ? pyfloat(py_round(p.d, nd)) : p;
-}
 
 /* Python truthiness of a raw compact JSON value (NULL = unset = false). */
 static bool raw_truthy(const char *raw, size_t n)
@@ -189,7 +78,7 @@ typedef struct tnode {
     tsess *s;
     int level;          /* depth in the tree, root 0 */
     bool last;          /* last child of its parent */
-    pynum tool_calls, llm_requests, errors, duration;
+    at_pynum tool_calls, llm_requests, errors, duration;
     double cost;
     struct tnode **kids;
     size_t nkids;
@@ -326,9 +215,14 @@ static void node_free(tnode *n)
     free(n);
 }
 
-static at_result counter(tctx *t, tsess *s, at_meta_field f, pynum *out)
+static at_result counter(tctx *t, tsess *s, at_meta_field f, at_pynum *out)
 {
-    if (!pynum_parse(s->meta.raw[f], s->meta.len[f], pyint(0), out))
+    if (!s->meta.raw[f]) {
+        *out = at_pynum_from_int(0);
+        return AT_OK;
+    }
+    /* int tokens over 18 characters become floats: how tree.c always read meta */
+    if (!at_pynum_parse_json(s->meta.raw[f], s->meta.len[f], AT_PYNUM_INT_SHORT, out))
         return at_error_set(t->err, AT_ERR_INVALID, -1, "session %s: %s is not a number", s->dir,
                             at_meta_field_name(f));
     return AT_OK;
@@ -345,7 +239,7 @@ static at_result node_build(tctx *t, tsess *s, int level, tnode **out)
     n->s = s;
     n->level = level;
     at_result r;
-    pynum tdm, st, en;
+    at_pynum tdm, st, en;
     if ((r = counter(t, s, AT_META_TOOL_CALLS, &n->tool_calls)) != AT_OK ||
         (r = counter(t, s, AT_META_LLM_REQUESTS, &n->llm_requests)) != AT_OK ||
         (r = counter(t, s, AT_META_ERRORS, &n->errors)) != AT_OK ||
@@ -353,16 +247,16 @@ static at_result node_build(tctx *t, tsess *s, int level, tnode **out)
         (r = counter(t, s, AT_META_STARTED_AT, &st)) != AT_OK ||
         (r = counter(t, s, AT_META_ENDED_AT, &en)) != AT_OK)
         goto fail;
-    pynum dur;
-    if (pynum_truthy(tdm)) {
-        dur = pyfloat(pynum_val(tdm) / 1000.0);
-    } else if (pynum_truthy(en) && pynum_truthy(st)) {
-        pynum diff = pynum_sub(en, st);
-        dur = pynum_val(diff) > 0 ? diff : pyint(0); /* max(0, diff) */
+    at_pynum dur;
+    if (at_pynum_truthy(tdm)) {
+        dur = at_pynum_from_double(at_pynum_to_double(tdm) / 1000.0);
+    } else if (at_pynum_truthy(en) && at_pynum_truthy(st)) {
+        at_pynum diff = at_pynum_sub(en, st);
+        dur = at_pynum_to_double(diff) > 0 ? diff : at_pynum_from_int(0); /* max(0, diff) */
     } else {
-        dur = pyfloat(0.0);
+        dur = at_pynum_from_double(0.0);
     }
-    n->duration = pynum_round(dur, 3);
+    n->duration = at_pynum_round(dur, 3);
     if ((r = session_cost(t, s)) != AT_OK)
         goto fail;
     n->cost = s->cost;
@@ -418,16 +312,16 @@ fail:
 typedef struct {
     size_t sessions;
     double cost;
-    pynum tool_calls, llm_requests, errors;
+    at_pynum tool_calls, llm_requests, errors;
 } totals;
 
 static void sum_tree(const tnode *n, totals *tt)
 {
     tt->sessions++;
     tt->cost += n->cost;
-    tt->tool_calls = pynum_add(tt->tool_calls, n->tool_calls);
-    tt->llm_requests = pynum_add(tt->llm_requests, n->llm_requests);
-    tt->errors = pynum_add(tt->errors, n->errors);
+    tt->tool_calls = at_pynum_add(tt->tool_calls, n->tool_calls);
+    tt->llm_requests = at_pynum_add(tt->llm_requests, n->llm_requests);
+    tt->errors = at_pynum_add(tt->errors, n->errors);
     for (size_t k = 0; k < n->nkids; k++)
         sum_tree(n->kids[k], tt);
 }
@@ -578,13 +472,13 @@ static at_result emit_node(at_buf *b, const tnode *n, int level)
     }
     PUTKEY(b, l1, "cost_usd", 0);
     if (r == AT_OK)
-        r = at_json_write_double(b, py_round(n->cost, 6));
+        r = at_json_write_double(b, at_pynum_round_double(n->cost, 6));
     PUTKEY(b, l1, "depth", 0);
     if (r == AT_OK)
         r = emit_raw(b, m->raw[AT_META_DEPTH], m->len[AT_META_DEPTH], "0", l1);
     PUTKEY(b, l1, "duration_s", 0);
     if (r == AT_OK)
-        r = pynum_write(b, n->duration);
+        r = at_pynum_write(b, n->duration);
     PUTKEY(b, l1, "errors", 0);
     if (r == AT_OK)
         r = emit_raw(b, m->raw[AT_META_ERRORS], m->len[AT_META_ERRORS], "0", l1);
@@ -604,7 +498,7 @@ static at_result emit_node(at_buf *b, const tnode *n, int level)
         r = emit_raw(b, m->raw[AT_META_SESSION_ID], m->len[AT_META_SESSION_ID], "null", l1);
     PUTKEY(b, l1, "status", 0);
     if (r == AT_OK)
-        r = at_buf_adds(b, pynum_truthy(n->errors) ? "\"error\"" : "\"ok\"");
+        r = at_buf_adds(b, at_pynum_truthy(n->errors) ? "\"error\"" : "\"ok\"");
     PUTKEY(b, l1, "tool_calls", 0);
     if (r == AT_OK)
         r = emit_raw(b, m->raw[AT_META_TOOL_CALLS], m->len[AT_META_TOOL_CALLS], "0", l1);
@@ -624,19 +518,19 @@ static at_result emit_json(at_buf *b, const tnode *root, const totals *tt)
         r = emit_raw(b, m->raw[AT_META_SESSION_ID], m->len[AT_META_SESSION_ID], "null", 1);
     PUTKEY(b, 1, "total_cost_usd", 0);
     if (r == AT_OK)
-        r = at_json_write_double(b, py_round(tt->cost, 6));
+        r = at_json_write_double(b, at_pynum_round_double(tt->cost, 6));
     PUTKEY(b, 1, "total_errors", 0);
     if (r == AT_OK)
-        r = pynum_write(b, tt->errors);
+        r = at_pynum_write(b, tt->errors);
     PUTKEY(b, 1, "total_llm_requests", 0);
     if (r == AT_OK)
-        r = pynum_write(b, tt->llm_requests);
+        r = at_pynum_write(b, tt->llm_requests);
     PUTKEY(b, 1, "total_sessions", 0);
     if (r == AT_OK)
         r = at_buf_printf(b, "%zu", tt->sessions);
     PUTKEY(b, 1, "total_tool_calls", 0);
     if (r == AT_OK)
-        r = pynum_write(b, tt->tool_calls);
+        r = at_pynum_write(b, tt->tool_calls);
     PUTKEY(b, 1, "tree", 0);
     if (r == AT_OK)
         r = emit_node(b, root, 1);
@@ -690,16 +584,16 @@ static at_result text_node(at_buf *b, const tnode *n)
     if (r == AT_OK)
         r = put_str(b, m, agent_field(n->s), 28, 28);
     if (r == AT_OK)
-        r = at_buf_printf(b, "  $%.4f  ", py_round(n->cost, 6));
+        r = at_buf_printf(b, "  $%.4f  ", at_pynum_round_double(n->cost, 6));
     if (r == AT_OK)
-        r = pynum_write(b, n->tool_calls);
+        r = at_pynum_write(b, n->tool_calls);
     if (r == AT_OK)
-        r = at_buf_printf(b, " tools  %.1fs  %s", pynum_val(n->duration),
-                          pynum_truthy(n->errors) ? "\xe2\x9c\x97" /* ✗ */ : "\xe2\x9c\x93" /* ✓ */);
-    if (r == AT_OK && pynum_truthy(n->errors)) {
+        r = at_buf_printf(b, " tools  %.1fs  %s", at_pynum_to_double(n->duration),
+                          at_pynum_truthy(n->errors) ? "\xe2\x9c\x97" /* ✗ */ : "\xe2\x9c\x93" /* ✓ */);
+    if (r == AT_OK && at_pynum_truthy(n->errors)) {
         r = at_buf_add(b, "  ", 2);
         if (r == AT_OK)
-            r = pynum_write(b, n->errors);
+            r = at_pynum_write(b, n->errors);
         if (r == AT_OK)
             r = at_buf_adds(b, " errors");
     }
@@ -720,19 +614,20 @@ static at_result emit_text(at_buf *b, const tnode *root, const totals *tt)
     if (r == AT_OK)
         r = text_node(b, root);
     if (r == AT_OK)
-        r = at_buf_printf(b, "\nTotal: %zu sessions, $%.4f, ", tt->sessions, py_round(tt->cost, 6));
+        r = at_buf_printf(b, "\nTotal: %zu sessions, $%.4f, ", tt->sessions,
+                          at_pynum_round_double(tt->cost, 6));
     if (r == AT_OK)
-        r = pynum_write(b, tt->tool_calls);
+        r = at_pynum_write(b, tt->tool_calls);
     if (r == AT_OK)
         r = at_buf_adds(b, " tool calls, ");
     if (r == AT_OK)
-        r = pynum_write(b, tt->llm_requests);
+        r = at_pynum_write(b, tt->llm_requests);
     if (r == AT_OK)
         r = at_buf_adds(b, " LLM requests");
-    if (r == AT_OK && pynum_truthy(tt->errors)) {
+    if (r == AT_OK && at_pynum_truthy(tt->errors)) {
         r = at_buf_adds(b, ", ");
         if (r == AT_OK)
-            r = pynum_write(b, tt->errors);
+            r = at_pynum_write(b, tt->errors);
         if (r == AT_OK)
             r = at_buf_adds(b, " errors");
     }
@@ -761,7 +656,7 @@ at_result tree_render(const char *root, const char *session_dir, bool text, at_b
     }
     if ((r = node_build(&t, rs, 0, &tree)) != AT_OK)
         goto out;
-    totals tt = {0, 0.0, pyint(0), pyint(0), pyint(0)};
+    totals tt = {0, 0.0, at_pynum_from_int(0), at_pynum_from_int(0), at_pynum_from_int(0)};
     sum_tree(tree, &tt);
     size_t mark = out->len;
     r = text ? emit_text(out, tree, &tt) : emit_json(out, tree, &tt);
