@@ -137,7 +137,7 @@ static at_pynum node_num(const at_json_doc *d, uint32_t i)
         return at_pynum_from_int(1);
     case AT_JSON_INT:
     case AT_JSON_FLOAT:
-        return at_pynum_parse_token(d->src + d->nodes[i].off, d->nodes[i].len, AT_PYNUM_INT_ANY_LEN);
+        return at_pynum_parse_token(d->src + d->nodes[i].off, d->nodes[i].len);
     default:
         return at_pynum_from_int(0);
     }

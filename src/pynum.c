@@ -85,26 +85,28 @@ at_result at_pynum_write(at_buf *out, at_pynum p)
     return at_buf_add(out, b, n);
 }
 
-at_pynum at_pynum_parse_token(const char *tok, size_t n, size_t int_max_len)
+at_pynum at_pynum_parse_token(const char *tok, size_t n)
 {
     bool is_float = false;
     for (size_t k = 0; k < n && !is_float; k++)
         is_float = tok[k] == '.' || tok[k] == 'e' || tok[k] == 'E' || tok[k] == 'N' || tok[k] == 'I';
-    if (!is_float && n <= int_max_len) {
-        /* the magnitude first: INT64_MIN overflows it and becomes a float */
+    if (!is_float) {
+        /* accumulated with the token's sign, so INT64_MIN fits too */
         bool neg = n > 0 && tok[0] == '-';
         int64_t v = 0;
         size_t k = neg ? 1 : 0;
-        for (; k < n; k++)
-            if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, tok[k] - '0', &v))
+        for (; k < n; k++) {
+            int d = tok[k] - '0';
+            if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, neg ? -d : d, &v))
                 break;
+        }
         if (k == n)
-            return at_pynum_from_int(neg ? -v : v);
+            return at_pynum_from_int(v);
     }
     return at_pynum_from_double(at_json_parse_double(tok, n));
 }
 
-bool at_pynum_parse_json(const char *raw, size_t n, size_t int_max_len, at_pynum *out)
+bool at_pynum_parse_json(const char *raw, size_t n, at_pynum *out)
 {
     if (n == 4 && memcmp(raw, "true", 4) == 0) {
         *out = at_pynum_from_int(1);
@@ -118,6 +120,6 @@ bool at_pynum_parse_json(const char *raw, size_t n, size_t int_max_len, at_pynum
      * containers do not */
     if (n == 0 || !(raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') || raw[0] == 'N' || raw[0] == 'I'))
         return false;
-    *out = at_pynum_parse_token(raw, n, int_max_len);
+    *out = at_pynum_parse_token(raw, n);
     return true;
 }

@@ -222,7 +222,7 @@ static at_result counter(tctx *t, tsess *s, at_meta_field f, at_pynum *out)
         return AT_OK;
     }
     /* int tokens over 18 characters become floats: how tree.c always read meta */
-    if (!at_pynum_parse_json(s->meta.raw[f], s->meta.len[f], AT_PYNUM_INT_SHORT, out))
+    if (!at_pynum_parse_json(s->meta.raw[f], s->meta.len[f], out))
         return at_error_set(t->err, AT_ERR_INVALID, -1, "session %s: %s is not a number", s->dir,
                             at_meta_field_name(f));
     return AT_OK;

@@ -63,24 +63,17 @@ size_t at_pynum_format(at_pynum p, char *out);
 /* Appends str(p) to out. Fails only as at_buf_add does. */
 at_result at_pynum_write(at_buf *out, at_pynum p) AT_WUR;
 
-/* How long an integer token may be and still be read as an int (see
- * at_pynum_parse_token). The two call sites have always read them
- * differently; each keeps its reading. */
-#define AT_PYNUM_INT_ANY_LEN SIZE_MAX /* any length whose magnitude is <= INT64_MAX */
-#define AT_PYNUM_INT_SHORT 18         /* at most 18 characters, sign included */
-
 /* Reads a JSON number token (already validated: -?int frac? exp?, or NaN,
  * Infinity, -Infinity) as json.loads types it: a token without '.', 'e',
  * 'E' is an int, anything else a float, read correctly rounded (overflow
- * gives +-Infinity, underflow +-0.0). An int token longer than int_max_len
- * characters, or whose magnitude exceeds INT64_MAX (so INT64_MIN itself
- * too), is read as a float instead. "-0" is the int 0. */
-at_pynum at_pynum_parse_token(const char *tok, size_t n, size_t int_max_len);
+ * gives +-Infinity, underflow +-0.0). An int token outside int64 is read
+ * as a float instead. "-0" is the int 0. */
+at_pynum at_pynum_parse_token(const char *tok, size_t n);
 
 /* Reads a compact JSON value (already validated, as a meta.json raw value)
  * as a number the way Python's arithmetic takes it: true is 1, false is 0,
  * a number token as at_pynum_parse_token. Returns false and leaves *out
  * alone for anything else (null, strings, arrays, objects, n == 0). */
-bool at_pynum_parse_json(const char *raw, size_t n, size_t int_max_len, at_pynum *out) AT_WUR;
+bool at_pynum_parse_json(const char *raw, size_t n, at_pynum *out) AT_WUR;
 
 #endif

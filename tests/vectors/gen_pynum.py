@@ -17,19 +17,17 @@ Infinity, -Infinity, which is how at_pynum spells them). Lines, TAB-separated,
     round   X  ND  WANT         round(X, ND)
     truthy  A  0|1              bool(A)
     str     A  WANT             str(A) (A built directly, not parsed)
-    parse   any|short  TOKEN  WANT   the JSON number token TOKEN read as a number
-    json    RAW  WANT|ERROR          the compact JSON value RAW read as a number
-                                     (true 1, false 0, numbers as "parse short",
-                                     anything else ERROR), as the tree reads meta
+    parse   TOKEN  WANT         the JSON number token TOKEN read as a number
+    json    RAW  WANT|ERROR     the compact JSON value RAW read as a number
+                                (true 1, false 0, numbers as "parse",
+                                anything else ERROR), as the tree reads meta
 
 One deliberate difference from Python, documented in pynum.h: an int is an
 int64. Where Python's int would leave int64, the expected value is what
 at_pynum computes instead, still computed here by Python: float(a) + float(b)
 for a sum, float(token) for a token. Such lines carry what exact Python gives
-in a trailing "# python: ..." column (ignored by the test). The two readings
-of tokens: "any" keeps an int token an int while |v| <= 2**63 - 1 (so
--2**63 itself becomes a float: the importer), "short" keeps only int tokens
-of at most 18 characters (the tree's reading of meta.json).
+in a trailing "# python: ..." column (ignored by the test). An int token
+stays an int when it fits int64 (-2**63 included).
 """
 import json
 import random
@@ -38,7 +36,6 @@ import struct
 import sys
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
-SHORT = 18
 TOKEN = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?|NaN|Infinity|-Infinity")
 
 
@@ -78,9 +75,9 @@ def model_sub(a, b):
     return a - b
 
 
-def model_parse(tok, int_max_len):
+def model_parse(tok):
     v = json.loads(tok)
-    if isinstance(v, int) and not (len(tok) <= int_max_len and -I64_MAX <= v <= I64_MAX):
+    if isinstance(v, int) and not fits(v):
         return float(tok)
     return v
 
@@ -291,16 +288,15 @@ def main():
         if not TOKEN.fullmatch(tok):
             sys.exit("not a JSON number token: %r" % tok[:80])
         exact = json.loads(tok)
-        for mode, maxlen in (("any", sys.maxsize), ("short", SHORT)):
-            m = model_parse(tok, maxlen)
-            out.append("parse\t%s\t%s\t%s%s" % (mode, tok, fmt(m), exact_note(m, exact)))
+        m = model_parse(tok)
+        out.append("parse\t%s\t%s%s" % (tok, fmt(m), exact_note(m, exact)))
 
     for raw in JSON:
         v = json.loads(raw)
         if isinstance(v, bool):
             out.append("json\t%s\t%d" % (raw, int(v)))
         elif isinstance(v, (int, float)):
-            m = model_parse(raw, SHORT)
+            m = model_parse(raw)
             out.append("json\t%s\t%s%s" % (raw, fmt(m), exact_note(m, v)))
         else:
             out.append("json\t%s\tERROR" % raw)
