@@ -19,10 +19,18 @@ typedef struct event_index event_index; /* index.c */
 typedef struct {
     at_store *store;
     const char *root;       /* storage directory */
-    event_index *index;     /* GET /events lookups (thread-safe) */
+    event_index *index;     /* GET /events lookups (thread-safe); set once after
+                               start: read it with server_index() */
     uint64_t max_upload;    /* bytes after decompression */
     struct append_cache *appends; /* collector.c: per-session append state (locked inside) */
 } server_ctx;
+
+/* The event index, NULL until `serve` has opened it: that happens after the
+ * port is listening, since a first sync of a large store takes a while. */
+static inline event_index *server_index(const server_ctx *ctx)
+{
+    return __atomic_load_n(&ctx->index, __ATOMIC_ACQUIRE);
+}
 
 /* What a handler produces. Exactly one of body / fd is the payload. */
 typedef struct {

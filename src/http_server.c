@@ -634,7 +634,7 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
             return 500;
         }
         at_import_options o = {.source = rq->source, .out_fd = rq->stage.fd, .tmp_dir = srv->tmp_dir};
-        if (srv->ctx.index && (rq->rows = index_batch_new(srv->tmp_dir))) {
+        if (server_index(&srv->ctx) && (rq->rows = index_batch_new(srv->tmp_dir))) {
             o.on_line = index_batch_add;
             o.on_line_ctx = rq->rows;
         }
@@ -725,13 +725,14 @@ static void finish_import(server *srv, request *rq, http_response *hr)
         import_failed(rq, r, &err, "cannot store the session");
         goto out;
     }
-    if (srv->ctx.index && info.status != AT_COMMIT_UNCHANGED) {
+    event_index *ix = server_index(&srv->ctx);
+    if (ix && info.status != AT_COMMIT_UNCHANGED) {
         if (have_staged && rq->rows) {
-            event_index_refresh_from_batch(srv->ctx.index, res.session_id, rq->rows,
+            event_index_refresh_from_batch(ix, res.session_id, rq->rows,
                                            (uint64_t)staged.st_ino, (uint64_t)staged.st_size);
             rq->rows = NULL; /* taken */
         } else {
-            event_index_refresh_session(srv->ctx.index, res.session_id);
+            event_index_refresh_session(ix, res.session_id);
         }
     }
     at_buf_reset(&hr->body);
@@ -1158,8 +1159,9 @@ int cli_serve(int argc, char **argv)
 
     /* The index is opened after the port is known so the first line comes
      * quickly; a missing index only disables the event lookups (503). */
-    srv.ctx.index = event_index_open(srv.ctx.root, &err);
-    if (!srv.ctx.index)
+    event_index *ix = event_index_open(srv.ctx.root, &err);
+    __atomic_store_n(&srv.ctx.index, ix, __ATOMIC_RELEASE); /* handlers run already */
+    if (!ix)
         logf_line("agent-traced serve: event index unavailable: %s", err.message);
     logf_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
               "timeout %llus, request timeout %llus, auth %s (%zu keys), pid %ld",

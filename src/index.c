@@ -1068,7 +1068,7 @@ static int collect(sqlite3_stmt *q, hit **hitsp, size_t *cap, size_t *n, bool *m
 
 void index_lookup(server_ctx *ctx, const char *event_id, const char *session, http_response *resp)
 {
-    event_index *ix = ctx->index;
+    event_index *ix = server_index(ctx);
     if (!ix) {
         http_response_error(resp, 503, "event index unavailable");
         return;

@@ -52,9 +52,9 @@ static long child_peak_kib(const char *data, size_t n, int repeat)
 
 int main(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
-    /* ASan's quarantine keeps freed memory: RSS says nothing about ours. */
-    puts("test_memory: skipped under AddressSanitizer");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* The sanitizers' shadow memory and quarantine: RSS says nothing about ours. */
+    puts("test_memory: skipped under a sanitizer");
     return 77;
 #endif
     size_t n;
