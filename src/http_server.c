@@ -21,6 +21,7 @@
 #include "http_routes.h"
 #include "index.h"
 #include "metrics.h"
+#include "tree_cost.h"
 
 #include "agenttrace/importer.h"
 #include "agenttrace/json.h"
@@ -430,10 +431,34 @@ static void handle_object(server *srv, struct MHD_Connection *c, const char *hex
     hr->fd_size = (uint64_t)st.st_size;
 }
 
+/* Gauges and counters owned by other modules, after metrics.c's own. */
+static at_result render_module_metrics(server *srv, at_buf *out)
+{
+    event_index *ix = server_index(&srv->ctx);
+    tree_cost_stats ts;
+    tree_cost_cache_stats(&ts);
+    return at_buf_printf(
+        out,
+        "# HELP agent_traced_index_available Whether the event index is open (0 while it is first built).\n"
+        "# TYPE agent_traced_index_available gauge\n"
+        "agent_traced_index_available %d\n"
+        "# HELP agent_traced_index_pending_imports Uploads whose event index rows are not written yet.\n"
+        "# TYPE agent_traced_index_pending_imports gauge\n"
+        "agent_traced_index_pending_imports %zu\n"
+        "# HELP agent_traced_tree_cost_total Tree cost lookups by how the token sums were found.\n"
+        "# TYPE agent_traced_tree_cost_total counter\n"
+        "agent_traced_tree_cost_total{how=\"cached\"} %llu\n"
+        "agent_traced_tree_cost_total{how=\"appended\"} %llu\n"
+        "agent_traced_tree_cost_total{how=\"counted\"} %llu\n",
+        ix != NULL, event_index_pending(ix), (unsigned long long)ts.hits,
+        (unsigned long long)ts.resumes, (unsigned long long)ts.counts);
+}
+
 static void handle_metrics(server *srv, http_response *hr)
 {
     at_buf_reset(&hr->body);
-    if (metrics_render(&hr->body, srv->route_names, http_nroutes) != AT_OK) {
+    if (metrics_render(&hr->body, srv->route_names, http_nroutes) != AT_OK ||
+        render_module_metrics(srv, &hr->body) != AT_OK) {
         http_response_error(hr, 500, "out of memory");
         return;
     }

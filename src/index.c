@@ -681,6 +681,16 @@ void event_index_drain(event_index *ix)
     pthread_mutex_unlock(&ix->q_mu);
 }
 
+size_t event_index_pending(event_index *ix)
+{
+    if (!ix)
+        return 0;
+    pthread_mutex_lock(&ix->q_mu);
+    size_t n = ix->q_len + (ix->q_busy ? 1 : 0);
+    pthread_mutex_unlock(&ix->q_mu);
+    return n;
+}
+
 static void worker_stop(event_index *ix)
 {
     pthread_mutex_lock(&ix->q_mu);

@@ -33,6 +33,9 @@ void event_index_refresh_from_batch(event_index *ix, const char *session_id, ind
 /* Waits until every queued import is indexed. */
 void event_index_drain(event_index *ix);
 
+/* Imports waiting for (or being written by) the worker thread. */
+size_t event_index_pending(event_index *ix);
+
 /* Re-checks every session of the store (new, changed, removed). */
 at_result event_index_sync(event_index *ix, at_error *err) AT_WUR;
 

@@ -967,8 +967,11 @@ static void test_routes(daemon_t *d)
     http(d, "GET", "/metrics", NULL, 0, NULL, 0, &r);
     CHECK(r.status == 200 && body_has(&r, "agent_traced_requests_total{route=\"POST /import\",status=\"201\"}") &&
               body_has(&r, "agent_traced_import_duration_seconds_bucket") &&
-              body_has(&r, "agent_traced_open_connections") && body_has(&r, "agent_traced_import_events_total"),
-          "metrics: %ld", r.status);
+              body_has(&r, "agent_traced_open_connections") && body_has(&r, "agent_traced_import_events_total") &&
+              body_has(&r, "agent_traced_index_available 1\n") &&
+              body_has(&r, "agent_traced_index_pending_imports ") &&
+              body_has(&r, "agent_traced_tree_cost_total{how=\"counted\"} "),
+          "metrics: %ld %s", r.status, r.body.data);
     at_buf_fini(&r.body);
 }
 
