@@ -1080,7 +1080,7 @@ void index_lookup(server_ctx *ctx, const char *event_id, const char *session, ht
 {
     event_index *ix = server_index(ctx);
     if (!ix) {
-        http_response_error(resp, 503, "event index unavailable");
+        http_response_error(resp, 503, "event index not open yet (being built at startup, or it failed: see the server log); retry");
         return;
     }
     size_t idn = strlen(event_id);
