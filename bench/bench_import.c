@@ -162,8 +162,8 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("run %d: %.1f MB in %.3f s = %.0f MB/s, peak RSS %.1f MiB, %llu events\n", r,
-               (double)total / 1e6, res.seconds, (double)total / 1e6 / res.seconds, (double)res.peak_kib / 1024,
-               res.events);
+               (double)total / 1e6, res.seconds, (double)total / 1e6 / res.seconds,
+               (double)res.peak_kib / 1024, res.events);
         if (res.seconds < best)
             best = res.seconds;
         if (res.peak_kib > peak)

@@ -7,8 +7,7 @@
 
 #define SINK_BLOCK (256u * 1024)
 
-at_result at_chain_writer_init(at_chain_writer *w, at_sink_fn sink, void *ctx,
-                               const uint8_t *prev_head)
+at_result at_chain_writer_init(at_chain_writer *w, at_sink_fn sink, void *ctx, const uint8_t *prev_head)
 {
     memset(w, 0, sizeof *w);
     w->sink = sink;

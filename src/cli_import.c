@@ -13,21 +13,20 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: agent-traced import [--storage DIR] [--source NAME] FILE...\n"
-    "\n"
-    "Imports Claude Code transcripts (JSONL; '-' reads standard input) into the\n"
-    "storage directory, one agent-trace session per file, and prints one JSON\n"
-    "line per file: session_id, events, tool_calls, llm_requests, total_tokens,\n"
-    "events_sha256, head, skipped_lines.\n"
-    "\n"
-    "  --storage DIR   storage directory (default: $AGENT_STRACE_STORAGE, else\n"
-    "                  ./.agent-traces)\n"
-    "  --source NAME   session_end's data.source (default: the file's absolute\n"
-    "                  path; 'stdin' for '-')\n"
-    "  -h, --help      show this help\n"
-    "\n"
-    "Exit status: 0 when every file was imported, 1 otherwise, 2 on usage errors.\n";
+static const char usage[] = "usage: agent-traced import [--storage DIR] [--source NAME] FILE...\n"
+                            "\n"
+                            "Imports Claude Code transcripts (JSONL; '-' reads standard input) into the\n"
+                            "storage directory, one agent-trace session per file, and prints one JSON\n"
+                            "line per file: session_id, events, tool_calls, llm_requests, total_tokens,\n"
+                            "events_sha256, head, skipped_lines.\n"
+                            "\n"
+                            "  --storage DIR   storage directory (default: $AGENT_STRACE_STORAGE, else\n"
+                            "                  ./.agent-traces)\n"
+                            "  --source NAME   session_end's data.source (default: the file's absolute\n"
+                            "                  path; 'stdin' for '-')\n"
+                            "  -h, --help      show this help\n"
+                            "\n"
+                            "Exit status: 0 when every file was imported, 1 otherwise, 2 on usage errors.\n";
 
 #define BLOCK (1u << 20)
 

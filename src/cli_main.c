@@ -9,22 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: agent-traced <command> [options]\n"
-    "\n"
-    "A trace server for AI coding agents: imports Claude Code transcripts into\n"
-    "agent-trace sessions (agent-strace's format), stores and verifies them.\n"
-    "\n"
-    "commands:\n"
-    "  import   import Claude Code transcripts (JSONL) into a storage directory\n"
-    "  verify   check the hash chains of events.ndjson files or session directories\n"
-    "  reindex  rebuild the event index of a storage directory\n"
-    "  serve    run the HTTP service (agent-strace collector API, uploads, trees)\n"
-    "  keygen   print a new API key (ast_ + 32 hex digits)\n"
-    "\n"
-    "`agent-traced <command> --help` describes each command.\n"
-    "Environment: AGENT_STRACE_STORAGE is the default storage directory,\n"
-    "AGENT_STRACE_AUTH_KEY the server's API keys.\n";
+static const char usage[] = "usage: agent-traced <command> [options]\n"
+                            "\n"
+                            "A trace server for AI coding agents: imports Claude Code transcripts into\n"
+                            "agent-trace sessions (agent-strace's format), stores and verifies them.\n"
+                            "\n"
+                            "commands:\n"
+                            "  import   import Claude Code transcripts (JSONL) into a storage directory\n"
+                            "  verify   check the hash chains of events.ndjson files or session directories\n"
+                            "  reindex  rebuild the event index of a storage directory\n"
+                            "  serve    run the HTTP service (agent-strace collector API, uploads, trees)\n"
+                            "  keygen   print a new API key (ast_ + 32 hex digits)\n"
+                            "\n"
+                            "`agent-traced <command> --help` describes each command.\n"
+                            "Environment: AGENT_STRACE_STORAGE is the default storage directory,\n"
+                            "AGENT_STRACE_AUTH_KEY the server's API keys.\n";
 
 void cli_errorf(const char *cmd, const char *fmt, ...)
 {

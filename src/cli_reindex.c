@@ -10,19 +10,18 @@
 #include <string.h>
 #include <time.h>
 
-static const char usage[] =
-    "usage: agent-traced reindex [--storage DIR]\n"
-    "\n"
-    "Rebuilds the event index (DIR/.agent-traced/index.sqlite) from every\n"
-    "session's events.ndjson, and prints one JSON line: storage, index,\n"
-    "sessions, events, seconds. The server keeps the index current by itself;\n"
-    "this is for repairs and for stores filled by other tools.\n"
-    "\n"
-    "  --storage DIR   storage directory (default: $AGENT_STRACE_STORAGE, else\n"
-    "                  ./.agent-traces)\n"
-    "  -h, --help      show this help\n"
-    "\n"
-    "Exit status: 0 on success, 1 on failure, 2 on usage errors.\n";
+static const char usage[] = "usage: agent-traced reindex [--storage DIR]\n"
+                            "\n"
+                            "Rebuilds the event index (DIR/.agent-traced/index.sqlite) from every\n"
+                            "session's events.ndjson, and prints one JSON line: storage, index,\n"
+                            "sessions, events, seconds. The server keeps the index current by itself;\n"
+                            "this is for repairs and for stores filled by other tools.\n"
+                            "\n"
+                            "  --storage DIR   storage directory (default: $AGENT_STRACE_STORAGE, else\n"
+                            "                  ./.agent-traces)\n"
+                            "  -h, --help      show this help\n"
+                            "\n"
+                            "Exit status: 0 on success, 1 on failure, 2 on usage errors.\n";
 
 int cli_reindex(int argc, char **argv)
 {
@@ -71,8 +70,8 @@ int cli_reindex(int argc, char **argv)
               at_json_write_wtf8(&b, storage, strlen(storage)) != AT_OK ||
               at_buf_adds(&b, ", \"index\": ") != AT_OK ||
               at_json_write_wtf8(&b, path, strlen(path)) != AT_OK ||
-              at_buf_printf(&b, ", \"sessions\": %lld, \"events\": %lld, \"seconds\": ",
-                            (long long)sessions, (long long)events) != AT_OK ||
+              at_buf_printf(&b, ", \"sessions\": %lld, \"events\": %lld, \"seconds\": ", (long long)sessions,
+                            (long long)events) != AT_OK ||
               at_json_write_double(&b, (double)(int64_t)(secs * 1000 + 0.5) / 1000) != AT_OK ||
               at_buf_adds(&b, "}\n") != AT_OK;
     if (!bad)

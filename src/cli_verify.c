@@ -10,21 +10,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char usage[] =
-    "usage: agent-traced verify [--legacy] PATH...\n"
-    "\n"
-    "Checks the SHA-256 hash chain of each PATH, an events.ndjson file or a\n"
-    "session directory (then PATH/events.ndjson), and prints one JSON line per\n"
-    "path: path, ok, total_events, broken_at (0-based index of the first bad\n"
-    "event line, or null), broken_event_id (its event_id, or null).\n"
-    "\n"
-    "  --legacy    accept lines without prev_hash, as agent-strace's\n"
-    "              `audit --verify-chain` does (events written before hash\n"
-    "              chains); by default every line after the first needs one\n"
-    "  -h, --help  show this help\n"
-    "\n"
-    "Exit status: 0 when every chain is intact, 1 when one is broken, 2 when a\n"
-    "path cannot be read or on usage errors (2 wins over 1).\n";
+static const char usage[] = "usage: agent-traced verify [--legacy] PATH...\n"
+                            "\n"
+                            "Checks the SHA-256 hash chain of each PATH, an events.ndjson file or a\n"
+                            "session directory (then PATH/events.ndjson), and prints one JSON line per\n"
+                            "path: path, ok, total_events, broken_at (0-based index of the first bad\n"
+                            "event line, or null), broken_event_id (its event_id, or null).\n"
+                            "\n"
+                            "  --legacy    accept lines without prev_hash, as agent-strace's\n"
+                            "              `audit --verify-chain` does (events written before hash\n"
+                            "              chains); by default every line after the first needs one\n"
+                            "  -h, --help  show this help\n"
+                            "\n"
+                            "Exit status: 0 when every chain is intact, 1 when one is broken, 2 when a\n"
+                            "path cannot be read or on usage errors (2 wins over 1).\n";
 
 /* Length of the strictly valid UTF-8 sequence at s[0..n), or 0 if none starts there. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -94,16 +93,16 @@ static int print_verdict(const char *path, const at_verify_report *rep)
     if (r == AT_OK)
         r = at_json_write_wtf8(&b, name.data ? name.data : "", name.len);
     if (r == AT_OK)
-        r = at_buf_printf(&b, ", \"ok\": %s, \"total_events\": %llu, \"broken_at\": ",
-                          rep->ok ? "true" : "false", (unsigned long long)rep->total_events);
+        r = at_buf_printf(&b,
+                          ", \"ok\": %s, \"total_events\": %llu, \"broken_at\": ", rep->ok ? "true" : "false",
+                          (unsigned long long)rep->total_events);
     if (r == AT_OK)
         r = rep->broken_at < 0 ? at_buf_adds(&b, "null")
                                : at_buf_printf(&b, "%lld", (long long)rep->broken_at);
     if (r == AT_OK)
         r = at_buf_adds(&b, ", \"broken_event_id\": ");
     if (r == AT_OK)
-        r = rep->broken_event_id ? at_json_write_wtf8(&b, rep->broken_event_id,
-                                                      strlen(rep->broken_event_id))
+        r = rep->broken_event_id ? at_json_write_wtf8(&b, rep->broken_event_id, strlen(rep->broken_event_id))
                                  : at_buf_adds(&b, "null");
     if (r == AT_OK)
         r = at_buf_adds(&b, "}\n");
@@ -166,12 +165,8 @@ int cli_verify(int argc, char **argv)
     opterr = 0; /* our own messages, named after the command */
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'L':
-            mode = AT_VERIFY_LEGACY;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
+        case 'L': mode = AT_VERIFY_LEGACY; break;
+        case 'h': fputs(usage, stdout); return 0;
         default:
             if (optopt && optopt != 'L' && optopt != 'h')
                 cli_errorf("verify", "unknown option '-%c'", optopt);

@@ -51,7 +51,7 @@
 
 /* ---- the append cache ------------------------------------------------------ */
 
-#define STRIPES 64
+#define STRIPES            64
 #define STRIPE_MAX_ENTRIES 1024 /* beyond this the least recently used entry goes */
 
 /* What we know about a session's events.ndjson after our last append. */
@@ -197,8 +197,7 @@ static at_result meta_path(const char *root, const char *sid, const char *file, 
  * .agent-traced/tmp and renamed into place whole, so no reader ever sees a
  * session directory without its meta. A directory that exists without a
  * meta.json (another writer's, half made) gets the meta written into it. */
-static at_result create_session(const char *root, const char *sid, const char *meta, size_t n,
-                                at_error *err)
+static at_result create_session(const char *root, const char *sid, const char *meta, size_t n, at_error *err)
 {
     char dir[PATH_MAX], tmp[PATH_MAX], f[PATH_MAX];
     struct stat sb;
@@ -388,15 +387,15 @@ void collector_get_events(server_ctx *ctx, const char *id, http_response *resp)
 /* ---- POST /events: validation ------------------------------------------------------ */
 
 static const char *const event_types[] = {
-    "session_start", "session_end", "tool_call",  "tool_result",  "llm_request", "llm_response",
-    "file_read",     "file_write",  "decision",   "error",        "user_prompt", "assistant_response",
+    "session_start", "session_end", "tool_call", "tool_result", "llm_request", "llm_response",
+    "file_read",     "file_write",  "decision",  "error",       "user_prompt", "assistant_response",
 };
 
 /* TraceEvent's fields; the order of at_event_json's slices. */
 enum { F_TYPE, F_TS, F_ID, F_SID, F_PARENT, F_DUR, F_DATA, F_PREV, F_REDACTED, NF };
 static const char *const event_fields[NF] = {
-    "event_type", "timestamp", "event_id", "session_id", "parent_id",
-    "duration_ms", "data", "prev_hash", "redacted",
+    "event_type",  "timestamp", "event_id",  "session_id", "parent_id",
+    "duration_ms", "data",      "prev_hash", "redacted",
 };
 
 /* A validated event: each present field's compact JSON in the batch arena. */
@@ -407,10 +406,10 @@ typedef struct {
 } pending;
 
 typedef struct {
-    at_buf arena;   /* field bytes of the batch's events */
+    at_buf arena; /* field bytes of the batch's events */
     pending *ev;
     size_t n, cap;
-    at_buf sid;     /* decoded session id of the batch */
+    at_buf sid; /* decoded session id of the batch */
 } batch;
 
 /* Python's str.strip() for the ASCII whitespace a line may carry. */
@@ -425,8 +424,8 @@ static void new_event_id(char out[13])
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_nsec * 6364136223846793005ull ^ (uint64_t)ts.tv_sec ^
-                     (uint64_t)(uintptr_t)out;
+        uint64_t x =
+            (uint64_t)ts.tv_nsec * 6364136223846793005ull ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)out;
         memcpy(rnd, &x, sizeof rnd);
     }
     at_hex(rnd, sizeof rnd, out); /* uuid4().hex[:12]: all twelve digits are random */
@@ -464,8 +463,7 @@ typedef enum { LINE_OK, LINE_BAD, LINE_NOMEM } line_verdict;
 /* Validates one non-blank line as a TraceEvent (TraceEvent(**json.loads)).
  * On LINE_OK, *pe is filled (fields in bt->arena) and sid holds the
  * decoded session id. */
-static line_verdict parse_line(at_json_doc *d, const char *p, size_t n, batch *bt, pending *pe,
-                               at_buf *sid)
+static line_verdict parse_line(at_json_doc *d, const char *p, size_t n, batch *bt, pending *pe, at_buf *sid)
 {
     if (!utf8_ok(p, n) || at_json_parse(d, p, n, NULL) != AT_OK || !at_json_is(d, 0, AT_JSON_OBJECT))
         return LINE_BAD;
@@ -735,9 +733,15 @@ static at_result append_batch(server_ctx *ctx, batch *bt, at_error *err)
         for (int f = 0; f < F_REDACTED; f++)
             s[f] = pe->has[f] ? (at_slice){bt->arena.data + pe->off[f], pe->len[f]} : (at_slice){NULL, 0};
         at_event_json ev = {
-            .event_type = s[F_TYPE], .timestamp = s[F_TS], .event_id = s[F_ID],
-            .session_id = s[F_SID], .parent_id = s[F_PARENT], .duration_ms = s[F_DUR],
-            .data = s[F_DATA], .prev_hash = s[F_PREV], .redacted = pe->redacted,
+            .event_type = s[F_TYPE],
+            .timestamp = s[F_TS],
+            .event_id = s[F_ID],
+            .session_id = s[F_SID],
+            .parent_id = s[F_PARENT],
+            .duration_ms = s[F_DUR],
+            .data = s[F_DATA],
+            .prev_hash = s[F_PREV],
+            .redacted = pe->redacted,
         };
         r = at_chain_write(&w, &ev);
     }
@@ -765,8 +769,8 @@ static at_result append_batch(server_ctx *ctx, batch *bt, at_error *err)
             goto out;
         }
         if ((r = copy_bytes(fd, wfd, sb.st_size)) != AT_OK ||
-            (r = at_write_all(wfd, out.data, out.len)) != AT_OK || fchmod(wfd, 0644) < 0 ||
-            fsync(wfd) < 0 || fstat(wfd, &after) < 0 || rename(tmp, path) < 0) {
+            (r = at_write_all(wfd, out.data, out.len)) != AT_OK || fchmod(wfd, 0644) < 0 || fsync(wfd) < 0 ||
+            fstat(wfd, &after) < 0 || rename(tmp, path) < 0) {
             r = at_error_set(err, AT_ERR_IO, -1, "cannot copy %s: %s", path, strerror(errno));
             goto out;
         }

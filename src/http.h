@@ -18,10 +18,10 @@ typedef struct event_index event_index; /* index.c */
  * where a member says otherwise. */
 typedef struct {
     at_store *store;
-    const char *root;       /* storage directory */
-    event_index *index;     /* GET /events lookups (thread-safe); set once after
+    const char *root;             /* storage directory */
+    event_index *index;           /* GET /events lookups (thread-safe); set once after
                                start: read it with server_index() */
-    uint64_t max_upload;    /* bytes after decompression */
+    uint64_t max_upload;          /* bytes after decompression */
     struct append_cache *appends; /* collector.c: per-session append state (locked inside) */
 } server_ctx;
 
@@ -37,9 +37,9 @@ typedef struct {
     int status;
     const char *content_type; /* static string; "application/json" by default */
     at_buf body;
-    int fd;                   /* >= 0: send this file (the response takes ownership) */
+    int fd; /* >= 0: send this file (the response takes ownership) */
     uint64_t fd_size;
-    char etag[72];            /* optional, without quotes */
+    char etag[72]; /* optional, without quotes */
 } http_response;
 
 void http_response_init(http_response *r);

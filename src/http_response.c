@@ -54,8 +54,8 @@ void http_response_error(http_response *r, int status, const char *fmt, ...)
     at_buf_reset(&r->body);
     /* Messages may quote client bytes (ids): json.dumps escapes them, and a
      * message cut inside a UTF-8 sequence is still written as WTF-8. */
-    if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK ||
-        at_json_write_wtf8(&r->body, m, n) != AT_OK || at_buf_adds(&r->body, "}") != AT_OK) {
+    if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK || at_json_write_wtf8(&r->body, m, n) != AT_OK ||
+        at_buf_adds(&r->body, "}") != AT_OK) {
         r->status = 500;
         at_buf_reset(&r->body);
     }

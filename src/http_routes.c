@@ -23,8 +23,7 @@ const struct http_route http_routes[] = {
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];
 
-bool http_route_match(const char *pattern, const char *path, size_t n,
-                      http_slice params[HTTP_MAX_PARAMS])
+bool http_route_match(const char *pattern, const char *path, size_t n, http_slice params[HTTP_MAX_PARAMS])
 {
     size_t i = 0, np = 0;
     const char *q = pattern;

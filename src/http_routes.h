@@ -48,7 +48,6 @@ typedef struct {
 
 /* Does path[0..n) (without query string, one trailing '/' already removed)
  * match pattern? On success params[] holds the {name} segments in order. */
-bool http_route_match(const char *pattern, const char *path, size_t n,
-                      http_slice params[HTTP_MAX_PARAMS]);
+bool http_route_match(const char *pattern, const char *path, size_t n, http_slice params[HTTP_MAX_PARAMS]);
 
 #endif

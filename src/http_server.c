@@ -83,13 +83,13 @@ static const char serve_usage[] =
     "per request: method, path, status, response bytes, microseconds.\n"
     "SIGINT/SIGTERM finish the requests in flight and exit 0.\n";
 
-#define MAX_KEYS 64
-#define MAX_KEY_LEN 256     /* "Bearer " + key must fit in AUTH_CMP */
-#define AUTH_CMP 264
+#define MAX_KEYS       64
+#define MAX_KEY_LEN    256 /* "Bearer " + key must fit in AUTH_CMP */
+#define AUTH_CMP       264
 #define MAX_SOURCE_LEN 4096
-#define MAX_LOG_PATH 512
-#define INFLATE_CHUNK (64u * 1024)
-#define CONN_MEMORY (256u * 1024) /* MHD per-connection pool: its read buffer is about half */
+#define MAX_LOG_PATH   512
+#define INFLATE_CHUNK  (64u * 1024)
+#define CONN_MEMORY    (256u * 1024) /* MHD per-connection pool: its read buffer is about half */
 
 typedef struct {
     server_ctx ctx;
@@ -106,33 +106,33 @@ typedef enum { ENC_IDENTITY, ENC_GZIP } body_encoding;
 
 /* The state of one request, from its first callback to its completion. */
 typedef struct {
-    int route;                 /* index into http_routes, -1 when none matched */
+    int route; /* index into http_routes, -1 when none matched */
     char method[12];
-    char path[MAX_LOG_PATH];   /* for the log line (sanitized, truncated) */
-    uint64_t t0;               /* monotonic µs at the first callback */
-    int status;                /* of the queued response, 0 until then */
+    char path[MAX_LOG_PATH]; /* for the log line (sanitized, truncated) */
+    uint64_t t0;             /* monotonic µs at the first callback */
+    int status;              /* of the queued response, 0 until then */
     uint64_t bytes_out;
     bool queued;
-    bool timed_out;            /* closed by --request-timeout */
+    bool timed_out;               /* closed by --request-timeout */
     char *param[HTTP_MAX_PARAMS]; /* the {name} segments of the matched route */
 
     /* request body */
-    uint64_t bytes_in;         /* as received */
-    uint64_t bytes_decoded;    /* after Content-Encoding */
-    int err_status;            /* != 0: an error was recorded, the rest is drained */
+    uint64_t bytes_in;      /* as received */
+    uint64_t bytes_decoded; /* after Content-Encoding */
+    int err_status;         /* != 0: an error was recorded, the rest is drained */
     char err_msg[384];
     body_encoding enc;
     bool z_live, z_end;
     z_stream z;
     unsigned char *zbuf;
 
-    at_buf body;               /* collector POSTs */
-    at_verifier *verifier;     /* POST /verify */
-    at_import *im;             /* /import */
-    index_batch *rows;         /* the event index rows the import wrote */
+    at_buf body;           /* collector POSTs */
+    at_verifier *verifier; /* POST /verify */
+    at_import *im;         /* /import */
+    index_batch *rows;     /* the event index rows the import wrote */
     at_stage stage;
     char *source;
-    uint64_t events;           /* stored by a successful import */
+    uint64_t events; /* stored by a successful import */
     bool is_import;
 } request;
 
@@ -316,14 +316,15 @@ static at_result write_verify_json(at_buf *b, const char *session_id, const at_v
     if (r == AT_OK)
         r = at_buf_adds(b, ", \"broken_event_id\": ");
     if (r == AT_OK)
-        r = rep->broken_event_id
-                ? at_json_write_wtf8(b, rep->broken_event_id, strlen(rep->broken_event_id))
-                : at_buf_adds(b, "null");
+        r = rep->broken_event_id ? at_json_write_wtf8(b, rep->broken_event_id, strlen(rep->broken_event_id))
+                                 : at_buf_adds(b, "null");
     if (r == AT_OK)
         r = put_hex_or_null(b, "events_sha256", rep->file_sha256, true);
     if (r == AT_OK && session_id)
         r = at_buf_printf(b, ", \"object_ok\": %s",
-                          object_ok > 0 ? "true" : object_ok == 0 ? "false" : "null");
+                          object_ok > 0    ? "true"
+                          : object_ok == 0 ? "false"
+                                           : "null");
     if (r == AT_OK)
         r = put_hex_or_null(b, "head", rep->head, rep->have_head);
     if (r == AT_OK)
@@ -342,8 +343,7 @@ static int verify_mode(struct MHD_Connection *c)
     return -1;
 }
 
-static void handle_session_verify(server *srv, struct MHD_Connection *c, const char *id,
-                                  http_response *hr)
+static void handle_session_verify(server *srv, struct MHD_Connection *c, const char *id, http_response *hr)
 {
     int mode = verify_mode(c);
     if (mode < 0) {
@@ -450,8 +450,8 @@ static at_result render_module_metrics(server *srv, at_buf *out)
         "agent_traced_tree_cost_total{how=\"cached\"} %llu\n"
         "agent_traced_tree_cost_total{how=\"appended\"} %llu\n"
         "agent_traced_tree_cost_total{how=\"counted\"} %llu\n",
-        ix != NULL, event_index_pending(ix), (unsigned long long)ts.hits,
-        (unsigned long long)ts.resumes, (unsigned long long)ts.counts);
+        ix != NULL, event_index_pending(ix), (unsigned long long)ts.hits, (unsigned long long)ts.resumes,
+        (unsigned long long)ts.counts);
 }
 
 static void handle_metrics(server *srv, http_response *hr)
@@ -504,9 +504,7 @@ static void import_failed(request *rq, at_result r, const at_error *err, const c
 {
     const char *m = err->message[0] ? err->message : at_result_str(r);
     switch (r) {
-    case AT_ERR_UTF8:
-        req_fail(rq, 422, "invalid UTF-8 at byte offset %lld", (long long)err->offset);
-        break;
+    case AT_ERR_UTF8: req_fail(rq, 422, "invalid UTF-8 at byte offset %lld", (long long)err->offset); break;
     case AT_ERR_TOO_BIG: req_fail(rq, 413, "%s", m); break;
     case AT_ERR_EMPTY: req_fail(rq, 400, "empty body"); break;
     case AT_ERR_JSON:
@@ -536,7 +534,8 @@ static void sink(server *srv, request *rq, const char *p, size_t n)
         break;
     case H_POST_VERIFY:
         if ((r = at_verifier_feed(rq->verifier, p, n, &err)) != AT_OK)
-            req_fail(rq, r == AT_ERR_TOO_BIG ? 413 : 500, "%s", err.message[0] ? err.message : at_result_str(r));
+            req_fail(rq, r == AT_ERR_TOO_BIG ? 413 : 500, "%s",
+                     err.message[0] ? err.message : at_result_str(r));
         break;
     default:
         if ((r = at_buf_add(&rq->body, p, n)) != AT_OK) {
@@ -681,9 +680,7 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
         }
         break;
     }
-    default:
-        at_buf_init(&rq->body, srv->ctx.max_upload ? srv->ctx.max_upload : 1);
-        break;
+    default: at_buf_init(&rq->body, srv->ctx.max_upload ? srv->ctx.max_upload : 1); break;
     }
     return 0;
 }
@@ -753,8 +750,8 @@ static void finish_import(server *srv, request *rq, http_response *hr)
     event_index *ix = server_index(&srv->ctx);
     if (ix && info.status != AT_COMMIT_UNCHANGED) {
         if (have_staged && rq->rows) {
-            event_index_refresh_from_batch(ix, res.session_id, rq->rows,
-                                           (uint64_t)staged.st_ino, (uint64_t)staged.st_size);
+            event_index_refresh_from_batch(ix, res.session_id, rq->rows, (uint64_t)staged.st_ino,
+                                           (uint64_t)staged.st_size);
             rq->rows = NULL; /* taken */
         } else {
             event_index_refresh_session(ix, res.session_id);
@@ -940,8 +937,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     int status = ok ? rq->status : 0;
     if (rq->bytes_in)
         logf_line("%s %s %d %llu %lluus in=%llu%s", rq->method, rq->path, rq->status,
-                  (unsigned long long)rq->bytes_out, (unsigned long long)us,
-                  (unsigned long long)rq->bytes_in, rq->timed_out ? " timed out" : ok ? "" : " aborted");
+                  (unsigned long long)rq->bytes_out, (unsigned long long)us, (unsigned long long)rq->bytes_in,
+                  rq->timed_out ? " timed out"
+                  : ok          ? ""
+                                : " aborted");
     else
         logf_line("%s %s %d %llu %lluus%s", rq->method, rq->path, rq->status,
                   (unsigned long long)rq->bytes_out, (unsigned long long)us, ok ? "" : " aborted");
@@ -985,9 +984,12 @@ static bool parse_u64(const char *s, uint64_t *out, bool suffix)
     uint64_t mul = 1;
     if (suffix && *end) {
         switch (*end) {
-        case 'k': case 'K': mul = 1024ull; break;
-        case 'm': case 'M': mul = 1024ull * 1024; break;
-        case 'g': case 'G': mul = 1024ull * 1024 * 1024; break;
+        case 'k':
+        case 'K': mul = 1024ull; break;
+        case 'm':
+        case 'M': mul = 1024ull * 1024; break;
+        case 'g':
+        case 'G': mul = 1024ull * 1024 * 1024; break;
         default: return false;
         }
         end++;
@@ -1164,9 +1166,9 @@ int cli_serve(int argc, char **argv)
     srv.daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned)1, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+        (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, &srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_ARRAY, pool,
+        MHD_OPTION_END);
     if (!srv.daemon) {
         fprintf(stderr, "agent-traced serve: cannot listen on %s:%llu\n", host, (unsigned long long)port);
         append_cache_free(srv.ctx.appends);
@@ -1191,7 +1193,8 @@ int cli_serve(int argc, char **argv)
     logf_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
               "timeout %llus, request timeout %llus, auth %s (%zu keys), pid %ld",
               srv.ctx.root, (unsigned long long)threads, (unsigned long long)max_upload,
-              (unsigned long long)timeout, (unsigned long long)request_timeout, srv.nkeys ? "on" : "off", srv.nkeys, (long)getpid());
+              (unsigned long long)timeout, (unsigned long long)request_timeout, srv.nkeys ? "on" : "off",
+              srv.nkeys, (long)getpid());
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)

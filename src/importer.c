@@ -20,11 +20,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PROMPT_MAX_CP 2000
+#define PROMPT_MAX_CP  2000
 #define PREVIEW_MAX_CP 2000
-#define STDOUT_MAX_CP 500
-#define STDERR_MAX_CP 200
-#define MAX_LINKS 65536
+#define STDOUT_MAX_CP  500
+#define STDERR_MAX_CP  200
+#define MAX_LINKS      65536
 
 typedef enum {
     EV_SESSION_END,
@@ -35,9 +35,8 @@ typedef enum {
 } ev_type;
 
 static const at_slice ev_names[] = {
-    AT_SLICE("\"session_end\""),    AT_SLICE("\"tool_call\""),
-    AT_SLICE("\"tool_result\""),    AT_SLICE("\"user_prompt\""),
-    AT_SLICE("\"assistant_response\""),
+    AT_SLICE("\"session_end\""), AT_SLICE("\"tool_call\""),          AT_SLICE("\"tool_result\""),
+    AT_SLICE("\"user_prompt\""), AT_SLICE("\"assistant_response\""),
 };
 
 struct at_import {
@@ -46,15 +45,15 @@ struct at_import {
 
     /* line assembly */
     at_utf8_state utf8;
-    uint64_t offset;  /* stream offset of the next byte fed */
-    at_buf line;      /* a line cut by a chunk boundary */
-    bool after_cr;    /* the last byte seen ended a line with \r */
+    uint64_t offset; /* stream offset of the next byte fed */
+    at_buf line;     /* a line cut by a chunk boundary */
+    bool after_cr;   /* the last byte seen ended a line with \r */
     at_json_doc doc;
 
     /* session identity */
     bool have_sid;
-    at_buf sid;       /* WTF-8 */
-    at_buf sid_json;  /* the same as a JSON string literal */
+    at_buf sid;      /* WTF-8 */
+    at_buf sid_json; /* the same as a JSON string literal */
     at_buf branch, version, agent_id, parent_sid;
     char *source_name; /* basename of opts.source */
 
@@ -67,10 +66,10 @@ struct at_import {
     uint64_t skipped;
 
     /* the current entry */
-    bool has_uuid;     /* a non-empty string uuid (maybe empty once its dashes are gone) */
-    const char *uuid;  /* WTF-8, dashes removed, in uuid_buf */
+    bool has_uuid;    /* a non-empty string uuid (maybe empty once its dashes are gone) */
+    const char *uuid; /* WTF-8, dashes removed, in uuid_buf */
     size_t uuid_len;
-    uint32_t k;        /* events of this entry so far */
+    uint32_t k; /* events of this entry so far */
     double ts;
 
     /* events produced before the session id was known */
@@ -86,7 +85,7 @@ struct at_import {
     struct {
         char *agent_id;
         char *tool_use_id;
-    } *links;
+    } * links;
     size_t nlinks, links_cap;
 
     /* scratch, reused for every entry (tmp: a decoded timestamp, then each
@@ -133,13 +132,10 @@ static at_result add_str(at_buf *b, const at_json_doc *d, uint32_t i)
 static at_pynum node_num(const at_json_doc *d, uint32_t i)
 {
     switch (at_json_typeof(d, i)) {
-    case AT_JSON_TRUE:
-        return at_pynum_from_int(1);
+    case AT_JSON_TRUE: return at_pynum_from_int(1);
     case AT_JSON_INT:
-    case AT_JSON_FLOAT:
-        return at_pynum_parse_token(d->src + d->nodes[i].off, d->nodes[i].len);
-    default:
-        return at_pynum_from_int(0);
+    case AT_JSON_FLOAT: return at_pynum_parse_token(d->src + d->nodes[i].off, d->nodes[i].len);
+    default: return at_pynum_from_int(0);
     }
 }
 
@@ -210,7 +206,7 @@ static at_result data_raw(at_import *im, const char *key, const char *json, size
 /* An event id (claude-import.md §5), decoded: 12 hex digits, or the first 12
  * code points of a uuid, which may be any characters at all (NULs, quotes,
  * lone surrogates): up to 48 bytes of WTF-8. Escaped only when written. */
-#define EID_MAX_CP 12
+#define EID_MAX_CP    12
 #define EID_MAX_BYTES (EID_MAX_CP * 4)
 typedef struct {
     uint8_t len;
@@ -241,8 +237,8 @@ static at_result seeded_event_id(at_import *im, uint64_t entry_no, uint32_t k, e
 
 /* Writes one event line; the id is escaped as json.dumps would (into
  * im->tmp, which no caller hands in as data). An empty id is left out. */
-static at_result write_event(at_import *im, ev_type type, double ts, const event_id *eid,
-                             const char *data, size_t data_len)
+static at_result write_event(at_import *im, ev_type type, double ts, const event_id *eid, const char *data,
+                             size_t data_len)
 {
     char tsbuf[AT_DOUBLE_REPR_MAX];
     at_buf_reset(&im->tmp);
@@ -263,10 +259,9 @@ static at_result write_event(at_import *im, ev_type type, double ts, const event
 /* Pending record: u32 length of the rest, u8 type, f64 ts, u8 id kind,
  * then either (kind PENDING_SEEDED) u64 entry_no + u32 k, whose id needs the
  * session id, or kind bytes of event id; then the data bytes. */
-#define PENDING_HEAD (1 + 8 + 1)
+#define PENDING_HEAD   (1 + 8 + 1)
 #define PENDING_SEEDED 0xffu
-static at_result pending_add(at_import *im, ev_type type, const event_id *eid, const char *data,
-                             size_t n)
+static at_result pending_add(at_import *im, ev_type type, const event_id *eid, const char *data, size_t n)
 {
     at_buf *p = &im->pending;
     uint8_t kind = eid ? eid->len : PENDING_SEEDED;
@@ -458,8 +453,10 @@ static at_result do_user(at_import *im, const at_json_doc *d, uint32_t entry, ui
                 continue;
             any_result = true;
             uint32_t c = at_json_get(d, b, "content");
-            if ((r = content_text(d, at_json_is(d, c, AT_JSON_STRING) || at_json_is(d, c, AT_JSON_ARRAY)
-                                         ? c : AT_JSON_NONE, &im->text)) != AT_OK)
+            if ((r = content_text(
+                     d,
+                     at_json_is(d, c, AT_JSON_STRING) || at_json_is(d, c, AT_JSON_ARRAY) ? c : AT_JSON_NONE,
+                     &im->text)) != AT_OK)
                 return r;
             data_begin(im);
             uint32_t id = at_json_get(d, b, "tool_use_id");
@@ -473,7 +470,8 @@ static at_result do_user(at_import *im, const at_json_doc *d, uint32_t entry, ui
                 if ((r = at_buf_add(&im->text, "...", 3)) != AT_OK)
                     return r;
             }
-            if ((r = data_str(im, "content_preview", im->text.data ? im->text.data : "", im->text.len)) != AT_OK ||
+            if ((r = data_str(im, "content_preview", im->text.data ? im->text.data : "", im->text.len)) !=
+                    AT_OK ||
                 (r = data_end(im)) != AT_OK || (r = emit(im, EV_TOOL_RESULT)) != AT_OK)
                 return r;
         }
@@ -492,8 +490,8 @@ static at_result do_user(at_import *im, const at_json_doc *d, uint32_t entry, ui
                     size_t start = im->text.len;
                     if ((r = add_str(&im->text, d, se)) != AT_OK)
                         return r;
-                    im->text.len = start + at_wtf8_prefix(im->text.data + start, im->text.len - start,
-                                                          STDERR_MAX_CP);
+                    im->text.len =
+                        start + at_wtf8_prefix(im->text.data + start, im->text.len - start, STDERR_MAX_CP);
                     if ((r = at_buf_addc(&im->text, ']')) != AT_OK)
                         return r;
                 }
@@ -533,12 +531,14 @@ static at_result do_assistant(at_import *im, const at_json_doc *d, uint32_t entr
             uint32_t name = at_json_get(d, b, "name"), input = at_json_get(d, b, "input");
             uint32_t id = at_json_get(d, b, "id");
             data_begin(im);
-            r = at_json_truthy(d, name) ? data_node(im, "tool_name", d, name) : data_str(im, "tool_name", "", 0);
+            r = at_json_truthy(d, name) ? data_node(im, "tool_name", d, name)
+                                        : data_str(im, "tool_name", "", 0);
             if (r == AT_OK)
                 r = input != AT_JSON_NONE ? data_node(im, "arguments", d, input)
                                           : data_raw(im, "arguments", "{}", 2);
             if (r == AT_OK)
-                r = at_json_truthy(d, id) ? data_node(im, "request_id", d, id) : data_str(im, "request_id", "", 0);
+                r = at_json_truthy(d, id) ? data_node(im, "request_id", d, id)
+                                          : data_str(im, "request_id", "", 0);
             if (r == AT_OK && sidechain)
                 r = data_raw(im, "is_sidechain", "true", 4);
             uint32_t caller = at_json_get(d, b, "caller");
@@ -569,8 +569,8 @@ static at_result do_assistant(at_import *im, const at_json_doc *d, uint32_t entr
     }
     uint32_t usage = at_json_get(d, msg, "usage");
     if (at_json_is(d, usage, AT_JSON_OBJECT) && d->nodes[usage].len > 0) {
-        static const char *const keys[] = {"input_tokens", "output_tokens",
-                                           "cache_creation_input_tokens", "cache_read_input_tokens"};
+        static const char *const keys[] = {"input_tokens", "output_tokens", "cache_creation_input_tokens",
+                                           "cache_read_input_tokens"};
         at_pynum sum = node_num(d, at_json_get(d, usage, keys[0]));
         for (int i = 1; i < 4; i++)
             sum = at_pynum_add(sum, node_num(d, at_json_get(d, usage, keys[i])));
@@ -736,7 +736,8 @@ static at_result do_entry(at_import *im, const at_json_doc *d)
             r = do_assistant(im, d, 0, msg, content);
     } else if (str_is(d, type, "system") && str_is(d, at_json_get(d, 0, "subtype"), "turn_duration")) {
         uint32_t dur = at_json_get(d, 0, "durationMs");
-        if (at_json_is(d, dur, AT_JSON_INT) || at_json_is(d, dur, AT_JSON_FLOAT) || at_json_is(d, dur, AT_JSON_TRUE)) {
+        if (at_json_is(d, dur, AT_JSON_INT) || at_json_is(d, dur, AT_JSON_FLOAT) ||
+            at_json_is(d, dur, AT_JSON_TRUE)) {
             at_pynum v = node_num(d, dur);
             if (at_pynum_truthy(v))
                 im->total_duration_ms = at_pynum_add(im->total_duration_ms, v);
@@ -826,9 +827,8 @@ at_import *at_import_new(const at_import_options *opts, at_error *err)
     im->spill_fd = -1;
     at_buf_init(&im->line, AT_MAX_LINE_BYTES);
     at_json_doc_init(&im->doc);
-    at_buf *bufs[] = {&im->sid, &im->sid_json, &im->branch, &im->version, &im->agent_id,
-                      &im->parent_sid, &im->pending, &im->data, &im->text, &im->tmp,
-                      &im->tmp2, &im->uuid_buf};
+    at_buf *bufs[] = {&im->sid,     &im->sid_json, &im->branch, &im->version, &im->agent_id, &im->parent_sid,
+                      &im->pending, &im->data,     &im->text,   &im->tmp,     &im->tmp2,     &im->uuid_buf};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         at_buf_init(bufs[i], 0);
     im->style = AT_JSON_COMPACT;
@@ -850,9 +850,9 @@ void at_import_free(at_import *im)
 {
     if (!im)
         return;
-    at_buf *bufs[] = {&im->line, &im->sid, &im->sid_json, &im->branch, &im->version,
-                      &im->agent_id, &im->parent_sid, &im->pending, &im->data, &im->text,
-                      &im->tmp, &im->tmp2, &im->uuid_buf};
+    at_buf *bufs[] = {&im->line,     &im->sid,        &im->sid_json, &im->branch, &im->version,
+                      &im->agent_id, &im->parent_sid, &im->pending,  &im->data,   &im->text,
+                      &im->tmp,      &im->tmp2,       &im->uuid_buf};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         at_buf_fini(bufs[i]);
     at_json_doc_fini(&im->doc);
@@ -1036,7 +1036,8 @@ static at_result build_meta(at_import *im, at_import_result *res, double ended_a
         (r = at_buf_addc(&cmd, ')')) != AT_OK ||
         (r = at_meta_set_string(m, AT_META_COMMAND, cmd.data, cmd.len)) != AT_OK ||
         (r = at_meta_set_raw(m, AT_META_TOOL_CALLS, res->tool_calls, strlen(res->tool_calls))) != AT_OK ||
-        (r = at_meta_set_raw(m, AT_META_LLM_REQUESTS, res->llm_requests, strlen(res->llm_requests))) != AT_OK ||
+        (r = at_meta_set_raw(m, AT_META_LLM_REQUESTS, res->llm_requests, strlen(res->llm_requests))) !=
+            AT_OK ||
         (r = at_meta_set_raw(m, AT_META_TOTAL_TOKENS, res->total_tokens, strlen(res->total_tokens))) != AT_OK)
         goto out;
     char dur[AT_PYNUM_STR_MAX];
@@ -1045,7 +1046,8 @@ static at_result build_meta(at_import *im, at_import_result *res, double ended_a
         (r = at_meta_set_raw(m, AT_META_ATTRIBUTION, "{}", 2)) != AT_OK)
         goto out;
     if (im->agent_id.len) {
-        if ((r = at_meta_set_string(m, AT_META_PARENT_SESSION_ID, im->parent_sid.data, im->parent_sid.len)) != AT_OK ||
+        if ((r = at_meta_set_string(m, AT_META_PARENT_SESSION_ID, im->parent_sid.data, im->parent_sid.len)) !=
+                AT_OK ||
             (r = at_meta_set_int(m, AT_META_DEPTH, 1)) != AT_OK)
             goto out;
     }
@@ -1131,8 +1133,8 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
     res->session_id = dup_buf(&im->sid);
     if (!res->session_id)
         return oom(err);
-    if (im->agent_id.len && (!(res->agent_id = dup_buf(&im->agent_id)) ||
-                             !(res->parent_session_id = dup_buf(&im->parent_sid))))
+    if (im->agent_id.len &&
+        (!(res->agent_id = dup_buf(&im->agent_id)) || !(res->parent_session_id = dup_buf(&im->parent_sid))))
         return oom(err);
     if ((r = build_meta(im, res, ended_at)) != AT_OK)
         return at_error_set(err, r, -1, "cannot build session metadata");

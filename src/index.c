@@ -42,10 +42,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
-#define MAX_READERS 64          /* pooled reader connections */
-#define MAX_EVENT_ID 4096       /* bytes of an event id in a request */
-#define MAX_CONFLICTS 1000      /* sessions listed in a 409 */
+#define SCHEMA_VERSION  1
+#define MAX_READERS     64   /* pooled reader connections */
+#define MAX_EVENT_ID    4096 /* bytes of an event id in a request */
+#define MAX_CONFLICTS   1000 /* sessions listed in a 409 */
 #define BUSY_TIMEOUT_MS 10000
 
 static const char SCHEMA[] =
@@ -58,8 +58,8 @@ static const char SCHEMA[] =
     " session_id TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
     " inode INTEGER NOT NULL);";
 
-#define SEL_COLS                                                                         \
-    "SELECT e.session_id, e.line, e.sha256, e.prev_hash, e.offset, e.length, s.size,"    \
+#define SEL_COLS                                                                                             \
+    "SELECT e.session_id, e.line, e.sha256, e.prev_hash, e.offset, e.length, s.size,"                        \
     " s.mtime_ns, s.inode FROM events e JOIN sessions s ON s.session_id = e.session_id "
 
 typedef struct reader {
@@ -87,8 +87,8 @@ struct event_index {
 
     /* imports whose rows are written by the worker thread, in order */
     pthread_mutex_t q_mu;
-    pthread_cond_t q_cv;      /* work arrived, or stop */
-    pthread_cond_t q_idle;    /* the queue became empty */
+    pthread_cond_t q_cv;   /* work arrived, or stop */
+    pthread_cond_t q_idle; /* the queue became empty */
     struct job *q_head, *q_tail;
     size_t q_len;
     bool q_busy, q_stop, worker_live;
@@ -147,8 +147,8 @@ static int exec(sqlite3 *db, const char *sql)
 
 static void writer_close(event_index *ix)
 {
-    sqlite3_stmt **st[] = {&ix->ins_event, &ix->del_events, &ix->upsert_sess, &ix->del_sess,
-                           &ix->list_sess, &ix->sel_sess};
+    sqlite3_stmt **st[] = {&ix->ins_event, &ix->del_events, &ix->upsert_sess,
+                           &ix->del_sess,  &ix->list_sess,  &ix->sel_sess};
     for (size_t k = 0; k < sizeof st / sizeof st[0]; k++) {
         sqlite3_finalize(*st[k]);
         *st[k] = NULL;
@@ -208,8 +208,7 @@ static int writer_open(event_index *ix, bool *fresh)
         return rc;
     if (version == 0) {
         char sql[sizeof SCHEMA + 64];
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE;%sPRAGMA user_version=%d;COMMIT;", SCHEMA,
-                 SCHEMA_VERSION);
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE;%sPRAGMA user_version=%d;COMMIT;", SCHEMA, SCHEMA_VERSION);
         if ((rc = exec(ix->wdb, sql)) != SQLITE_OK) {
             exec(ix->wdb, "ROLLBACK");
             return rc;
@@ -238,8 +237,8 @@ static int writer_open(event_index *ix, bool *fresh)
 
 /* One events row; SQLITE_DONE on success. */
 static int insert_event(event_index *ix, const char *sid, size_t sidn, const char *id, size_t idn,
-                        uint64_t line, const char *hex, const char *prev, size_t prevn,
-                        uint64_t off, uint64_t len)
+                        uint64_t line, const char *hex, const char *prev, size_t prevn, uint64_t off,
+                        uint64_t len)
 {
     sqlite3_stmt *q = ix->ins_event;
     sqlite3_bind_text(q, 1, id, (int)idn, SQLITE_STATIC);
@@ -282,8 +281,7 @@ static at_result delete_events(event_index *ix, const char *sid, size_t sidn, at
 /* Indexes one session's events.ndjson (caller holds write_mu, inside a
  * transaction). A missing file drops the session. *events counts lines
  * indexed. */
-static at_result index_session(event_index *ix, const char *sid, size_t sidn, int64_t *events,
-                               at_error *err)
+static at_result index_session(event_index *ix, const char *sid, size_t sidn, int64_t *events, at_error *err)
 {
     char path[PATH_MAX];
     if (!events_path(ix, sid, sidn, path, sizeof path))
@@ -322,8 +320,7 @@ static at_result index_session(event_index *ix, const char *sid, size_t sidn, in
         if (!ln.p || ln.n == 0)
             continue;
         at_error perr;
-        if (at_json_parse(&ix->doc, ln.p, ln.n, &perr) != AT_OK ||
-            !at_json_is(&ix->doc, 0, AT_JSON_OBJECT))
+        if (at_json_parse(&ix->doc, ln.p, ln.n, &perr) != AT_OK || !at_json_is(&ix->doc, 0, AT_JSON_OBJECT))
             continue;
         uint32_t idn = at_json_get(&ix->doc, 0, "event_id");
         if (!at_json_is(&ix->doc, idn, AT_JSON_STRING))
@@ -516,8 +513,7 @@ static bool recorded_stamp(event_index *ix, const char *sid, size_t n, fstamp *r
 
 /* The events.ndjson path of a session named by a caller; false when the
  * id is not one a session can have. */
-static bool checked_events_path(const event_index *ix, const char *sid, size_t *n,
-                                char path[PATH_MAX])
+static bool checked_events_path(const event_index *ix, const char *sid, size_t *n, char path[PATH_MAX])
 {
     if (!ix || !sid)
         return false;
@@ -541,15 +537,14 @@ void event_index_refresh_session(event_index *ix, const char *session_id)
     bool known = recorded_stamp(ix, session_id, n, &rec);
     bool current = exists ? known && stamp_eq(rec, stamp_of(&st)) : !known;
     if (!current && exec(ix->wdb, "BEGIN IMMEDIATE") == SQLITE_OK) {
-        if (index_session(ix, session_id, n, &events, &err) != AT_OK ||
-            exec(ix->wdb, "COMMIT") != SQLITE_OK)
+        if (index_session(ix, session_id, n, &events, &err) != AT_OK || exec(ix->wdb, "COMMIT") != SQLITE_OK)
             exec(ix->wdb, "ROLLBACK");
     }
     pthread_mutex_unlock(&ix->write_mu);
 }
 
-static void refresh_from_batch(event_index *ix, const char *session_id, index_batch *b,
-                               uint64_t inode, uint64_t size)
+static void refresh_from_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
+                               uint64_t size)
 {
     size_t n;
     char path[PATH_MAX];
@@ -632,8 +627,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-void event_index_refresh_from_batch(event_index *ix, const char *session_id, index_batch *b,
-                                   uint64_t inode, uint64_t size)
+void event_index_refresh_from_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
+                                    uint64_t size)
 {
     if (!ix || !session_id) {
         index_batch_free(b);
@@ -711,8 +706,7 @@ at_result event_index_counts(event_index *ix, int64_t *sessions, int64_t *events
     int64_t *out[2] = {sessions, events};
     for (int k = 0; k < 2 && r == AT_OK; k++) {
         sqlite3_stmt *q = NULL;
-        if (sqlite3_prepare_v2(ix->wdb, sql[k], -1, &q, NULL) != SQLITE_OK ||
-            sqlite3_step(q) != SQLITE_ROW)
+        if (sqlite3_prepare_v2(ix->wdb, sql[k], -1, &q, NULL) != SQLITE_OK || sqlite3_step(q) != SQLITE_ROW)
             r = db_fail(err, ix->wdb, "count");
         else
             *out[k] = sqlite3_column_int64(q, 0);
@@ -840,18 +834,17 @@ static reader *reader_get(event_index *ix)
     rd = calloc(1, sizeof *rd);
     if (!rd)
         goto fail;
-    if (sqlite3_open_v2(ix->dbpath, &rd->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_open_v2(ix->dbpath, &rd->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
         goto fail;
     sqlite3_busy_timeout(rd->db, BUSY_TIMEOUT_MS);
-    if (sqlite3_prepare_v2(rd->db, SEL_COLS "WHERE e.event_id = ?1 ORDER BY e.session_id, e.line",
-                           -1, &rd->by_id, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(rd->db, SEL_COLS "WHERE e.event_id = ?1 ORDER BY e.session_id, e.line", -1,
+                           &rd->by_id, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(rd->db,
                            SEL_COLS "WHERE e.event_id = ?1 AND e.session_id = ?2 ORDER BY e.line"
                                     " LIMIT 1",
                            -1, &rd->by_id_sess, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(rd->db, "SELECT size, mtime_ns, inode FROM sessions WHERE session_id = ?1",
-                           -1, &rd->sess_stat, NULL) != SQLITE_OK)
+        sqlite3_prepare_v2(rd->db, "SELECT size, mtime_ns, inode FROM sessions WHERE session_id = ?1", -1,
+                           &rd->sess_stat, NULL) != SQLITE_OK)
         goto fail;
     return rd;
 fail:
@@ -988,8 +981,8 @@ static read_status answer(event_index *ix, const hit *h, http_response *resp)
     if (r == AT_OK)
         r = at_json_write_wtf8(b, h->sid, h->sidn);
     if (r == AT_OK)
-        r = at_buf_printf(b, ", \"line\": %lld, \"sha256\": \"%s\", \"prev_hash\": ",
-                          (long long)h->line, h->sha);
+        r = at_buf_printf(b, ", \"line\": %lld, \"sha256\": \"%s\", \"prev_hash\": ", (long long)h->line,
+                          h->sha);
     if (r == AT_OK)
         r = h->prev ? at_json_write_wtf8(b, h->prev, h->prevn) : at_buf_adds(b, "null");
     if (r == AT_OK)
@@ -1080,7 +1073,9 @@ void index_lookup(server_ctx *ctx, const char *event_id, const char *session, ht
 {
     event_index *ix = server_index(ctx);
     if (!ix) {
-        http_response_error(resp, 503, "event index not open yet (being built at startup, or it failed: see the server log); retry");
+        http_response_error(
+            resp, 503,
+            "event index not open yet (being built at startup, or it failed: see the server log); retry");
         return;
     }
     size_t idn = strlen(event_id);

@@ -27,8 +27,8 @@ void event_index_refresh_session(event_index *ix, const char *session_id);
  * the staged file: its inode and size as they were staged. Takes b. The
  * rows are written by a worker thread, in order, after this returns (by
  * the caller when the queue is full); lookups do not depend on it. */
-void event_index_refresh_from_batch(event_index *ix, const char *session_id, index_batch *b,
-                                   uint64_t inode, uint64_t size);
+void event_index_refresh_from_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
+                                    uint64_t size);
 
 /* Waits until every queued import is indexed. */
 void event_index_drain(event_index *ix);
@@ -40,8 +40,7 @@ size_t event_index_pending(event_index *ix);
 at_result event_index_sync(event_index *ix, at_error *err) AT_WUR;
 
 /* Number of indexed sessions and events. */
-at_result event_index_counts(event_index *ix, int64_t *sessions, int64_t *events,
-                             at_error *err) AT_WUR;
+at_result event_index_counts(event_index *ix, int64_t *sessions, int64_t *events, at_error *err) AT_WUR;
 
 /* `agent-traced reindex [--storage DIR]`: rebuilds the index of a storage
  * directory and prints one JSON summary line. Exit status 0, 1 on failure,

@@ -14,24 +14,24 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HDR_LEN (3 * 8 + AT_SHA256_LEN + 2 * 4)
-#define PREV_NONE UINT32_MAX
-#define MAX_FIELD (64u * 1024) /* longer event_id / prev_hash: not worth a fast path */
+#define HDR_LEN    (3 * 8 + AT_SHA256_LEN + 2 * 4)
+#define PREV_NONE  UINT32_MAX
+#define MAX_FIELD  (64u * 1024) /* longer event_id / prev_hash: not worth a fast path */
 #define READ_CHUNK (256u * 1024)
 
 struct index_batch {
     char *tmp_dir;
-    at_buf mem;        /* rows not yet spilled */
-    int spill_fd;      /* -1 until the first spill */
-    bool broken;       /* a row could not be recorded */
-    at_json_doc doc;   /* decoding escaped tokens */
-    at_buf id, prev;   /* decoded fields of the row being added */
+    at_buf mem;      /* rows not yet spilled */
+    int spill_fd;    /* -1 until the first spill */
+    bool broken;     /* a row could not be recorded */
+    at_json_doc doc; /* decoding escaped tokens */
+    at_buf id, prev; /* decoded fields of the row being added */
     /* reading back */
-    at_buf rd;         /* spilled rows read back */
+    at_buf rd; /* spilled rows read back */
     size_t rd_off;
     bool rd_eof;
-    bool file_done;    /* every spilled row was handed out */
-    size_t mem_off;    /* then the rows in mem */
+    bool file_done; /* every spilled row was handed out */
+    size_t mem_off; /* then the rows in mem */
 };
 
 index_batch *index_batch_new(const char *tmp_dir)
@@ -82,8 +82,8 @@ static bool decode_token(index_batch *b, at_slice tok, at_buf *out)
     if (!memchr(tok.p, '\\', tok.n)) /* the common case: nothing to unescape */
         return at_buf_add(out, tok.p + 1, tok.n - 2) == AT_OK;
     at_error err;
-    return at_json_parse(&b->doc, tok.p, tok.n, &err) == AT_OK &&
-           at_json_is(&b->doc, 0, AT_JSON_STRING) && at_json_str_decode(&b->doc, 0, out) == AT_OK;
+    return at_json_parse(&b->doc, tok.p, tok.n, &err) == AT_OK && at_json_is(&b->doc, 0, AT_JSON_STRING) &&
+           at_json_str_decode(&b->doc, 0, out) == AT_OK;
 }
 
 static at_result spill(index_batch *b)
@@ -96,8 +96,14 @@ static at_result spill(index_batch *b)
     return AT_OK;
 }
 
-static void put_u64(at_buf *m, uint64_t v) { at_buf_put(m, &v, 8); }
-static void put_u32(at_buf *m, uint32_t v) { at_buf_put(m, &v, 4); }
+static void put_u64(at_buf *m, uint64_t v)
+{
+    at_buf_put(m, &v, 8);
+}
+static void put_u32(at_buf *m, uint32_t v)
+{
+    at_buf_put(m, &v, 4);
+}
 
 at_result index_batch_add(void *batch, const at_line_written *lw)
 {

@@ -119,20 +119,23 @@ static at_result parse_string(parser *p, uint32_t *out)
             }
             unsigned char e = s[i + 1];
             switch (e) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                i += 2;
-                break;
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't': i += 2; break;
             case 'u':
-                if (i + 6 > n || hexval(s[i + 2]) < 0 || hexval(s[i + 3]) < 0 ||
-                    hexval(s[i + 4]) < 0 || hexval(s[i + 5]) < 0) {
+                if (i + 6 > n || hexval(s[i + 2]) < 0 || hexval(s[i + 3]) < 0 || hexval(s[i + 4]) < 0 ||
+                    hexval(s[i + 5]) < 0) {
                     p->pos = i;
                     return fail(p, "invalid \\uXXXX escape");
                 }
                 i += 6;
                 break;
-            default:
-                p->pos = i;
-                return fail(p, "invalid escape");
+            default: p->pos = i; return fail(p, "invalid escape");
             }
             continue;
         }
@@ -232,8 +235,8 @@ static at_result parse_container(parser *p, int depth, bool is_object)
     at_result r;
 
     if (depth >= AT_MAX_JSON_DEPTH)
-        return at_error_set(p->err, AT_ERR_TOO_BIG, (int64_t)p->pos,
-                            "JSON nested deeper than %d at byte %zu", AT_MAX_JSON_DEPTH, p->pos);
+        return at_error_set(p->err, AT_ERR_TOO_BIG, (int64_t)p->pos, "JSON nested deeper than %d at byte %zu",
+                            AT_MAX_JSON_DEPTH, p->pos);
     r = push(p, is_object ? AT_JSON_OBJECT : AT_JSON_ARRAY, (uint32_t)p->pos, &idx);
     if (r != AT_OK)
         return r;
@@ -289,12 +292,9 @@ static at_result parse_value(parser *p, int depth)
     unsigned char c = p->s[p->pos];
     size_t at = p->pos;
     switch (c) {
-    case '"':
-        return parse_string(p, &idx);
-    case '{':
-        return parse_container(p, depth, true);
-    case '[':
-        return parse_container(p, depth, false);
+    case '"': return parse_string(p, &idx);
+    case '{': return parse_container(p, depth, true);
+    case '[': return parse_container(p, depth, false);
     case 'n':
         if (!match_word(p, "null", 4))
             return fail(p, "invalid literal");
@@ -419,11 +419,26 @@ at_result at_json_str_decode(const at_json_doc *d, uint32_t i, at_buf *out)
             break;
         unsigned char e = s[k + 1];
         switch (e) {
-        case 'b': *o++ = '\b'; k += 2; break;
-        case 'f': *o++ = '\f'; k += 2; break;
-        case 'n': *o++ = '\n'; k += 2; break;
-        case 'r': *o++ = '\r'; k += 2; break;
-        case 't': *o++ = '\t'; k += 2; break;
+        case 'b':
+            *o++ = '\b';
+            k += 2;
+            break;
+        case 'f':
+            *o++ = '\f';
+            k += 2;
+            break;
+        case 'n':
+            *o++ = '\n';
+            k += 2;
+            break;
+        case 'r':
+            *o++ = '\r';
+            k += 2;
+            break;
+        case 't':
+            *o++ = '\t';
+            k += 2;
+            break;
         case 'u': {
             uint32_t cp = u_escape(s + k);
             k += 6;
@@ -439,7 +454,10 @@ at_result at_json_str_decode(const at_json_doc *d, uint32_t i, at_buf *out)
             o += put_wtf8(o, cp);
             break;
         }
-        default: *o++ = (char)e; k += 2; break; /* " \ / */
+        default:
+            *o++ = (char)e;
+            k += 2;
+            break; /* " \ / */
         }
     }
     out->len = (size_t)(o - out->data);
@@ -484,18 +502,13 @@ bool at_json_truthy(const at_json_doc *d, uint32_t i)
     const char *s = d->src + nd->off;
     switch ((at_json_type)nd->type) {
     case AT_JSON_NULL:
-    case AT_JSON_FALSE:
-        return false;
-    case AT_JSON_TRUE:
-        return true;
-    case AT_JSON_INT:
-        return !(nd->len == 1 && s[0] == '0') && !(nd->len == 2 && s[1] == '0');
-    case AT_JSON_FLOAT:
-        return at_json_parse_double(s, nd->len) != 0.0;
+    case AT_JSON_FALSE: return false;
+    case AT_JSON_TRUE: return true;
+    case AT_JSON_INT: return !(nd->len == 1 && s[0] == '0') && !(nd->len == 2 && s[1] == '0');
+    case AT_JSON_FLOAT: return at_json_parse_double(s, nd->len) != 0.0;
     case AT_JSON_STRING:
     case AT_JSON_ARRAY:
-    case AT_JSON_OBJECT:
-        return nd->len != 0;
+    case AT_JSON_OBJECT: return nd->len != 0;
     }
     return false;
 }

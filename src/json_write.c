@@ -55,13 +55,34 @@ at_result at_json_write_wtf8(at_buf *out, const char *str, size_t n)
         if (c < 0x80) {
             i++;
             switch (c) {
-            case '"': *o++ = '\\'; *o++ = '"'; break;
-            case '\\': *o++ = '\\'; *o++ = '\\'; break;
-            case '\n': *o++ = '\\'; *o++ = 'n'; break;
-            case '\r': *o++ = '\\'; *o++ = 'r'; break;
-            case '\t': *o++ = '\\'; *o++ = 't'; break;
-            case '\b': *o++ = '\\'; *o++ = 'b'; break;
-            case '\f': *o++ = '\\'; *o++ = 'f'; break;
+            case '"':
+                *o++ = '\\';
+                *o++ = '"';
+                break;
+            case '\\':
+                *o++ = '\\';
+                *o++ = '\\';
+                break;
+            case '\n':
+                *o++ = '\\';
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = '\\';
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = '\\';
+                *o++ = 't';
+                break;
+            case '\b':
+                *o++ = '\\';
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = '\\';
+                *o++ = 'f';
+                break;
             default: o = put_u(o, c); break;
             }
             continue;
@@ -138,8 +159,8 @@ typedef struct {
     size_t key_len;
 } parent_ctx;
 
-static at_result emit(at_buf *out, const at_json_doc *d, uint32_t i, const at_json_style *st,
-                      int level, const parent_ctx *parent);
+static at_result emit(at_buf *out, const at_json_doc *d, uint32_t i, const at_json_style *st, int level,
+                      const parent_ctx *parent);
 
 static bool keys_equal(const at_json_doc *d, uint32_t a, uint32_t b)
 {
@@ -260,8 +281,8 @@ static at_result emit_object(at_buf *out, const at_json_doc *d, uint32_t i, cons
     return at_buf_addc(out, '}');
 }
 
-static at_result emit_array(at_buf *out, const at_json_doc *d, uint32_t i, const at_json_style *st,
-                            int level, const parent_ctx *parent)
+static at_result emit_array(at_buf *out, const at_json_doc *d, uint32_t i, const at_json_style *st, int level,
+                            const parent_ctx *parent)
 {
     at_result r;
     if (d->nodes[i].len == 0)
@@ -305,8 +326,8 @@ static at_result emit_string(at_buf *out, const at_json_doc *d, uint32_t i, cons
     return r;
 }
 
-static at_result emit(at_buf *out, const at_json_doc *d, uint32_t i, const at_json_style *st,
-                      int level, const parent_ctx *parent)
+static at_result emit(at_buf *out, const at_json_doc *d, uint32_t i, const at_json_style *st, int level,
+                      const parent_ctx *parent)
 {
     const at_json_node *nd = &d->nodes[i];
     switch ((at_json_type)nd->type) {
@@ -323,8 +344,7 @@ static at_result emit(at_buf *out, const at_json_doc *d, uint32_t i, const at_js
     return AT_ERR_INVALID;
 }
 
-at_result at_json_emit(at_buf *out, const at_json_doc *d, uint32_t i, const at_json_style *st,
-                       int level)
+at_result at_json_emit(at_buf *out, const at_json_doc *d, uint32_t i, const at_json_style *st, int level)
 {
     return emit(out, d, i, st, level, NULL);
 }

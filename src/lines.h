@@ -15,9 +15,9 @@
 #include <stdint.h>
 
 typedef struct {
-    int fd;            /* borrowed */
-    uint64_t limit;    /* bytes still allowed to read from fd */
-    uint64_t pos;      /* bytes consumed from fd */
+    int fd;         /* borrowed */
+    uint64_t limit; /* bytes still allowed to read from fd */
+    uint64_t pos;   /* bytes consumed from fd */
     char *chunk;
     size_t chunk_len, chunk_off;
     at_buf span;       /* a line that crosses chunk boundaries */

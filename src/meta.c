@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 static const char *const names[AT_META_NFIELDS] = {
-    "session_id", "started_at", "ended_at", "agent_name", "command", "tool_calls",
-    "llm_requests", "errors", "total_tokens", "total_duration_ms", "parent_session_id",
-    "parent_event_id", "depth", "team", "workspace_id", "attribution", "redacted",
+    "session_id",   "started_at", "ended_at",     "agent_name",        "command",           "tool_calls",
+    "llm_requests", "errors",     "total_tokens", "total_duration_ms", "parent_session_id", "parent_event_id",
+    "depth",        "team",       "workspace_id", "attribution",       "redacted",
 };
 
 void at_meta_init(at_meta *m)
@@ -225,8 +225,8 @@ at_result at_meta_load(at_meta *m, const char *path, at_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return at_error_set(err, errno == ENOENT ? AT_ERR_NOT_FOUND : AT_ERR_IO, -1, "%s: %s",
-                            path, strerror(errno));
+        return at_error_set(err, errno == ENOENT ? AT_ERR_NOT_FOUND : AT_ERR_IO, -1, "%s: %s", path,
+                            strerror(errno));
     at_buf b;
     at_buf_init(&b, AT_MAX_META_BYTES);
     at_result r = AT_OK;

@@ -5,8 +5,8 @@
 #include <stdio.h>
 
 #define STATUS_MIN 100
-#define STATUS_N 500 /* 100..599 */
-#define NBUCKETS 14
+#define STATUS_N   500 /* 100..599 */
+#define NBUCKETS   14
 
 static const double bucket_le[NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                            0.1,    0.25,  0.5,    1,     2.5,  10,    60};
@@ -21,8 +21,7 @@ typedef struct {
 static atomic_uint_fast64_t requests[METRICS_MAX_ROUTES + 1][STATUS_N];
 static atomic_uint_fast64_t aborted[METRICS_MAX_ROUTES + 1];
 static histogram request_latency, import_latency;
-static atomic_uint_fast64_t import_bytes_in, import_bytes_decoded, import_events, imports_ok,
-    imports_failed;
+static atomic_uint_fast64_t import_bytes_in, import_bytes_decoded, import_events, imports_ok, imports_failed;
 static atomic_int_fast64_t connections, inflight;
 
 static void observe(histogram *h, uint64_t usec)
@@ -52,8 +51,7 @@ void metrics_request(int route, int status, uint64_t usec)
     observe(&request_latency, usec);
 }
 
-void metrics_import(uint64_t bytes_in, uint64_t bytes_decoded, uint64_t events, uint64_t usec,
-                    bool ok)
+void metrics_import(uint64_t bytes_in, uint64_t bytes_decoded, uint64_t events, uint64_t usec, bool ok)
 {
     atomic_fetch_add_explicit(&import_bytes_in, bytes_in, memory_order_relaxed);
     atomic_fetch_add_explicit(&import_bytes_decoded, bytes_decoded, memory_order_relaxed);
@@ -83,8 +81,7 @@ static at_result render_histogram(at_buf *out, const char *name, const char *hel
     uint64_t cum = 0;
     for (int i = 0; r == AT_OK && i < NBUCKETS; i++) {
         cum += ld(&h->bucket[i]);
-        r = at_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, bucket_le[i],
-                          (unsigned long long)cum);
+        r = at_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, bucket_le[i], (unsigned long long)cum);
     }
     cum += ld(&h->bucket[NBUCKETS]);
     if (r == AT_OK)
@@ -107,8 +104,8 @@ at_result metrics_render(at_buf *out, const char *const *route_names, size_t nro
         for (int s = 0; r == AT_OK && s < STATUS_N; s++) {
             uint64_t v = ld(&requests[slot][s]);
             if (v)
-                r = at_buf_printf(out, "agent_traced_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-                                  name, s + STATUS_MIN, (unsigned long long)v);
+                r = at_buf_printf(out, "agent_traced_requests_total{route=\"%s\",status=\"%d\"} %llu\n", name,
+                                  s + STATUS_MIN, (unsigned long long)v);
         }
         uint64_t a = ld(&aborted[slot]);
         if (r == AT_OK && a)

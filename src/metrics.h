@@ -16,8 +16,7 @@
 void metrics_request(int route, int status, uint64_t usec);
 /* A finished POST/PUT /import: bytes received, bytes after decompression,
  * events stored (0 on failure), latency. */
-void metrics_import(uint64_t bytes_in, uint64_t bytes_decoded, uint64_t events, uint64_t usec,
-                    bool ok);
+void metrics_import(uint64_t bytes_in, uint64_t bytes_decoded, uint64_t events, uint64_t usec, bool ok);
 /* Open TCP connections: +1 on accept, -1 on close. */
 void metrics_connection(int delta);
 /* Requests being processed (between first callback and completion). */

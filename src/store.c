@@ -438,7 +438,8 @@ at_result at_store_commit_import(at_store *s, at_stage *st, at_import_result *re
         }
         fsync_dir(dir);
         info->status = AT_COMMIT_CREATED;
-    } else if (stat(p, &cur) == 0 && stat(obj, &ob) == 0 && cur.st_ino == ob.st_ino && cur.st_dev == ob.st_dev) {
+    } else if (stat(p, &cur) == 0 && stat(obj, &ob) == 0 && cur.st_ino == ob.st_ino &&
+               cur.st_dev == ob.st_dev) {
         info->status = AT_COMMIT_UNCHANGED;
         at_store_session_path(s, sid, "meta.json", p, sizeof p);
         if ((r = write_meta(p, &res->meta, err)) != AT_OK)

@@ -49,8 +49,7 @@ static int days_before_year(int year)
 /* Day number of year-month-day, 0001-01-01 being 1. month must be 1..12. */
 static int ymd_to_ord(int year, int month, int day)
 {
-    return days_before_year(year) + days_before_month_tab[month] +
-           (month > 2 && is_leap(year)) + day;
+    return days_before_year(year) + days_before_month_tab[month] + (month > 2 && is_leap(year)) + day;
 }
 
 /* Inverse of ymd_to_ord for ordinal >= 1. */
@@ -109,9 +108,8 @@ static bool iso_to_ymd(int iso_year, int week, int wday, int *year, int *month, 
 /* The datetime constructor's range checks (fold and microsecond always fit). */
 static bool valid_datetime(int y, int mo, int d, int h, int mi, int s)
 {
-    return y >= 1 && y <= 9999 && mo >= 1 && mo <= 12 && d >= 1 &&
-           d <= days_in_month(y, mo) && h >= 0 && h <= 23 && mi >= 0 && mi <= 59 &&
-           s >= 0 && s <= 59;
+    return y >= 1 && y <= 9999 && mo >= 1 && mo <= 12 && d >= 1 && d <= days_in_month(y, mo) && h >= 0 &&
+           h <= 23 && mi >= 0 && mi <= 59 && s >= 0 && s <= 59;
 }
 
 /* us / 10^6 correctly rounded, as Python's int true division gives it.
@@ -121,7 +119,7 @@ static bool valid_datetime(int y, int mo, int d, int h, int mi, int s)
  * it must do), and let the int-to-double conversion round once. */
 static double micros_to_seconds(int64_t us)
 {
-    uint64_t a = us < 0 ? (uint64_t)-(us + 1) + 1 : (uint64_t)us;
+    uint64_t a = us < 0 ? (uint64_t) - (us + 1) + 1 : (uint64_t)us;
     double r;
     if (a <= UINT64_C(1) << 53) {
         r = (double)a / 1e6;
@@ -152,8 +150,7 @@ static long long local_seconds(long long u)
     time_t t = (time_t)(u - EPOCH_SECONDS);
     if ((long long)t != u - EPOCH_SECONDS || !localtime_r(&t, &tm))
         return -1;
-    return utc_to_seconds(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                          tm.tm_min, tm.tm_sec);
+    return utc_to_seconds(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* Solves local_seconds(u) == t for u with fold = 0; -1 on error. */
@@ -459,8 +456,8 @@ __attribute__((noinline)) static bool parse_general(const unsigned char *s, size
     int64_t off_us = tz_sec == 0 ? 0 : (int64_t)tz_sec * US_PER_SEC + tz_us;
     if (off_us <= -(int64_t)SEC_PER_DAY * US_PER_SEC || off_us >= (int64_t)SEC_PER_DAY * US_PER_SEC)
         return false;
-    int64_t secs = (int64_t)(ymd_to_ord(year, month, day) - EPOCH_ORDINAL) * SEC_PER_DAY +
-                   v[0] * 3600 + v[1] * 60 + v[2];
+    int64_t secs = (int64_t)(ymd_to_ord(year, month, day) - EPOCH_ORDINAL) * SEC_PER_DAY + v[0] * 3600 +
+                   v[1] * 60 + v[2];
     *out = micros_to_seconds(secs * US_PER_SEC + v[3] - off_us);
     return true;
 }
@@ -481,9 +478,8 @@ static inline uint64_t load8(const void *p)
  * byte (so it holds in either byte order), and a byte with its top bit
  * already set is bad anyway. */
 static const unsigned char fast_tmpl[20] = "0000-00-00T00:00:00";
-static const unsigned char fast_add[19] = {
-    0x76, 0x76, 0x76, 0x76, 0x7F, 0x76, 0x76, 0x7F, 0x76, 0x76,
-    0x7F, 0x76, 0x76, 0x7F, 0x76, 0x76, 0x7F, 0x76, 0x76};
+static const unsigned char fast_add[19] = {0x76, 0x76, 0x76, 0x76, 0x7F, 0x76, 0x76, 0x7F, 0x76, 0x76,
+                                           0x7F, 0x76, 0x76, 0x7F, 0x76, 0x76, 0x7F, 0x76, 0x76};
 
 static inline bool fast_shape(const unsigned char *s)
 {
@@ -523,16 +519,14 @@ static int parse_fast(const unsigned char *s, size_t n, double *out)
     }
 
 #define D(i) (s[i] - '0')
-    int y = D(0) * 1000 + D(1) * 100 + D(2) * 10 + D(3), mo = D(5) * 10 + D(6),
-        d = D(8) * 10 + D(9), h = D(11) * 10 + D(12), mi = D(14) * 10 + D(15),
-        sec = D(17) * 10 + D(18);
+    int y = D(0) * 1000 + D(1) * 100 + D(2) * 10 + D(3), mo = D(5) * 10 + D(6), d = D(8) * 10 + D(9),
+        h = D(11) * 10 + D(12), mi = D(14) * 10 + D(15), sec = D(17) * 10 + D(18);
 #undef D
     /* valid_datetime() with the checks the digits cannot fail left out */
-    if (y == 0 || (unsigned)(mo - 1) > 11 || d == 0 || d > days_in_month(y, mo) || h > 23 ||
-        mi > 59 || sec > 59)
+    if (y == 0 || (unsigned)(mo - 1) > 11 || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 59)
         return 0;
-    int64_t secs = (int64_t)(ymd_to_ord(y, mo, d) - EPOCH_ORDINAL) * SEC_PER_DAY +
-                   h * 3600 + mi * 60 + sec;
+    int64_t secs = (int64_t)(ymd_to_ord(y, mo, d) - EPOCH_ORDINAL) * SEC_PER_DAY + h * 3600 + mi * 60 + sec;
     *out = micros_to_seconds(secs * US_PER_SEC + frac);
     return 1;
 }

@@ -44,8 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TREE_MAX_LEVEL 5        /* nodes at this tree depth are not expanded */
-#define TREE_MAX_NODES 1000000  /* guards against pathological stores */
+#define TREE_MAX_LEVEL 5       /* nodes at this tree depth are not expanded */
+#define TREE_MAX_NODES 1000000 /* guards against pathological stores */
 
 /* ---- Python numbers -------------------------------------------------------- */
 
@@ -64,20 +64,20 @@ static bool raw_truthy(const char *raw, size_t n)
 /* ---- sessions --------------------------------------------------------------- */
 
 typedef struct {
-    char *dir;         /* directory name */
+    char *dir; /* directory name */
     at_meta meta;
-    at_buf sid;        /* decoded meta session_id */
-    at_buf parent;     /* decoded parent_session_id */
-    bool has_parent;   /* parent_session_id is a string */
-    double started;    /* started_at, 0.0 when unset */
+    at_buf sid;      /* decoded meta session_id */
+    at_buf parent;   /* decoded parent_session_id */
+    bool has_parent; /* parent_session_id is a string */
+    double started;  /* started_at, 0.0 when unset */
     bool cost_done;
-    double cost;       /* unrounded estimate */
+    double cost; /* unrounded estimate */
 } tsess;
 
 typedef struct tnode {
     tsess *s;
-    int level;          /* depth in the tree, root 0 */
-    bool last;          /* last child of its parent */
+    int level; /* depth in the tree, root 0 */
+    bool last; /* last child of its parent */
     at_pynum tool_calls, llm_requests, errors, duration;
     double cost;
     struct tnode **kids;
@@ -127,8 +127,8 @@ static at_result load_listing(tctx *t)
 {
     DIR *d = opendir(t->root);
     if (!d)
-        return at_error_set(t->err, errno == ENOENT ? AT_ERR_NOT_FOUND : AT_ERR_IO, -1, "%s: %s",
-                            t->root, strerror(errno));
+        return at_error_set(t->err, errno == ENOENT ? AT_ERR_NOT_FOUND : AT_ERR_IO, -1, "%s: %s", t->root,
+                            strerror(errno));
     at_result r = AT_OK;
     struct dirent *e;
     char path[PATH_MAX];
@@ -358,8 +358,7 @@ static at_result emit_sorted(at_buf *b, const at_json_doc *d, uint32_t i, int le
     at_result r = at_buf_addc(b, ty == AT_JSON_OBJECT ? '{' : '[');
     if (ty == AT_JSON_ARRAY) {
         bool first = true;
-        for (uint32_t c = at_json_first(d, i); r == AT_OK && c != AT_JSON_NONE;
-             c = at_json_next(d, i, c)) {
+        for (uint32_t c = at_json_first(d, i); r == AT_OK && c != AT_JSON_NONE; c = at_json_next(d, i, c)) {
             if (!first)
                 r = at_buf_addc(b, ',');
             first = false;
@@ -373,8 +372,7 @@ static at_result emit_sorted(at_buf *b, const at_json_doc *d, uint32_t i, int le
         if (!m)
             return AT_ERR_NOMEM;
         size_t cnt = 0;
-        for (uint32_t c = at_json_first(d, i); r == AT_OK && c != AT_JSON_NONE;
-             c = at_json_next(d, i, c)) {
+        for (uint32_t c = at_json_first(d, i); r == AT_OK && c != AT_JSON_NONE; c = at_json_next(d, i, c)) {
             at_buf_init(&m[cnt].key, 0);
             m[cnt].val = c + 1;
             r = at_json_str_decode(d, c, &m[cnt].key);
@@ -433,14 +431,14 @@ static at_meta_field agent_field(const tsess *s)
     return AT_META_NFIELDS;
 }
 
-#define PUTKEY(b, lvl, k, first)                                                           \
-    do {                                                                                   \
-        if (r == AT_OK && !(first))                                                        \
-            r = at_buf_addc(b, ',');                                                       \
-        if (r == AT_OK)                                                                    \
-            r = indent(b, lvl);                                                            \
-        if (r == AT_OK)                                                                    \
-            r = at_buf_adds(b, "\"" k "\": ");                                             \
+#define PUTKEY(b, lvl, k, first)                                                                             \
+    do {                                                                                                     \
+        if (r == AT_OK && !(first))                                                                          \
+            r = at_buf_addc(b, ',');                                                                         \
+        if (r == AT_OK)                                                                                      \
+            r = indent(b, lvl);                                                                              \
+        if (r == AT_OK)                                                                                      \
+            r = at_buf_adds(b, "\"" k "\": ");                                                               \
     } while (0)
 
 static at_result emit_node(at_buf *b, const tnode *n, int level)
@@ -487,12 +485,10 @@ static at_result emit_node(at_buf *b, const tnode *n, int level)
         r = emit_raw(b, m->raw[AT_META_LLM_REQUESTS], m->len[AT_META_LLM_REQUESTS], "0", l1);
     PUTKEY(b, l1, "parent_event_id", 0);
     if (r == AT_OK)
-        r = emit_raw(b, m->raw[AT_META_PARENT_EVENT_ID], m->len[AT_META_PARENT_EVENT_ID], "null",
-                     l1);
+        r = emit_raw(b, m->raw[AT_META_PARENT_EVENT_ID], m->len[AT_META_PARENT_EVENT_ID], "null", l1);
     PUTKEY(b, l1, "parent_session_id", 0);
     if (r == AT_OK)
-        r = emit_raw(b, m->raw[AT_META_PARENT_SESSION_ID], m->len[AT_META_PARENT_SESSION_ID],
-                     "null", l1);
+        r = emit_raw(b, m->raw[AT_META_PARENT_SESSION_ID], m->len[AT_META_PARENT_SESSION_ID], "null", l1);
     PUTKEY(b, l1, "session_id", 0);
     if (r == AT_OK)
         r = emit_raw(b, m->raw[AT_META_SESSION_ID], m->len[AT_META_SESSION_ID], "null", l1);
@@ -638,8 +634,7 @@ static at_result emit_text(at_buf *b, const tnode *root, const totals *tt)
 
 /* ---- entry points ------------------------------------------------------------------ */
 
-at_result tree_render(const char *root, const char *session_dir, bool text, at_buf *out,
-                      at_error *err)
+at_result tree_render(const char *root, const char *session_dir, bool text, at_buf *out, at_error *err)
 {
     tctx t = {.root = root, .err = err};
     tnode *tree = NULL;

@@ -74,8 +74,7 @@ typedef struct {
 /* The side (1 input, 2 output, 0 neither) and the tokens of one line. Lines
  * that are not events count nothing; AT_ERR_NOMEM and write failures are
  * errors (an undercount would be cached). dump is scratch space. */
-static at_result line_tokens(at_json_doc *doc, at_buf *dump, const at_line *ln, int *side,
-                             int64_t *tok)
+static at_result line_tokens(at_json_doc *doc, at_buf *dump, const at_line *ln, int *side, int64_t *tok)
 {
     *side = 0;
     *tok = 0;
@@ -146,30 +145,30 @@ static at_result count_events(int fd, uint64_t from, uint64_t limit, cost_count 
 
 /* ---- the cost cache (see the top of the file) ------------------------------------- */
 
-#define COST_SETS 1024 /* a power of two */
-#define COST_WAYS 4
-#define COST_EDGE 4096 /* bytes checked at each end of a counted extent */
-#define COST_SAMPLES 16
-#define COST_SAMPLE 64
-#define COST_CHECK_MAX (2 * COST_EDGE + COST_SAMPLES * COST_SAMPLE)
+#define COST_SETS           1024 /* a power of two */
+#define COST_WAYS           4
+#define COST_EDGE           4096 /* bytes checked at each end of a counted extent */
+#define COST_SAMPLES        16
+#define COST_SAMPLE         64
+#define COST_CHECK_MAX      (2 * COST_EDGE + COST_SAMPLES * COST_SAMPLE)
 /* Timestamp slack of the racy rule: Linux stamps files from a clock that
  * lags the real time by up to a tick (10 ms at HZ=100); filesystems without
  * sub-second stamps get 2 s. */
-#define COST_RACY_NS 20000000LL
+#define COST_RACY_NS        20000000LL
 #define COST_RACY_COARSE_NS 2000000000LL
 /* A racy file at least this large is left to settle (up to COST_RACY_NS)
  * before it is counted, so that its entry can be trusted; a smaller one is
  * counted at once and again next time, which costs less than waiting. */
-#define COST_SETTLE_MIN (4u << 20)
+#define COST_SETTLE_MIN     (4u << 20)
 
 typedef struct {
-    uint64_t used;  /* LRU clock at the last use; 0: a free slot */
+    uint64_t used; /* LRU clock at the last use; 0: a free slot */
     dev_t dev;
     ino_t ino;
-    uint64_t size;  /* the file's size when counted: the counted extent */
+    uint64_t size; /* the file's size when counted: the counted extent */
     struct timespec mtime, ctime;
-    bool racy;      /* changed too close to the count to trust the stamps */
-    cost_count sum; /* over [0, size) */
+    bool racy;                    /* changed too close to the count to trust the stamps */
+    cost_count sum;               /* over [0, size) */
     uint8_t check[AT_SHA256_LEN]; /* extent_digest(size) when counted */
 } cost_entry;
 
@@ -188,8 +187,7 @@ static void stat_bump(uint64_t *counter)
 
 static cost_entry *cost_set(dev_t dev, ino_t ino)
 {
-    uint64_t h = ((uint64_t)ino ^ ((uint64_t)dev << 32 | (uint64_t)dev >> 32)) *
-                 0x9e3779b97f4a7c15ull;
+    uint64_t h = ((uint64_t)ino ^ ((uint64_t)dev << 32 | (uint64_t)dev >> 32)) * 0x9e3779b97f4a7c15ull;
     return cost_cache.set[(h >> 32) & (COST_SETS - 1)];
 }
 
@@ -343,15 +341,14 @@ static bool stamps_settle(const struct stat *st, struct timespec t0)
 
 /* The token sums of the regular file fd, whose fstat (taken after t0) is *st,
  * through the cache. *st may be refreshed (stamps_settle). */
-static at_result cached_tokens(int fd, struct stat *st, struct timespec t0, int64_t *tin,
-                               int64_t *tout)
+static at_result cached_tokens(int fd, struct stat *st, struct timespec t0, int64_t *tin, int64_t *tout)
 {
     cost_entry old;
     bool have;
     for (bool waited = false;; waited = true) {
         have = cost_lookup(st->st_dev, st->st_ino, &old);
-        if (have && !old.racy && old.size == (uint64_t)st->st_size &&
-            ts_eq(old.mtime, st->st_mtim) && ts_eq(old.ctime, st->st_ctim)) {
+        if (have && !old.racy && old.size == (uint64_t)st->st_size && ts_eq(old.mtime, st->st_mtim) &&
+            ts_eq(old.ctime, st->st_ctim)) {
             stat_bump(&cost_stats.hits);
             *tin = old.sum.in + old.sum.tail_in;
             *tout = old.sum.out + old.sum.tail_out;
@@ -398,9 +395,7 @@ static at_result cached_tokens(int fd, struct stat *st, struct timespec t0, int6
     return AT_OK;
 }
 
-
-at_result tree_cost_tokens(const char *events_path, int64_t *tokens_in, int64_t *tokens_out,
-                           at_error *err)
+at_result tree_cost_tokens(const char *events_path, int64_t *tokens_in, int64_t *tokens_out, at_error *err)
 {
     *tokens_in = 0;
     *tokens_out = 0;

@@ -29,11 +29,17 @@ at_result at_utf8_feed(at_utf8_state *st, const char *data, size_t n, int64_t *b
             }
             seq_start = st->offset + i;
             if (c >= 0xc2 && c <= 0xdf) {
-                need = 1; cp = c & 0x1f; min = 0x80;
+                need = 1;
+                cp = c & 0x1f;
+                min = 0x80;
             } else if (c >= 0xe0 && c <= 0xef) {
-                need = 2; cp = c & 0x0f; min = 0x800;
+                need = 2;
+                cp = c & 0x0f;
+                min = 0x800;
             } else if (c >= 0xf0 && c <= 0xf4) {
-                need = 3; cp = c & 0x07; min = 0x10000;
+                need = 3;
+                cp = c & 0x07;
+                min = 0x10000;
             } else {
                 goto bad;
             }

@@ -36,22 +36,22 @@
 
 struct at_verifier {
     at_verify_mode mode;
-    at_buf line;           /* the start of a line cut by a chunk boundary */
-    at_json_doc doc;       /* reused for every line */
-    at_sha256 *file_hash;  /* every byte of the stream */
-    at_sha256 *line_hash;  /* scratch, one line at a time */
+    at_buf line;                 /* the start of a line cut by a chunk boundary */
+    at_json_doc doc;             /* reused for every line */
+    at_sha256 *file_hash;        /* every byte of the stream */
+    at_sha256 *line_hash;        /* scratch, one line at a time */
     uint8_t prev[AT_SHA256_LEN]; /* digest of the previous event line */
     bool have_prev;
-    uint64_t events;       /* event lines seen */
-    uint64_t lines;        /* physical lines completed (for error positions) */
-    uint64_t bytes;        /* stream bytes fed */
-    uint64_t line_start;   /* stream offset of the current line */
+    uint64_t events;     /* event lines seen */
+    uint64_t lines;      /* physical lines completed (for error positions) */
+    uint64_t bytes;      /* stream bytes fed */
+    uint64_t line_start; /* stream offset of the current line */
     /* The first failure. */
     bool broken;
     int64_t broken_at;
     char *broken_event_id; /* owned until handed to a report */
     char reason[160];
-    at_result failed;      /* sticky resource error: AT_OK while usable */
+    at_result failed; /* sticky resource error: AT_OK while usable */
 };
 
 /* Puts v back at the start of a stream, keeping its buffers. */
@@ -114,10 +114,12 @@ static bool is_blank(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         switch (s[i]) {
-        case ' ': case '\t': case '\r': case '\f': case '\v':
-            break;
-        default:
-            return false;
+        case ' ':
+        case '\t':
+        case '\r':
+        case '\f':
+        case '\v': break;
+        default: return false;
         }
     }
     return true;
@@ -207,10 +209,9 @@ static at_result check_line(at_verifier *v, uint64_t idx, const char *s, size_t 
 /* The current line passed the cap. */
 static at_result too_long(const at_verifier *v, at_error *err)
 {
-    return at_error_set(err, AT_ERR_TOO_BIG, (int64_t)v->line_start,
-                        "line %llu (byte offset %llu) is longer than %u bytes",
-                        (unsigned long long)v->lines + 1, (unsigned long long)v->line_start,
-                        (unsigned)AT_MAX_LINE_BYTES);
+    return at_error_set(
+        err, AT_ERR_TOO_BIG, (int64_t)v->line_start, "line %llu (byte offset %llu) is longer than %u bytes",
+        (unsigned long long)v->lines + 1, (unsigned long long)v->line_start, (unsigned)AT_MAX_LINE_BYTES);
 }
 
 /* One complete line (without its "\n"), starting at stream offset v->line_start. */
@@ -246,8 +247,7 @@ at_result at_verifier_feed(at_verifier *v, const char *p, size_t n, at_error *er
 {
     at_result r;
     if (v->failed != AT_OK)
-        return at_error_set(err, v->failed, -1, "verifier already failed: %s",
-                            at_result_str(v->failed));
+        return at_error_set(err, v->failed, -1, "verifier already failed: %s", at_result_str(v->failed));
     if (n == 0)
         return AT_OK;
     at_sha256_update(v->file_hash, p, n);
@@ -293,8 +293,7 @@ at_result at_verifier_finish(at_verifier *v, at_verify_report *rep, at_error *er
     memset(rep, 0, sizeof *rep);
     rep->broken_at = -1;
     if (v->failed != AT_OK) {
-        r = at_error_set(err, v->failed, -1, "verifier already failed: %s",
-                         at_result_str(v->failed));
+        r = at_error_set(err, v->failed, -1, "verifier already failed: %s", at_result_str(v->failed));
         goto out;
     }
     /* An unterminated last line is a line. */
@@ -373,8 +372,7 @@ out:
     return r;
 }
 
-at_result at_verify_file(const char *path, at_verify_mode mode, at_verify_report *rep,
-                         at_error *err)
+at_result at_verify_file(const char *path, at_verify_mode mode, at_verify_report *rep, at_error *err)
 {
     at_result r;
     at_verifier *v = NULL;
@@ -387,8 +385,7 @@ at_result at_verify_file(const char *path, at_verify_mode mode, at_verify_report
     while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         int e = errno;
-        r = at_error_set(err, e == ENOENT ? AT_ERR_NOT_FOUND : AT_ERR_IO, -1, "%s: %s", path,
-                         strerror(e));
+        r = at_error_set(err, e == ENOENT ? AT_ERR_NOT_FOUND : AT_ERR_IO, -1, "%s: %s", path, strerror(e));
         if (err)
             err->sys_errno = e;
         return r;

@@ -104,20 +104,19 @@ static at_result verify_chunks(at_verify_mode mode, const char *s, size_t n, siz
 
 static bool same_report(const at_verify_report *a, const at_verify_report *b)
 {
-    bool ids = (!a->broken_event_id && !b->broken_event_id) ||
-               (a->broken_event_id && b->broken_event_id &&
-                strcmp(a->broken_event_id, b->broken_event_id) == 0);
-    return a->ok == b->ok && a->total_events == b->total_events &&
-           a->broken_at == b->broken_at && ids && strcmp(a->reason, b->reason) == 0 &&
-           memcmp(a->file_sha256, b->file_sha256, AT_SHA256_LEN) == 0 &&
+    bool ids =
+        (!a->broken_event_id && !b->broken_event_id) ||
+        (a->broken_event_id && b->broken_event_id && strcmp(a->broken_event_id, b->broken_event_id) == 0);
+    return a->ok == b->ok && a->total_events == b->total_events && a->broken_at == b->broken_at && ids &&
+           strcmp(a->reason, b->reason) == 0 && memcmp(a->file_sha256, b->file_sha256, AT_SHA256_LEN) == 0 &&
            a->have_head == b->have_head && memcmp(a->head, b->head, AT_SHA256_LEN) == 0 &&
            a->bytes == b->bytes;
 }
 
 /* Verifies s whole and in 7-byte chunks (and 1-byte chunks when small),
  * checks the reports agree, and leaves the whole-stream one in rep. */
-static at_result verify_all_ways(at_verify_mode mode, const char *s, size_t n,
-                                 at_verify_report *rep, const char *what)
+static at_result verify_all_ways(at_verify_mode mode, const char *s, size_t n, at_verify_report *rep,
+                                 const char *what)
 {
     size_t chunks[] = {7, 1, 4096};
     at_result r = verify_chunks(mode, s, n, 0, rep);
@@ -141,17 +140,17 @@ static bool id_is(const at_verify_report *rep, const char *want)
 }
 
 /* Checks a verdict: want_at < 0 means intact. */
-static void expect(at_verify_mode mode, const char *s, size_t n, int64_t want_at,
-                   const char *want_id, uint64_t want_total, const char *what)
+static void expect(at_verify_mode mode, const char *s, size_t n, int64_t want_at, const char *want_id,
+                   uint64_t want_total, const char *what)
 {
     at_verify_report rep;
     const char *m = mode == AT_VERIFY_STRICT ? "strict" : "legacy";
     at_result r = verify_all_ways(mode, s, n, &rep, what);
     CHECK(r == AT_OK, "%s (%s): result %d", what, m, r);
-    CHECK(rep.ok == (want_at < 0), "%s (%s): ok=%d, want %d (reason: %s)", what, m, rep.ok,
-          want_at < 0, rep.reason);
-    CHECK(rep.broken_at == (want_at < 0 ? -1 : want_at), "%s (%s): broken_at %lld want %lld (%s)",
-          what, m, (long long)rep.broken_at, (long long)want_at, rep.reason);
+    CHECK(rep.ok == (want_at < 0), "%s (%s): ok=%d, want %d (reason: %s)", what, m, rep.ok, want_at < 0,
+          rep.reason);
+    CHECK(rep.broken_at == (want_at < 0 ? -1 : want_at), "%s (%s): broken_at %lld want %lld (%s)", what, m,
+          (long long)rep.broken_at, (long long)want_at, rep.reason);
     CHECK(id_is(&rep, want_id), "%s (%s): broken_event_id %s want %s", what, m,
           rep.broken_event_id ? rep.broken_event_id : "(null)", want_id ? want_id : "(null)");
     CHECK(rep.total_events == want_total, "%s (%s): total %llu want %llu", what, m,
@@ -162,8 +161,8 @@ static void expect(at_verify_mode mode, const char *s, size_t n, int64_t want_at
 }
 
 /* Both modes. */
-static void expect2(const char *s, size_t n, int64_t strict_at, const char *strict_id,
-                    int64_t legacy_at, const char *legacy_id, uint64_t total, const char *what)
+static void expect2(const char *s, size_t n, int64_t strict_at, const char *strict_id, int64_t legacy_at,
+                    const char *legacy_id, uint64_t total, const char *what)
 {
     expect(AT_VERIFY_STRICT, s, n, strict_at, strict_id, total, what);
     expect(AT_VERIFY_LEGACY, s, n, legacy_at, legacy_id, total, what);
@@ -229,8 +228,8 @@ static void test_sha256(void)
               "448 bits");
     const char *four = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnop"
                        "jklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
-    check_sha(four, strlen(four),
-              "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1", "896 bits");
+    check_sha(four, strlen(four), "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1",
+              "896 bits");
     char *million = malloc(1000000);
     if (million) {
         memset(million, 'a', 1000000);
@@ -265,8 +264,8 @@ static void test_sha256(void)
     at_sha256_oneshot("abc", 3, d);
     at_hex(d, AT_SHA256_LEN, hex);
     CHECK(at_unhex_sha256(hex, 64, back) && memcmp(back, d, AT_SHA256_LEN) == 0, "unhex round trip");
-    CHECK(at_unhex_sha256("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", 64,
-                          back) && memcmp(back, d, AT_SHA256_LEN) == 0,
+    CHECK(at_unhex_sha256("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", 64, back) &&
+              memcmp(back, d, AT_SHA256_LEN) == 0,
           "unhex accepts upper case");
     CHECK(!at_unhex_sha256(hex, 63, back), "unhex: 63 digits");
     hex[10] = 'g';
@@ -361,8 +360,7 @@ static void test_writer(void)
     CHECK(at_chain_write(&w, &e4) == AT_OK, "write 4");
     char l4[512];
     snprintf(l4, sizeof l4,
-             "{\"event_type\":\"session_end\",\"timestamp\":0.0,\"data\":{},\"prev_hash\":\"%s\"}",
-             h3);
+             "{\"event_type\":\"session_end\",\"timestamp\":0.0,\"data\":{},\"prev_hash\":\"%s\"}", h3);
     snprintf(want, sizeof want, "%s\n", l4);
     CHECK_BYTES(out.data + before, out.len - before, want, strlen(want), "line 4 (\"\" prev_hash ignored)");
     CHECK(digest_is(w.head, l4, strlen(l4)), "head is the digest of the last line");
@@ -481,15 +479,15 @@ static void tamper_fixture(const char *name, const char *s, size_t n)
     size_t picks[] = {0, 1, 2, nl / 2, nl - 2, nl - 1};
     size_t npicks = nl <= 12 ? nl : sizeof picks / sizeof *picks;
 
-#define REBUILD(body)                                                        \
-    do {                                                                     \
-        at_buf_reset(&t);                                                    \
-        for (size_t i = 0; i < nl; i++) {                                    \
-            const char *lp = L[i].p;                                         \
-            size_t ln = L[i].n;                                              \
-            body;                                                            \
-            CHECK(at_buf_add(&t, lp, ln) == AT_OK && at_buf_addc(&t, '\n') == AT_OK, "oom"); \
-        }                                                                    \
+#define REBUILD(body)                                                                                        \
+    do {                                                                                                     \
+        at_buf_reset(&t);                                                                                    \
+        for (size_t i = 0; i < nl; i++) {                                                                    \
+            const char *lp = L[i].p;                                                                         \
+            size_t ln = L[i].n;                                                                              \
+            body;                                                                                            \
+            CHECK(at_buf_add(&t, lp, ln) == AT_OK && at_buf_addc(&t, '\n') == AT_OK, "oom");                 \
+        }                                                                                                    \
     } while (0)
 
     for (size_t pi = 0; pi < npicks; pi++) {
@@ -516,8 +514,7 @@ static void tamper_fixture(const char *name, const char *s, size_t n)
             if (last)
                 expect2(t.data, t.len, -1, NULL, -1, NULL, nl, what);
             else
-                expect2(t.data, t.len, (int64_t)k + 1, ids[k + 1], (int64_t)k + 1, ids[k + 1], nl,
-                        what);
+                expect2(t.data, t.len, (int64_t)k + 1, ids[k + 1], (int64_t)k + 1, ids[k + 1], nl, what);
             /* The head does move: it is the receipt that catches this. */
             if (last) {
                 at_verify_report rep;
@@ -555,7 +552,10 @@ static void tamper_fixture(const char *name, const char *s, size_t n)
             size_t cut = (size_t)(ph - L[k].p), clen = 14 + 64 + 1;
             memcpy(copy, L[k].p, cut);
             memcpy(copy + cut, L[k].p + cut + clen, L[k].n - cut - clen);
-            REBUILD(if (i == k) { lp = copy; ln = L[k].n - clen; });
+            REBUILD(if (i == k) {
+                lp = copy;
+                ln = L[k].n - clen;
+            });
             snprintf(what, sizeof what, "%s: prev_hash removed from line %zu", name, k);
             if (last)
                 expect2(t.data, t.len, (int64_t)k, ids[k], -1, NULL, nl, what);
@@ -571,7 +571,10 @@ static void tamper_fixture(const char *name, const char *s, size_t n)
             copy = malloc(L[0].n + 96);
             memcpy(copy, L[0].p, cut);
             int add = snprintf(copy + cut, 96, ",\"prev_hash\":\"%s\"}", zero);
-            REBUILD(if (i == 0) { lp = copy; ln = cut + (size_t)add; });
+            REBUILD(if (i == 0) {
+                lp = copy;
+                ln = cut + (size_t)add;
+            });
             snprintf(what, sizeof what, "%s: line 0 given a prev_hash", name);
             expect2(t.data, t.len, 0, ids[0], 0, ids[0], nl, what);
             free(copy);
@@ -590,18 +593,21 @@ static void tamper_fixture(const char *name, const char *s, size_t n)
 
         /* 6. Lines k and k+1 swapped: old k+1, now at k, is chained to old k. */
         if (!last) {
-            REBUILD(if (i == k) { lp = L[k + 1].p; ln = L[k + 1].n; } else if (i == k + 1) {
-                lp = L[k].p;
-                ln = L[k].n;
-            });
+            REBUILD(
+                if (i == k) {
+                    lp = L[k + 1].p;
+                    ln = L[k + 1].n;
+                } else if (i == k + 1) {
+                    lp = L[k].p;
+                    ln = L[k].n;
+                });
             snprintf(what, sizeof what, "%s: lines %zu and %zu swapped", name, k, k + 1);
             expect2(t.data, t.len, (int64_t)k, ids[k + 1], (int64_t)k, ids[k + 1], nl, what);
         }
 
         /* 7. A line k duplicated: the copy is chained to k-1, not to k. */
-        REBUILD(if (i == k) {
-            CHECK(at_buf_add(&t, lp, ln) == AT_OK && at_buf_addc(&t, '\n') == AT_OK, "oom");
-        });
+        REBUILD(
+            if (i == k) { CHECK(at_buf_add(&t, lp, ln) == AT_OK && at_buf_addc(&t, '\n') == AT_OK, "oom"); });
         snprintf(what, sizeof what, "%s: line %zu duplicated", name, k);
         if (k == 0)
             expect2(t.data, t.len, 1, ids[0], -1, NULL, nl + 1, what);
@@ -611,9 +617,7 @@ static void tamper_fixture(const char *name, const char *s, size_t n)
 
     /* Blank lines (empty, spaces, tabs, CR) anywhere are not events and do
      * not move the chain; the head stays the last event line's digest. */
-    REBUILD(if (i == 1) {
-        CHECK(at_buf_adds(&t, "\n   \n\t\r\n\r\n") == AT_OK, "oom");
-    });
+    REBUILD(if (i == 1) { CHECK(at_buf_adds(&t, "\n   \n\t\r\n\r\n") == AT_OK, "oom"); });
     CHECK(at_buf_adds(&t, "\n \n") == AT_OK, "oom");
     snprintf(what, sizeof what, "%s: blank lines", name);
     expect2(t.data, t.len, -1, NULL, -1, NULL, nl, what);
@@ -675,8 +679,7 @@ static void check_fixture(const char *path, const char *name)
         CHECK(verify_chunks(mode, s, n, 0, &whole) == AT_OK, "%s whole", name);
         CHECK(verify_chunks(mode, s, n, 1, &one) == AT_OK, "%s 1-byte", name);
         CHECK(verify_chunks(mode, s, n, 7, &seven) == AT_OK, "%s 7-byte", name);
-        CHECK(whole.ok, "%s (mode %d) broken at %lld: %s", name, m, (long long)whole.broken_at,
-              whole.reason);
+        CHECK(whole.ok, "%s (mode %d) broken at %lld: %s", name, m, (long long)whole.broken_at, whole.reason);
         CHECK(whole.broken_at == -1 && whole.broken_event_id == NULL && whole.reason[0] == 0,
               "%s: intact report", name);
         CHECK(same_report(&whole, &one), "%s (mode %d): 1-byte chunks differ", name, m);
@@ -693,8 +696,7 @@ static void check_fixture(const char *path, const char *name)
 
         at_verify_report file;
         at_error err = {0};
-        CHECK(at_verify_file(path, mode, &file, &err) == AT_OK, "%s: verify_file: %s", name,
-              err.message);
+        CHECK(at_verify_file(path, mode, &file, &err) == AT_OK, "%s: verify_file: %s", name, err.message);
         CHECK(same_report(&whole, &file), "%s: verify_file differs", name);
         at_verify_report_fini(&file);
         at_verify_report_fini(&whole);
@@ -755,7 +757,8 @@ static void hand_chain(at_buf *out, const int *flags, size_t nl, const char *eol
             k = snprintf(line, sizeof line, "{\"event_id\":\"e%zu\"}%s", i, eol);
         else
             k = snprintf(line, sizeof line, "{\"event_id\":\"e%zu\",\"prev_hash\":\"%s\"}%s", i,
-                         flags[i] == 2 ? "0000000000000000000000000000000000000000000000000000000000000000" : prev,
+                         flags[i] == 2 ? "0000000000000000000000000000000000000000000000000000000000000000"
+                                       : prev,
                          eol);
         hex_of(line, (size_t)k, prev);
         CHECK(at_buf_add(out, line, (size_t)k) == AT_OK && at_buf_addc(out, '\n') == AT_OK, "oom");
@@ -771,13 +774,14 @@ static void test_odd_streams(void)
     expect2("", 0, -1, NULL, -1, NULL, 0, "empty stream");
     expect2("\n\n   \n\t\r\n", 9, -1, NULL, -1, NULL, 0, "blank lines only");
     at_verify_report rep;
-    CHECK(verify_chunks(AT_VERIFY_STRICT, "", 0, 0, &rep) == AT_OK && !rep.have_head &&
-              rep.bytes == 0 && digest_is(rep.file_sha256, "", 0),
+    CHECK(verify_chunks(AT_VERIFY_STRICT, "", 0, 0, &rep) == AT_OK && !rep.have_head && rep.bytes == 0 &&
+              digest_is(rep.file_sha256, "", 0),
           "empty stream report");
     at_verify_report_fini(&rep);
 
     /* A single event without newline. */
-    expect2("{\"event_id\":\"a\"}", strlen("{\"event_id\":\"a\"}"), -1, NULL, -1, NULL, 1, "one unterminated line");
+    expect2("{\"event_id\":\"a\"}", strlen("{\"event_id\":\"a\"}"), -1, NULL, -1, NULL, 1,
+            "one unterminated line");
 
     /* Pre-chain events: strict wants a prev_hash from line 1; legacy
      * accepts lines without one, each becoming the previous line. */
@@ -817,19 +821,19 @@ static void test_odd_streams(void)
     char h[AT_SHA256_HEX], line[512];
     const char *l0 = "{\"event_id\":\"a\"}";
     hex_of(l0, strlen(l0), h);
-#define TWO(second, at_s, id_s, at_l, id_l, what)                                      \
-    do {                                                                               \
-        at_buf_reset(&b);                                                              \
-        snprintf(line, sizeof line, "%s\n" second "\n", l0, h);                        \
-        expect2(line, strlen(line), at_s, id_s, at_l, id_l, 2, what);                  \
+#define TWO(second, at_s, id_s, at_l, id_l, what)                                                            \
+    do {                                                                                                     \
+        at_buf_reset(&b);                                                                                    \
+        snprintf(line, sizeof line, "%s\n" second "\n", l0, h);                                              \
+        expect2(line, strlen(line), at_s, id_s, at_l, id_l, 2, what);                                        \
     } while (0)
     TWO("{\"event_id\":\"b\",\"prev_hash\":\"%s\"}", -1, NULL, -1, NULL, "plain pair");
     TWO("{\"prev_hash\":\"%s\",\"event_id\":\"b\"}", -1, NULL, -1, NULL, "member order is free");
     TWO("{\"event_id\":\"b\",\"prev_hash\":\"%.63s\"}", 1, "b", 1, "b", "63 digits");
     TWO("  {\"event_id\":\"b\",\"prev_hash\":\"%s\"}\t", -1, NULL, -1, NULL,
         "whitespace around the object (hashed, still valid)");
-    TWO("{\"event_id\":\"\\u0062\\ud83d\",\"prev_hash\":\"x\"}%.0s", 1, "b\xed\xa0\xbd", 1,
-        "b\xed\xa0\xbd", "escaped event_id decoded, lone surrogate kept");
+    TWO("{\"event_id\":\"\\u0062\\ud83d\",\"prev_hash\":\"x\"}%.0s", 1, "b\xed\xa0\xbd", 1, "b\xed\xa0\xbd",
+        "escaped event_id decoded, lone surrogate kept");
     TWO("{\"event_id\":7,\"prev_hash\":\"x\"}%.0s", 1, NULL, 1, NULL, "non-string event_id");
     TWO("{\"event_id\":\"\",\"prev_hash\":\"x\"}%.0s", 1, "", 1, "", "empty event_id");
     TWO("{\"event_id\":\"b\",\"prev_hash\":null}%.0s", 1, "b", -1, NULL, "null prev_hash is absent");
@@ -946,8 +950,8 @@ static void test_line_cap(void)
 
     /* Exactly at the cap: a (broken) event. */
     big[cap] = '\n';
-    CHECK(verify_chunks(AT_VERIFY_STRICT, big, cap + 1, 0, &rep) == AT_OK && !rep.ok &&
-              rep.broken_at == 0 && rep.total_events == 1,
+    CHECK(verify_chunks(AT_VERIFY_STRICT, big, cap + 1, 0, &rep) == AT_OK && !rep.ok && rep.broken_at == 0 &&
+              rep.total_events == 1,
           "line at the cap is read");
     at_verify_report_fini(&rep);
     CHECK(verify_chunks(AT_VERIFY_STRICT, big, cap + 1, 1 << 20, &rep) == AT_OK && !rep.ok &&
@@ -975,8 +979,8 @@ static void test_line_cap(void)
         err = (at_error){0};
         CHECK(at_verifier_feed(v, big, cap + 2, &err) == AT_ERR_TOO_BIG && err.code == AT_ERR_TOO_BIG,
               "too big");
-        CHECK(err.line == 1 && err.offset == 3, "error position line %lld offset %lld",
-              (long long)err.line, (long long)err.offset);
+        CHECK(err.line == 1 && err.offset == 3, "error position line %lld offset %lld", (long long)err.line,
+              (long long)err.offset);
         CHECK(strstr(err.message, "longer than") != NULL, "message: %s", err.message);
         CHECK(at_verifier_feed(v, "{}\n", 3, &err) == AT_ERR_TOO_BIG, "sticky");
         CHECK(at_verifier_finish(v, &rep, &err) == AT_ERR_TOO_BIG && rep.broken_event_id == NULL,
@@ -1076,12 +1080,11 @@ static void stream_chain(int events, long *peak)
         CHECK(at_verifier_feed(c.v, c.piece, c.len, NULL) == AT_OK, "last piece");
     at_verify_report rep;
     CHECK(at_verifier_finish(c.v, &rep, NULL) == AT_OK, "finish");
-    CHECK(rep.ok && rep.total_events == (uint64_t)events, "streamed chain of %d: ok=%d total=%llu",
-          events, rep.ok, (unsigned long long)rep.total_events);
+    CHECK(rep.ok && rep.total_events == (uint64_t)events, "streamed chain of %d: ok=%d total=%llu", events,
+          rep.ok, (unsigned long long)rep.total_events);
     uint8_t d[AT_SHA256_LEN];
     at_chain_writer_digest(&w, d);
-    CHECK(memcmp(d, rep.file_sha256, AT_SHA256_LEN) == 0 &&
-              memcmp(w.head, rep.head, AT_SHA256_LEN) == 0,
+    CHECK(memcmp(d, rep.file_sha256, AT_SHA256_LEN) == 0 && memcmp(w.head, rep.head, AT_SHA256_LEN) == 0,
           "streamed digests agree");
     at_verify_report_fini(&rep);
     at_chain_writer_fini(&w);

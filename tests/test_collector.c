@@ -84,9 +84,8 @@ static bool exists(const char *sid, const char *file)
     return stat(p, &sb) == 0;
 }
 
-#define BODY_IS(resp, want)                                                                  \
-    CHECK_BYTES((resp).body.data ? (resp).body.data : "", (resp).body.len, (want), strlen(want), \
-                "body")
+#define BODY_IS(resp, want)                                                                                  \
+    CHECK_BYTES((resp).body.data ? (resp).body.data : "", (resp).body.len, (want), strlen(want), "body")
 
 static void post_events(const char *body, http_response *r)
 {
@@ -411,7 +410,8 @@ static void test_listing(const char *imp1, const char *imp2)
     CHECK(at_meta_load(&m1, p, NULL) == AT_OK, "m1");
     path_of(p, imp2, "meta.json");
     CHECK(at_meta_load(&m2, p, NULL) == AT_OK, "m2");
-    double t1 = at_meta_get_number(&m1, AT_META_STARTED_AT, 0), t2 = at_meta_get_number(&m2, AT_META_STARTED_AT, 0);
+    double t1 = at_meta_get_number(&m1, AT_META_STARTED_AT, 0),
+           t2 = at_meta_get_number(&m2, AT_META_STARTED_AT, 0);
     bool first1 = t1 > t2 || (t1 == t2 && strcmp(imp1, imp2) > 0);
     snprintf(want, sizeof want, "%s,%s,s-c,s-b,s-a,dup-2,dup-1", first1 ? imp1 : imp2, first1 ? imp2 : imp1);
     at_meta_fini(&m1);
@@ -472,8 +472,9 @@ static void test_post_events_new(void)
     CHECK(ev != NULL, "events written");
     if (!ev)
         return;
-    const char *l1 = "{\"event_type\":\"tool_call\",\"timestamp\":1.5,\"event_id\":\"e1\",\"session_id\":\"new-1\","
-                     "\"data\":{\"b\":1,\"a\":[1,2.5,100000.0,\"\\u00e9/\\ud83c\\udf89\"],\"n\":null}}";
+    const char *l1 =
+        "{\"event_type\":\"tool_call\",\"timestamp\":1.5,\"event_id\":\"e1\",\"session_id\":\"new-1\","
+        "\"data\":{\"b\":1,\"a\":[1,2.5,100000.0,\"\\u00e9/\\ud83c\\udf89\"],\"n\":null}}";
     size_t k1 = strlen(l1);
     CHECK(n > k1 && memcmp(ev, l1, k1) == 0 && ev[k1] == '\n', "line 1: %.*s", (int)(n < k1 ? n : k1), ev);
     uint8_t h[AT_SHA256_LEN];
@@ -500,8 +501,9 @@ static void test_post_events_new(void)
     }
     /* line 3: a given prev_hash is kept as is */
     const char *l3 = strchr(l2, '\n');
-    const char *want3 = "\n{\"event_type\":\"error\",\"timestamp\":3,\"event_id\":\"e3\",\"session_id\":\"new-1\","
-                        "\"duration_ms\":12.0,\"data\":{},\"prev_hash\":\"given\",\"redacted\":true}\n";
+    const char *want3 =
+        "\n{\"event_type\":\"error\",\"timestamp\":3,\"event_id\":\"e3\",\"session_id\":\"new-1\","
+        "\"duration_ms\":12.0,\"data\":{},\"prev_hash\":\"given\",\"redacted\":true}\n";
     CHECK(l3 && strcmp(l3, want3) == 0, "line 3: %s", l3 ? l3 : "(none)");
     free(ev);
 
@@ -555,19 +557,18 @@ static void test_post_events_nulls(void)
 static void test_bad_lines(void)
 {
     http_response r;
-    const char *body =
-        "{\"event_type\": \"tool_call\", \"session_id\": \"mix\", \"event_id\": \"g1\"}\n"
-        "not json\n"
-        "{\"event_type\": \"nope\", \"session_id\": \"mix\"}\n"
-        "{\"event_type\": \"tool_call\", \"session_id\": \"mix\", \"extra\": 1}\n"
-        "{\"event_type\": \"tool_call\", \"session_id\": \"\"}\n"
-        "{\"event_type\": \"tool_call\"}\n"
-        "{\"event_type\": \"tool_call\", \"session_id\": \"../up\"}\n"
-        "{\"event_type\": \"tool_call\", \"session_id\": \".hidden\"}\n"
-        "{\"event_type\": \"tool_call\", \"session_id\": 7}\n"
-        "[1, 2]\n"
-        "{\"event_type\": \"tool_call\", \"session_id\": \"mix\", \"data\": \"\xff\"}\n"
-        "{\"event_type\": \"tool_result\", \"session_id\": \"mix\", \"event_id\": \"g2\"}\n";
+    const char *body = "{\"event_type\": \"tool_call\", \"session_id\": \"mix\", \"event_id\": \"g1\"}\n"
+                       "not json\n"
+                       "{\"event_type\": \"nope\", \"session_id\": \"mix\"}\n"
+                       "{\"event_type\": \"tool_call\", \"session_id\": \"mix\", \"extra\": 1}\n"
+                       "{\"event_type\": \"tool_call\", \"session_id\": \"\"}\n"
+                       "{\"event_type\": \"tool_call\"}\n"
+                       "{\"event_type\": \"tool_call\", \"session_id\": \"../up\"}\n"
+                       "{\"event_type\": \"tool_call\", \"session_id\": \".hidden\"}\n"
+                       "{\"event_type\": \"tool_call\", \"session_id\": 7}\n"
+                       "[1, 2]\n"
+                       "{\"event_type\": \"tool_call\", \"session_id\": \"mix\", \"data\": \"\xff\"}\n"
+                       "{\"event_type\": \"tool_result\", \"session_id\": \"mix\", \"event_id\": \"g2\"}\n";
     post_events(body, &r);
     CHECK(r.status == 202, "mixed %d", r.status);
     BODY_IS(r, "{\"accepted\": 2, \"errors\": 10}");
@@ -611,10 +612,11 @@ static void test_append_imported(const char *sid)
     CHECK(lines > 0, "imported chain");
 
     char body[512];
-    snprintf(body, sizeof body,
-             "{\"event_type\": \"user_prompt\", \"session_id\": \"%s\", \"event_id\": \"x1\", \"data\": {\"t\": 1}}\n"
-             "{\"event_type\": \"assistant_response\", \"session_id\": \"%s\", \"event_id\": \"x2\"}\n",
-             sid, sid);
+    snprintf(
+        body, sizeof body,
+        "{\"event_type\": \"user_prompt\", \"session_id\": \"%s\", \"event_id\": \"x1\", \"data\": {\"t\": 1}}\n"
+        "{\"event_type\": \"assistant_response\", \"session_id\": \"%s\", \"event_id\": \"x2\"}\n",
+        sid, sid);
     http_response r;
     post_events(body, &r);
     CHECK(r.status == 200, "append imported %d", r.status);
@@ -681,7 +683,8 @@ static void test_foreign_writer(void)
 
     /* the file replaced wholesale by another process (same size even) */
     s = read_session_file("fw", "events.ndjson", &n);
-    const char *one = "{\"event_type\":\"tool_call\",\"timestamp\":1.0,\"event_id\":\"z1\",\"session_id\":\"fw\",\"data\":{}}\n";
+    const char *one =
+        "{\"event_type\":\"tool_call\",\"timestamp\":1.0,\"event_id\":\"z1\",\"session_id\":\"fw\",\"data\":{}}\n";
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.x", p);
     FILE *f = fopen(tmp, "w");
@@ -704,7 +707,10 @@ static void test_foreign_writer(void)
             last--;
         at_sha256_oneshot(last, (size_t)(s + n - 1 - last), h);
         at_hex(h, AT_SHA256_LEN, hex);
-        fprintf(f, "{\"event_type\":\"decision\",\"timestamp\":6.0,\"session_id\":\"fw\",\"data\":{},\"prev_hash\":\"%s\"}", hex);
+        fprintf(
+            f,
+            "{\"event_type\":\"decision\",\"timestamp\":6.0,\"session_id\":\"fw\",\"data\":{},\"prev_hash\":\"%s\"}",
+            hex);
         fclose(f);
         free(s);
     }
@@ -714,8 +720,8 @@ static void test_foreign_writer(void)
 }
 
 #define THREADS 4
-#define ROUNDS 40
-#define PER 3
+#define ROUNDS  40
+#define PER     3
 
 static void *poster(void *arg)
 {

@@ -94,9 +94,9 @@ static void check_vectors(void)
             repr_ok = rn == wn && memcmp(rb, want, wn) == 0 && rb[rn] == 0;
             back_ok = same_double(at_json_parse_double(rb, rn), v);
         }
-        CHECK(tok_ok && repr_ok && back_ok, "token %.*s%s: write [%.*s] repr [%s] want [%.*s]%s",
-              shown, tok, (int)tn > shown ? "..." : "", (int)out.len, out.data ? out.data : "", rb,
-              (int)wn, want, back_ok ? "" : " (does not read back)");
+        CHECK(tok_ok && repr_ok && back_ok, "token %.*s%s: write [%.*s] repr [%s] want [%.*s]%s", shown, tok,
+              (int)tn > shown ? "..." : "", (int)out.len, out.data ? out.data : "", rb, (int)wn, want,
+              back_ok ? "" : " (does not read back)");
         count++;
     }
     CHECK(count >= MIN_VECTORS, "only %d vectors in floats.tsv", count);
@@ -163,9 +163,8 @@ static void check_known(void)
         char b[AT_DOUBLE_REPR_MAX];
         memset(b, 'x', sizeof b);
         size_t n = at_double_repr(from_bits(KNOWN[i].bits), b);
-        CHECK(n == strlen(KNOWN[i].want) && strcmp(b, KNOWN[i].want) == 0,
-              "bits %016llx: got [%s] want [%s]", (unsigned long long)KNOWN[i].bits, b,
-              KNOWN[i].want);
+        CHECK(n == strlen(KNOWN[i].want) && strcmp(b, KNOWN[i].want) == 0, "bits %016llx: got [%s] want [%s]",
+              (unsigned long long)KNOWN[i].bits, b, KNOWN[i].want);
     }
 
     /* at_json_write_double appends */
@@ -189,16 +188,23 @@ static void check_known(void)
         bool is_float;
         const char *want;
     } TOK[] = {
-        {"1.5999", 3, true, "1.5"},        {"1e57", 3, true, "100000.0"},
-        {"-0.5", 2, false, "0"},           {"-0", 2, false, "0"},
-        {"0", 1, false, "0"},              {"-12", 3, false, "-12"},
-        {"-0.0", 4, true, "-0.0"},         {"-0e99", 5, true, "-0.0"},
-        {"NaN1", 3, true, "NaN"},          {"Infinity0", 8, true, "Infinity"},
-        {"-Infinity", 9, true, "-Infinity"}, {"-1e-4000", 8, true, "-0.0"},
-        {"1e4000", 6, true, "Infinity"},   {"2.5E+3", 6, true, "2500.0"},
-        {"1E-7", 4, true, "1e-07"},        {"0.1e-9999999999999999999999", 27, true, "0.0"},
-        {"1234567890123456789012345678901234567890", 40, false,
-         "1234567890123456789012345678901234567890"},
+        {"1.5999", 3, true, "1.5"},
+        {"1e57", 3, true, "100000.0"},
+        {"-0.5", 2, false, "0"},
+        {"-0", 2, false, "0"},
+        {"0", 1, false, "0"},
+        {"-12", 3, false, "-12"},
+        {"-0.0", 4, true, "-0.0"},
+        {"-0e99", 5, true, "-0.0"},
+        {"NaN1", 3, true, "NaN"},
+        {"Infinity0", 8, true, "Infinity"},
+        {"-Infinity", 9, true, "-Infinity"},
+        {"-1e-4000", 8, true, "-0.0"},
+        {"1e4000", 6, true, "Infinity"},
+        {"2.5E+3", 6, true, "2500.0"},
+        {"1E-7", 4, true, "1e-07"},
+        {"0.1e-9999999999999999999999", 27, true, "0.0"},
+        {"1234567890123456789012345678901234567890", 40, false, "1234567890123456789012345678901234567890"},
     };
     for (size_t i = 0; i < sizeof TOK / sizeof TOK[0]; i++) {
         at_buf_reset(&out);
@@ -272,8 +278,9 @@ static void check_huge(void)
             continue;
         at_buf_reset(&out);
         at_result r = at_json_write_number_token(&out, tok, n, true);
-        CHECK(r == AT_OK && strcmp(out.data, H[i].want) == 0, "huge token %.20s...%s (%zu bytes): got [%s] want [%s]",
-              H[i].head, H[i].tail, n, out.data, H[i].want);
+        CHECK(r == AT_OK && strcmp(out.data, H[i].want) == 0,
+              "huge token %.20s...%s (%zu bytes): got [%s] want [%s]", H[i].head, H[i].tail, n, out.data,
+              H[i].want);
         free(tok);
     }
     /* a long integer is copied, not converted */
@@ -379,11 +386,10 @@ static void check_against_oracle(void)
         int wx = 0, gx = 0;
         int wn = oracle(fabs(v), want_d, &wx);
         int dn = digits_of(got, got_d, &gx);
-        if (wn != dn || wx != gx || memcmp(want_d, got_d, (size_t)wn) != 0 ||
-            (got[0] == '-') != (v < 0)) {
+        if (wn != dn || wx != gx || memcmp(want_d, got_d, (size_t)wn) != 0 || (got[0] == '-') != (v < 0)) {
             if (bad++ < 10)
-                fprintf(stderr, "oracle: %016llx: repr %s, search %.*s x %d\n",
-                        (unsigned long long)b, got, wn, want_d, wx);
+                fprintf(stderr, "oracle: %016llx: repr %s, search %.*s x %d\n", (unsigned long long)b, got,
+                        wn, want_d, wx);
         }
         done++;
     }
@@ -412,8 +418,7 @@ static void check_timestamps(void)
             want[--wn] = 0;
         at_double_repr(v, got);
         if (strcmp(got, want) != 0 && bad++ < 10)
-            fprintf(stderr, "timestamp %llu us: got %s want %s\n", (unsigned long long)k, got,
-                    want);
+            fprintf(stderr, "timestamp %llu us: got %s want %s\n", (unsigned long long)k, got, want);
     }
     CHECK(bad == 0, "%d microsecond timestamps differ", bad);
 }
@@ -430,8 +435,8 @@ static double now_ns(void)
 static void bench(void)
 {
     static double vals[4096];
-    static const char *const names[] = {"1770841913.375", "141838.99998664856",
-                                        "timestamps k/1e6", "random bit patterns"};
+    static const char *const names[] = {"1770841913.375", "141838.99998664856", "timestamps k/1e6",
+                                        "random bit patterns"};
     volatile size_t sink = 0;
     for (int set = 0; set < 4; set++) {
         for (int i = 0; i < 4096; i++) {

@@ -366,8 +366,8 @@ static void import_path(char *out, size_t cap, const char *source)
     size_t k = 0;
     for (const char *s = source; *s && k + 4 < sizeof enc; s++) {
         unsigned char ch = (unsigned char)*s;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            ch == '.' || ch == '-' || ch == '_') {
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+            ch == '-' || ch == '_') {
             enc[k++] = (char)ch;
         } else {
             snprintf(enc + k, 4, "%%%02X", ch);
@@ -394,8 +394,8 @@ static void test_fixtures(daemon_t *d)
         reply r;
         http(d, i % 2 ? "PUT" : "POST", path, data ? data : "", n, NULL, SEND_CHUNKED, &r);
         if (n == 0)
-            CHECK(r.status == 400 && body_has(&r, "\"error\": "), "%s: empty body: %ld %s",
-                  fixtures[i], r.status, r.body.data);
+            CHECK(r.status == 400 && body_has(&r, "\"error\": "), "%s: empty body: %ld %s", fixtures[i],
+                  r.status, r.body.data);
         else
             CHECK(r.status == 201 && body_has(&r, "\"session_id\": ") && body_has(&r, "\"events_sha256\": "),
                   "%s: %ld %s", fixtures[i], r.status, r.body.data);
@@ -509,7 +509,8 @@ static void test_reupload_gzip_grow(daemon_t *d)
     CHECK(r.status == 304, "If-None-Match: %ld", r.status);
     at_buf_fini(&r.body);
     CHECK(files_equal(t_src("tests/fixtures/expected/55604662-cf2a-4331-851a-ec234028f8ca/events.ndjson"),
-                      "/dev/null") == false, "sanity");
+                      "/dev/null") == false,
+          "sanity");
     char a[4400];
     snprintf(a, sizeof a, "%s/55604662-cf2a-4331-851a-ec234028f8ca/events.ndjson", d->storage);
     CHECK(files_equal(t_src("tests/fixtures/expected/55604662-cf2a-4331-851a-ec234028f8ca/events.ndjson"), a),
@@ -677,8 +678,7 @@ static void test_request_timeout(void)
     for (size_t off = 0, k = 0; sent && k < 100 && off + 64 <= n; k++, off += 64) {
         char chunk[80];
         snprintf(chunk, sizeof chunk, "40\r\n");
-        if (!send_all(s, chunk, strlen(chunk)) || !send_all(s, data + off, 64) ||
-            !send_all(s, "\r\n", 2)) {
+        if (!send_all(s, chunk, strlen(chunk)) || !send_all(s, data + off, 64) || !send_all(s, "\r\n", 2)) {
             closed = true;
             break;
         }
@@ -700,8 +700,7 @@ static void test_request_timeout(void)
     CHECK(tmp_clean(&d), "no staging file left after the timeout");
     reply r;
     http(&d, "GET", "/sessions", NULL, 0, NULL, 0, &r);
-    CHECK(r.status == 200 && strcmp(r.body.data, "[]") == 0, "nothing stored: %ld %s", r.status,
-          r.body.data);
+    CHECK(r.status == 200 && strcmp(r.body.data, "[]") == 0, "nothing stored: %ld %s", r.status, r.body.data);
     at_buf_fini(&r.body);
     /* a normal upload on the same server is not affected */
     http(&d, "POST", "/import?source=subagent.jsonl", data, n, NULL, 0, &r);
@@ -769,7 +768,8 @@ static void test_auth(void)
 
     /* keys from the environment, comma-separated */
     if (start(&d, "auth-env", "AGENT_STRACE_AUTH_KEY=ast_k1, ast_k2", NULL)) {
-        const char *k1[] = {"Authorization: Bearer ast_k1", NULL}, *k2[] = {"Authorization: Bearer ast_k2", NULL};
+        const char *k1[] = {"Authorization: Bearer ast_k1", NULL},
+                   *k2[] = {"Authorization: Bearer ast_k2", NULL};
         http(&d, "GET", "/health", NULL, 0, k1, 0, &r);
         CHECK(r.status == 200, "env key 1: %ld", r.status);
         at_buf_fini(&r.body);
@@ -862,8 +862,8 @@ static void test_routes(daemon_t *d)
     const char *sid = "0e0e0e0e-0000-4000-8000-000000000002";
     char path[512];
     http(d, "GET", "/health/?x=1", NULL, 0, NULL, 0, &r);
-    CHECK(r.status == 200 && body_has(&r, "\"status\": \"ok\""), "health with / and query: %ld %s",
-          r.status, r.body.data);
+    CHECK(r.status == 200 && body_has(&r, "\"status\": \"ok\""), "health with / and query: %ld %s", r.status,
+          r.body.data);
     at_buf_fini(&r.body);
     http(d, "GET", "/health//", NULL, 0, NULL, 0, &r);
     CHECK(r.status == 404, "two trailing slashes: %ld", r.status);
@@ -891,7 +891,8 @@ static void test_routes(daemon_t *d)
     snprintf(want, sizeof want, "%s/%s/events.ndjson", t_src("tests/fixtures/expected-edge"), sid);
     size_t wn;
     char *w = t_read_file(want, &wn);
-    CHECK(r.status == 200 && w && r.body.len == wn && memcmp(r.body.data, w, wn) == 0, "events: %ld", r.status);
+    CHECK(r.status == 200 && w && r.body.len == wn && memcmp(r.body.data, w, wn) == 0, "events: %ld",
+          r.status);
     at_buf_fini(&r.body);
 
     snprintf(path, sizeof path, "/sessions/%s/verify", sid);
@@ -949,7 +950,9 @@ static void test_routes(daemon_t *d)
     http(d, "GET", "/objects/sha256/xyz", NULL, 0, NULL, 0, &r);
     CHECK(r.status == 400, "malformed object digest: %ld", r.status);
     at_buf_fini(&r.body);
-    http(d, "GET", "/objects/sha256/" "0000000000000000000000000000000000000000000000000000000000000000",
+    http(d, "GET",
+         "/objects/sha256/"
+         "0000000000000000000000000000000000000000000000000000000000000000",
          NULL, 0, NULL, 0, &r);
     CHECK(r.status == 404, "missing object: %ld", r.status);
     at_buf_fini(&r.body);
@@ -965,9 +968,11 @@ static void test_routes(daemon_t *d)
     at_buf_fini(&r.body);
 
     http(d, "GET", "/metrics", NULL, 0, NULL, 0, &r);
-    CHECK(r.status == 200 && body_has(&r, "agent_traced_requests_total{route=\"POST /import\",status=\"201\"}") &&
+    CHECK(r.status == 200 &&
+              body_has(&r, "agent_traced_requests_total{route=\"POST /import\",status=\"201\"}") &&
               body_has(&r, "agent_traced_import_duration_seconds_bucket") &&
-              body_has(&r, "agent_traced_open_connections") && body_has(&r, "agent_traced_import_events_total") &&
+              body_has(&r, "agent_traced_open_connections") &&
+              body_has(&r, "agent_traced_import_events_total") &&
               body_has(&r, "agent_traced_index_available 1\n") &&
               body_has(&r, "agent_traced_index_pending_imports ") &&
               body_has(&r, "agent_traced_tree_cost_total{how=\"counted\"} "),

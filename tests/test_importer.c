@@ -97,14 +97,21 @@ static void check_fixtures(void)
     static const char *const files[] = {
         "claude/258c7280-ae70-4798-800f-63464d01a85d.jsonl",
         "claude/4d5611e5-241a-462a-8d15-5122611a9569.jsonl",
-        "claude/short.jsonl", "claude/subagent.jsonl", "claude/tool_heavy.jsonl",
+        "claude/short.jsonl",
+        "claude/subagent.jsonl",
+        "claude/tool_heavy.jsonl",
         "claude/258c7280-ae70-4798-800f-63464d01a85d/subagents/agent-a881341.jsonl",
         "claude/258c7280-ae70-4798-800f-63464d01a85d/subagents/agent-acompact-fffbd0.jsonl",
         "claude/4d5611e5-241a-462a-8d15-5122611a9569/subagents/agent-a2898e3.jsonl",
         "claude/4d5611e5-241a-462a-8d15-5122611a9569/subagents/agent-acompact-e1f845.jsonl",
-        "claude-edge/tools.jsonl", "claude-edge/late-session.jsonl", "claude-edge/unicode.jsonl",
-        "claude-edge/secrets.jsonl", "claude-edge/empty.jsonl", "claude-edge/structure.jsonl",
-        "claude-edge/no-session-id.jsonl", "claude-edge/numbers.jsonl",
+        "claude-edge/tools.jsonl",
+        "claude-edge/late-session.jsonl",
+        "claude-edge/unicode.jsonl",
+        "claude-edge/secrets.jsonl",
+        "claude-edge/empty.jsonl",
+        "claude-edge/structure.jsonl",
+        "claude-edge/no-session-id.jsonl",
+        "claude-edge/numbers.jsonl",
     };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char rel[512];
@@ -156,11 +163,13 @@ static void check_line_endings(void)
 
 static void check_stripping(void)
 {
-    const char *plain = "{\"type\":\"user\",\"sessionId\":\"s1\",\"uuid\":\"u-1\",\"timestamp\":\"2026-01-01T00:00:00Z\","
-                        "\"message\":{\"content\":\"hi\"}}\n";
+    const char *plain =
+        "{\"type\":\"user\",\"sessionId\":\"s1\",\"uuid\":\"u-1\",\"timestamp\":\"2026-01-01T00:00:00Z\","
+        "\"message\":{\"content\":\"hi\"}}\n";
     /* NBSP, ideographic space, vertical tab, U+2028 and U+001C around the line */
-    const char *padded = "\xc2\xa0\xe3\x80\x80\x0b{\"type\":\"user\",\"sessionId\":\"s1\",\"uuid\":\"u-1\",\"timestamp\":"
-                         "\"2026-01-01T00:00:00Z\",\"message\":{\"content\":\"hi\"}}\xe2\x80\xa8\x1c  \n";
+    const char *padded =
+        "\xc2\xa0\xe3\x80\x80\x0b{\"type\":\"user\",\"sessionId\":\"s1\",\"uuid\":\"u-1\",\"timestamp\":"
+        "\"2026-01-01T00:00:00Z\",\"message\":{\"content\":\"hi\"}}\xe2\x80\xa8\x1c  \n";
     run a, b;
     import_mem(plain, strlen(plain), 0, "x.jsonl", &a);
     import_mem(padded, strlen(padded), 0, "x.jsonl", &b);
@@ -170,11 +179,13 @@ static void check_stripping(void)
     run_fini(&a);
     run_fini(&b);
 
-    const char *bom = "\xef\xbb\xbf{\"type\":\"user\",\"sessionId\":\"s1\",\"message\":{\"content\":\"hi\"}}\n[1]\n\"s\"\n";
+    const char *bom =
+        "\xef\xbb\xbf{\"type\":\"user\",\"sessionId\":\"s1\",\"message\":{\"content\":\"hi\"}}\n[1]\n\"s\"\n";
     run c;
     import_mem(bom, strlen(bom), 0, "bom.jsonl", &c);
     CHECK(c.r == AT_OK && c.res.skipped_lines == 3 && c.res.events == 1,
-          "a BOM line and non-object lines are skipped (skipped %llu)", (unsigned long long)c.res.skipped_lines);
+          "a BOM line and non-object lines are skipped (skipped %llu)",
+          (unsigned long long)c.res.skipped_lines);
     CHECK(c.r == AT_OK && strcmp(c.res.session_id, "bom") == 0, "fallback id from the file name");
     run_fini(&c);
 }
@@ -197,7 +208,8 @@ static void check_invalid_utf8(void)
             run r;
             import_mem(copy, n + bl, chunk, "u.jsonl", &r);
             CHECK(r.r == AT_ERR_UTF8 && r.err.offset == (int64_t)bad[i].at,
-                  "invalid UTF-8 at %zu reported at %lld (chunk %zu)", bad[i].at, (long long)r.err.offset, chunk);
+                  "invalid UTF-8 at %zu reported at %lld (chunk %zu)", bad[i].at, (long long)r.err.offset,
+                  chunk);
             run_fini(&r);
         }
         free(copy);
@@ -256,11 +268,15 @@ static void check_late_session_spill(void)
     at_buf_init(&b, 0);
     const int count = 40000;
     for (int i = 0; i < count; i++)
-        if (at_buf_printf(&b, "{\"type\":\"user\",\"timestamp\":\"2026-01-01T00:00:%02dZ\",\"message\":{\"content\":"
-                              "\"prompt number %d with some padding to make it longer than a few bytes\"}}\n",
-                          i % 60, i) != AT_OK)
+        if (at_buf_printf(
+                &b,
+                "{\"type\":\"user\",\"timestamp\":\"2026-01-01T00:00:%02dZ\",\"message\":{\"content\":"
+                "\"prompt number %d with some padding to make it longer than a few bytes\"}}\n",
+                i % 60, i) != AT_OK)
             break;
-    if (at_buf_adds(&b, "{\"type\":\"user\",\"sessionId\":\"late-id\",\"message\":{\"content\":\"last\"}}\n") != AT_OK)
+    if (at_buf_adds(&b,
+                    "{\"type\":\"user\",\"sessionId\":\"late-id\",\"message\":{\"content\":\"last\"}}\n") !=
+        AT_OK)
         return;
     run r;
     import_mem(b.data, b.len, 65536, "spill.jsonl", &r);
@@ -274,7 +290,8 @@ static void check_late_session_spill(void)
         e = memchr(l, '\n', (size_t)(r.out + r.out_len - l));
         if (!e)
             break;
-        bool ok = strstr(l, "\"session_id\":\"late-id\"") != NULL && strstr(l, "\"session_id\":\"late-id\"") < e;
+        bool ok =
+            strstr(l, "\"session_id\":\"late-id\"") != NULL && strstr(l, "\"session_id\":\"late-id\"") < e;
         if (lines > 0) {
             char hex[AT_SHA256_HEX];
             at_hex(prev, AT_SHA256_LEN, hex);
@@ -347,12 +364,14 @@ static size_t load_eid_vectors(char **text, eid_vector **v)
  * Agent call that spawns "a1"), tool_call (k=1), assistant_response (k=2). */
 static void add_eid_entry(at_buf *b, const eid_vector *v, bool with_sid, size_t pad)
 {
-    at_result r = at_buf_printf(b, "{\"type\":\"assistant\",%s\"uuid\":%.*s,\"timestamp\":\"2026-01-01T00:00:01Z\","
-                                   "\"message\":{\"model\":\"m\",\"content\":[{\"type\":\"tool_use\",\"id\":"
-                                   "\"toolu_1\",\"name\":\"Agent\",\"input\":{\"subagent_type\":\"x\"}},"
-                                   "{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":\"Bash\",\"input\":{}},"
-                                   "{\"type\":\"text\",\"text\":\"hi",
-                                with_sid ? "\"sessionId\":\"s-ev\"," : "", (int)v->lit_len, v->lit);
+    at_result r =
+        at_buf_printf(b,
+                      "{\"type\":\"assistant\",%s\"uuid\":%.*s,\"timestamp\":\"2026-01-01T00:00:01Z\","
+                      "\"message\":{\"model\":\"m\",\"content\":[{\"type\":\"tool_use\",\"id\":"
+                      "\"toolu_1\",\"name\":\"Agent\",\"input\":{\"subagent_type\":\"x\"}},"
+                      "{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":\"Bash\",\"input\":{}},"
+                      "{\"type\":\"text\",\"text\":\"hi",
+                      with_sid ? "\"sessionId\":\"s-ev\"," : "", (int)v->lit_len, v->lit);
     for (size_t i = 0; r == AT_OK && i < pad; i++)
         r = at_buf_addc(b, 'p');
     if (r == AT_OK)
@@ -371,7 +390,8 @@ static void add_eid_link(at_buf *b)
 
 /* Checks that every line of out is a JSON object and that lines first,
  * first+1, first+2 carry the vector's event ids. Returns the line count. */
-static size_t check_eid_lines(const char *out, size_t len, size_t first, const eid_vector *v, const char *what)
+static size_t check_eid_lines(const char *out, size_t len, size_t first, const eid_vector *v,
+                              const char *what)
 {
     at_json_doc d;
     at_json_doc_init(&d);
@@ -397,8 +417,8 @@ static size_t check_eid_lines(const char *out, size_t len, size_t first, const e
             tok_len = 2;
         }
         CHECK(tok_len == v->tok_len[k] && memcmp(tok, v->tok[k], tok_len) == 0,
-              "%s %.*s: event_id k=%zu: got [%.*s] want [%.*s]", what, (int)v->lit_len, v->lit, k, (int)tok_len,
-              tok, (int)v->tok_len[k], v->tok[k]);
+              "%s %.*s: event_id k=%zu: got [%.*s] want [%.*s]", what, (int)v->lit_len, v->lit, k,
+              (int)tok_len, tok, (int)v->tok_len[k], v->tok[k]);
     }
     at_json_doc_fini(&d);
     return no;
@@ -442,7 +462,8 @@ static void check_event_id_vectors(void)
         CHECK(check_eid_lines(whole.out, whole.out_len, 0, &v[i], "direct") == 5, "five lines");
         check_eid_link(&whole, &v[i]);
         import_mem(b.data, b.len, 1, "ev.jsonl", &bytes);
-        CHECK(bytes.r == AT_OK && bytes.out_len == whole.out_len && memcmp(bytes.out, whole.out, whole.out_len) == 0,
+        CHECK(bytes.r == AT_OK && bytes.out_len == whole.out_len &&
+                  memcmp(bytes.out, whole.out, whole.out_len) == 0,
               "%.*s: 1-byte chunks give the same bytes", (int)v[i].lit_len, v[i].lit);
         run_fini(&bytes);
         run_fini(&whole);
@@ -458,7 +479,8 @@ static void check_event_id_vectors(void)
         CHECK(check_eid_lines(late.out, late.out_len, 0, &v[i], "pending") == 5, "five lines");
         check_eid_link(&late, &v[i]);
         import_mem(b.data, b.len, 1, "ev.jsonl", &late1);
-        CHECK(late1.r == AT_OK && late1.out_len == late.out_len && memcmp(late1.out, late.out, late.out_len) == 0,
+        CHECK(late1.r == AT_OK && late1.out_len == late.out_len &&
+                  memcmp(late1.out, late.out, late.out_len) == 0,
               "%.*s: pending, 1-byte chunks give the same bytes", (int)v[i].lit_len, v[i].lit);
         run_fini(&late1);
         run_fini(&late);
@@ -474,8 +496,10 @@ static void check_event_id_vectors(void)
         add_eid_entry(&b, &v[entries % nv], false, 3000);
         entries++;
     }
-    CHECK(at_buf_adds(&b, "{\"type\":\"user\",\"sessionId\":\"s-ev\",\"message\":{\"content\":\"named\"}}\n") == AT_OK,
-          "building a transcript");
+    CHECK(
+        at_buf_adds(&b, "{\"type\":\"user\",\"sessionId\":\"s-ev\",\"message\":{\"content\":\"named\"}}\n") ==
+            AT_OK,
+        "building a transcript");
     run sp;
     import_mem(b.data, b.len, 65536, "ev.jsonl", &sp);
     CHECK(sp.r == AT_OK && sp.res.events == entries * 3 + 2, "spilled import: %llu events",
@@ -534,8 +558,9 @@ static void check_event_id_links_in_store(void)
     at_buf parent, child;
     at_buf_init(&parent, 0);
     at_buf_init(&child, 0);
-    CHECK(at_buf_adds(&child, "{\"type\":\"user\",\"sessionId\":\"s-ev\",\"agentId\":\"a1\",\"uuid\":\"c-1\","
-                              "\"timestamp\":\"2026-01-01T00:00:02Z\",\"message\":{\"content\":\"go\"}}\n") == AT_OK,
+    CHECK(at_buf_adds(&child,
+                      "{\"type\":\"user\",\"sessionId\":\"s-ev\",\"agentId\":\"a1\",\"uuid\":\"c-1\","
+                      "\"timestamp\":\"2026-01-01T00:00:02Z\",\"message\":{\"content\":\"go\"}}\n") == AT_OK,
           "building a transcript");
     size_t checked = 0;
     for (size_t i = 0; i < nv; i++) {
@@ -561,7 +586,8 @@ static void check_event_id_links_in_store(void)
             char want[256];
             bool empty = v[i].tok_len[0] == 2;
             snprintf(want, sizeof want, "\"parent_event_id\": %.*s,", (int)v[i].tok_len[0], v[i].tok[0]);
-            bool good = meta && (empty ? strstr(meta, "\"parent_event_id\"") == NULL : strstr(meta, want) != NULL);
+            bool good =
+                meta && (empty ? strstr(meta, "\"parent_event_id\"") == NULL : strstr(meta, want) != NULL);
             CHECK(good, "%s first, uuid %.*s: want %s in %s", order ? "child" : "parent", (int)v[i].lit_len,
                   v[i].lit, empty ? "no parent_event_id" : want, meta ? meta : "(no meta)");
             checked += good;

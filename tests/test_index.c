@@ -293,8 +293,8 @@ int main(void)
 
     int64_t ns = 0, ne = 0;
     CHECK(event_index_counts(ix, &ns, &ne, &err) == AT_OK, "counts");
-    CHECK(ns == 9 && ne == (int64_t)nrecs, "counts %lld %lld (want 9 %zu)", (long long)ns,
-          (long long)ne, nrecs);
+    CHECK(ns == 9 && ne == (int64_t)nrecs, "counts %lld %lld (want 9 %zu)", (long long)ns, (long long)ne,
+          nrecs);
 
     /* unknown ids and sessions */
     at_buf body;
@@ -313,8 +313,7 @@ int main(void)
     write_file("zz-new-session/events.ndjson", line, false);
     write_file("zz-new-session/events.ndjson", line_for("zz-new-session", recs[0].id, NULL), true);
     CHECK(lookup(&ctx, "fresh0000001", NULL, &body) == 200, "new session found: %s", body.data);
-    CHECK(strstr(body.data, "\"line\": 0") && strstr(body.data, "\"prev_hash\": null"), "%s",
-          body.data);
+    CHECK(strstr(body.data, "\"line\": 0") && strstr(body.data, "\"prev_hash\": null"), "%s", body.data);
     CHECK(lookup(&ctx, recs[0].id, NULL, &body) == 409, "shared id -> 409: %s", body.data);
     CHECK(strstr(body.data, "\"sessions\": [") && strstr(body.data, "zz-new-session") &&
               strstr(body.data, recs[0].sid),
@@ -328,8 +327,7 @@ int main(void)
                         "0000000000000000000000000000000000000000000000000000000000000000"),
                true);
     CHECK(lookup(&ctx, "appended0001", NULL, &body) == 200, "append found: %s", body.data);
-    CHECK(strstr(body.data, "\"line\": 2") && strstr(body.data, "\"prev_hash\": \"0000"), "%s",
-          body.data);
+    CHECK(strstr(body.data, "\"line\": 2") && strstr(body.data, "\"prev_hash\": \"0000"), "%s", body.data);
 
     /* a rewrite moves lines (hit path: stale stat, re-index, right answer) */
     snprintf(line, sizeof line, "%s", line_for("zz-new-session", "inserted0001", NULL));
@@ -403,8 +401,7 @@ int main(void)
     /* explicit rebuild */
     if (ix) {
         CHECK(event_index_rebuild(ix, &err) == AT_OK, "rebuild");
-        CHECK(event_index_counts(ix, &ns, &ne, &err) == AT_OK && ns == 10 &&
-                  ne == (int64_t)nrecs,
+        CHECK(event_index_counts(ix, &ns, &ne, &err) == AT_OK && ns == 10 && ne == (int64_t)nrecs,
               "counts after rebuild %lld %lld", (long long)ns, (long long)ne);
         CHECK(lookup(&ctx, "refreshed001", NULL, &body) == 200, "after rebuild");
     }

@@ -103,16 +103,16 @@ static void check_rows(index_batch *b, const at_buf *out, const char *what)
             char hex[AT_SHA256_HEX];
             at_sha256_oneshot(p, n, dig);
             at_hex(dig, AT_SHA256_LEN, hex);
-            bool same = r.no == no && r.off == off && r.len == n && strcmp(r.sha256, hex) == 0 &&
-                        r.event_id_len == dec.len && memcmp(r.event_id, dec.data, dec.len) == 0 &&
-                        (r.prev_hash != NULL) == has_prev &&
-                        (!has_prev || (r.prev_hash_len == prev.len &&
-                                       memcmp(r.prev_hash, prev.data, prev.len) == 0));
+            bool same =
+                r.no == no && r.off == off && r.len == n && strcmp(r.sha256, hex) == 0 &&
+                r.event_id_len == dec.len && memcmp(r.event_id, dec.data, dec.len) == 0 &&
+                (r.prev_hash != NULL) == has_prev &&
+                (!has_prev || (r.prev_hash_len == prev.len && memcmp(r.prev_hash, prev.data, prev.len) == 0));
             if (!same) {
                 bad++;
-                fprintf(stderr, "%s: row %zu differs: no %llu off %llu len %llu id [%.*s]\n", what,
-                        rows, (unsigned long long)r.no, (unsigned long long)r.off,
-                        (unsigned long long)r.len, (int)r.event_id_len, r.event_id);
+                fprintf(stderr, "%s: row %zu differs: no %llu off %llu len %llu id [%.*s]\n", what, rows,
+                        (unsigned long long)r.no, (unsigned long long)r.off, (unsigned long long)r.len,
+                        (int)r.event_id_len, r.event_id);
             }
             rows++;
         }
@@ -149,8 +149,8 @@ static void test_rows(const char *tmp)
     index_batch_free(b);
 
     /* escaped ids, non-ASCII, ids left out ("" and absent are omitted) */
-    static const char *const odd[] = {"\"a\\\"b\\\\c\"", "\"\\u00e9t\\ud83d\\ude00\"", NULL, "\"\"",
-                                      "\"\\ud800x\"", "\"plain\""};
+    static const char *const odd[] = {
+        "\"a\\\"b\\\\c\"", "\"\\u00e9t\\ud83d\\ude00\"", NULL, "\"\"", "\"\\ud800x\"", "\"plain\""};
     b = index_batch_new(tmp);
     out = write_events(b, 60, odd, sizeof odd / sizeof odd[0]);
     CHECK(index_batch_usable(b), "odd ids usable");
@@ -222,8 +222,8 @@ static char *dump_tables(const char *root)
 
 /* Imports path with a batch, commits, and queues the rows. Before queueing,
  * `tamper` (if set) runs on the committed session. */
-static void import_one(at_store *st, event_index *ix, const char *path, const char *prefix,
-                       bool spoil, void (*tamper)(const char *root, const char *sid))
+static void import_one(at_store *st, event_index *ix, const char *path, const char *prefix, bool spoil,
+                       void (*tamper)(const char *root, const char *sid))
 {
     at_error err;
     at_stage stage;
@@ -235,15 +235,15 @@ static void import_one(at_store *st, event_index *ix, const char *path, const ch
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     char source[512];
     snprintf(source, sizeof source, "%s%s", prefix, base);
-    at_import_options o = {.source = source, .out_fd = stage.fd, .on_line = index_batch_add,
-                           .on_line_ctx = b};
+    at_import_options o = {
+        .source = source, .out_fd = stage.fd, .on_line = index_batch_add, .on_line_ctx = b};
     at_import *im = at_import_new(&o, &err);
     size_t n = 0;
     char *data = t_read_file(path, &n);
     at_import_result res;
     memset(&res, 0, sizeof res);
-    bool ok = im && data && at_import_feed(im, data, n, &err) == AT_OK &&
-              at_import_finish(im, &res, &err) == AT_OK;
+    bool ok =
+        im && data && at_import_feed(im, data, n, &err) == AT_OK && at_import_finish(im, &res, &err) == AT_OK;
     struct stat sb;
     ok = ok && fstat(stage.fd, &sb) == 0;
     at_commit_info info;
@@ -255,14 +255,16 @@ static void import_one(at_store *st, event_index *ix, const char *path, const ch
             memset(huge + 1, 'y', sizeof huge - 3);
             huge[sizeof huge - 2] = '"';
             huge[sizeof huge - 1] = 0;
-            at_line_written lw = {.no = 0, .off = 0, .len = 10, .digest = (const uint8_t *)huge,
+            at_line_written lw = {.no = 0,
+                                  .off = 0,
+                                  .len = 10,
+                                  .digest = (const uint8_t *)huge,
                                   .event_id = {huge, strlen(huge)}};
             CHECK(index_batch_add(b, &lw) == AT_OK, "spoil");
         }
         if (tamper)
             tamper(at_store_root(st), res.session_id);
-        event_index_refresh_from_batch(ix, res.session_id, b, (uint64_t)sb.st_ino,
-                                       (uint64_t)sb.st_size);
+        event_index_refresh_from_batch(ix, res.session_id, b, (uint64_t)sb.st_ino, (uint64_t)sb.st_size);
         b = NULL;
     } else {
         CHECK(0, "import %s: %s", path, err.message);
@@ -326,8 +328,8 @@ static void test_imports(const char *tmp)
     CHECK(event_index_rebuild(ix, &err) == AT_OK, "rebuild: %s", err.message);
     char *rebuilt = dump_tables(root);
     CHECK(queued && rebuilt && strcmp(queued, rebuilt) == 0,
-          "rows written from the batches equal a rebuild (%zu vs %zu bytes)",
-          queued ? strlen(queued) : 0, rebuilt ? strlen(rebuilt) : 0);
+          "rows written from the batches equal a rebuild (%zu vs %zu bytes)", queued ? strlen(queued) : 0,
+          rebuilt ? strlen(rebuilt) : 0);
     free(queued);
     free(rebuilt);
 

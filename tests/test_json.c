@@ -72,8 +72,9 @@ static void check_vectors(void)
 
 static void check_navigation(void)
 {
-    const char *t = "{\"type\":\"user\",\"n\":1,\"type\":\"assistant\",\"e\":\"\\u0061b\",\"o\":{\"k\":[1,{}]},"
-                    "\"z\":0,\"f\":0.0,\"s\":\"\",\"a\":[],\"t\":true}";
+    const char *t =
+        "{\"type\":\"user\",\"n\":1,\"type\":\"assistant\",\"e\":\"\\u0061b\",\"o\":{\"k\":[1,{}]},"
+        "\"z\":0,\"f\":0.0,\"s\":\"\",\"a\":[],\"t\":true}";
     at_json_doc d;
     at_json_doc_init(&d);
     CHECK(at_json_parse(&d, t, strlen(t), NULL) == AT_OK, "parse");
@@ -121,16 +122,16 @@ static void check_utf8(void)
     } cases[] = {
         {"plain", -1},
         {"caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x8e\x89", -1},
-        {"x\xc0\xaf", 1},               /* overlong '/' */
-        {"ab\xe0\x80\xaf", 2},          /* overlong 3-byte */
-        {"\xed\xa0\x80", 0},            /* encoded surrogate */
-        {"ok\xf4\x90\x80\x80", 2},      /* above U+10FFFF */
-        {"\xf0\x8f\xbf\xbf", 0},        /* overlong 4-byte */
-        {"abc\x80", 3},                 /* stray continuation */
+        {"x\xc0\xaf", 1},          /* overlong '/' */
+        {"ab\xe0\x80\xaf", 2},     /* overlong 3-byte */
+        {"\xed\xa0\x80", 0},       /* encoded surrogate */
+        {"ok\xf4\x90\x80\x80", 2}, /* above U+10FFFF */
+        {"\xf0\x8f\xbf\xbf", 0},   /* overlong 4-byte */
+        {"abc\x80", 3},            /* stray continuation */
         {"\xff", 0},
-        {"\xc3\xa9\xc3", 2},            /* truncated at the end */
+        {"\xc3\xa9\xc3", 2}, /* truncated at the end */
         {"\xe2\x82", 0},
-        {"\xe2\x28\xa1", 0},            /* bad continuation */
+        {"\xe2\x28\xa1", 0}, /* bad continuation */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         size_t n = strlen(cases[i].bytes);
@@ -151,15 +152,17 @@ static void check_utf8(void)
             if (cases[i].bad < 0)
                 CHECK(r == AT_OK, "case %zu valid (split %d)", i, split);
             else
-                CHECK(r == AT_ERR_UTF8 && bad == cases[i].bad, "case %zu: want offset %lld got %lld (split %d)",
-                      i, (long long)cases[i].bad, (long long)bad, split);
+                CHECK(r == AT_ERR_UTF8 && bad == cases[i].bad,
+                      "case %zu: want offset %lld got %lld (split %d)", i, (long long)cases[i].bad,
+                      (long long)bad, split);
         }
     }
 }
 
 static void check_code_points(void)
 {
-    const char *s = "a\xc3\xa9\xf0\x9f\x8e\x89\xed\xa0\xbd" "z"; /* a é 🎉 <lone surrogate> z */
+    const char *s = "a\xc3\xa9\xf0\x9f\x8e\x89\xed\xa0\xbd"
+                    "z"; /* a é 🎉 <lone surrogate> z */
     size_t n = strlen(s);
     CHECK(at_wtf8_count(s, n) == 5, "count");
     CHECK(at_wtf8_prefix(s, n, 0) == 0, "prefix 0");

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define MIN_VECTORS 4000 /* a truncated file fails */
-#define MAX_FIELDS 16
+#define MAX_FIELDS  16
 
 typedef struct {
     const char *p;

@@ -89,7 +89,9 @@ static long json_unquote(const char *p, const char *end, char *out)
         c = *p++;
         uint32_t u, lo;
         switch (c) {
-        case '"': case '\\': case '/': *o++ = c; break;
+        case '"':
+        case '\\':
+        case '/': *o++ = c; break;
         case 'b': *o++ = '\b'; break;
         case 'f': *o++ = '\f'; break;
         case 'n': *o++ = '\n'; break;
@@ -106,8 +108,7 @@ static long json_unquote(const char *p, const char *end, char *out)
             }
             o += put_utf8(o, u);
             break;
-        default:
-            return -1;
+        default: return -1;
         }
     }
     return (long)(o - out);
@@ -157,8 +158,8 @@ static void run_vectors(void)
                 }
                 bool ok = parse_exact(buf, (size_t)n, &got);
                 if (want_err)
-                    CHECK(!ok, "timestamps.tsv:%d: %.*s: want ERROR, got %.17g", lineno,
-                          (int)(tab - line), line, got);
+                    CHECK(!ok, "timestamps.tsv:%d: %.*s: want ERROR, got %.17g", lineno, (int)(tab - line),
+                          line, got);
                 else
                     CHECK(ok && same_double(got, want), "timestamps.tsv:%d: %.*s: want %s, got %s %.17g",
                           lineno, (int)(tab - line), line, want_s, ok ? "" : "ERROR", got);
@@ -197,7 +198,9 @@ static void direct_checks(void)
     ONE("1969-12-31T23:59:59Z", true, -1.0);
     ONE("2026-02-12", true, 1770854400.0);
     ONE("2026-W07-4T16:02:48Z", true, 1770912168.0);
-    ONE("2026-02-12\xc3\xa9" "16:02:48Z", true, 1770912168.0); /* a 2-byte separator */
+    ONE("2026-02-12\xc3\xa9"
+        "16:02:48Z",
+        true, 1770912168.0); /* a 2-byte separator */
     ONE("2026-02-12T24:00:00Z", false, 0);
     ONE("2026-02-12T16:02:48.183ZZ", false, 0);
     ONE("2026-02-12T16:02:48.183 Z", false, 0);

@@ -29,8 +29,8 @@ static char *vec(const char *file, size_t *n)
 static void check_case(const char *storage, const char *sid, const char *jf, const char *tf)
 {
     char root[4096];
-    snprintf(root, sizeof root, "%s", t_src(strcmp(storage, "edge") == 0 ? "tests/vectors/tree/edge"
-                                                                       : "tests/fixtures/expected"));
+    snprintf(root, sizeof root, "%s",
+             t_src(strcmp(storage, "edge") == 0 ? "tests/vectors/tree/edge" : "tests/fixtures/expected"));
     size_t wn[2];
     char *want[2] = {vec(jf, &wn[0]), vec(tf, &wn[1])};
     for (int text = 0; text < 2; text++) {
@@ -91,7 +91,7 @@ static void check_errors(void)
 /* ---- the cost cache: the storage directory stays the truth ----------------------- */
 
 #define ROOT_SID "258c7280-ae70-4798-800f-63464d01a85d"
-#define KID_DIR "agent-a881341.258c7280-ae70-4798-800f-63464d01a85d"
+#define KID_DIR  "agent-a881341.258c7280-ae70-4798-800f-63464d01a85d"
 
 static char store[64];
 
@@ -260,8 +260,7 @@ static void check_cache_hits(void)
     tree_cost_cache_stats(&s);
     /* three sessions: counted once each, then answered from the cache */
     CHECK(s.counts == 3 && s.resumes == 0 && s.hits == 15, "stats %llu %llu %llu",
-          (unsigned long long)s.counts, (unsigned long long)s.resumes,
-          (unsigned long long)s.hits);
+          (unsigned long long)s.counts, (unsigned long long)s.resumes, (unsigned long long)s.hits);
     free(want[0]);
     free(want[1]);
 }
@@ -459,8 +458,7 @@ static void check_replacements(void)
     times[1].tv_sec -= 10; /* a future one would keep the file racy */
     CHECK(utimensat(AT_FDCWD, events_of(KID_DIR), times, 0) == 0, "utimensat");
     struct stat st1;
-    CHECK(stat(events_of(KID_DIR), &st1) == 0 && st1.st_ino == st0.st_ino &&
-              st1.st_size == st0.st_size,
+    CHECK(stat(events_of(KID_DIR), &st1) == 0 && st1.st_ino == st0.st_ino && st1.st_size == st0.st_size,
           "same inode, same size");
     settle();
     check_fresh("an in-place rewrite", &now);
@@ -558,7 +556,7 @@ static void check_truncation_and_deletion(void)
 /* ---- concurrency ------------------------------------------------------------------- */
 
 #define READERS 6
-#define ROUNDS 25
+#define ROUNDS  25
 
 typedef struct {
     const rendered *want; /* NULL: appends run, check monotonic cost */

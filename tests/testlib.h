@@ -9,23 +9,22 @@
 
 static int t_passed, t_failed;
 
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (cond) {                                                             \
-            t_passed++;                                                         \
-        } else {                                                                \
-            t_failed++;                                                         \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
-            fprintf(stderr, __VA_ARGS__);                                       \
-            fputc('\n', stderr);                                                \
-        }                                                                       \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        if (cond) {                                                                                          \
+            t_passed++;                                                                                      \
+        } else {                                                                                             \
+            t_failed++;                                                                                      \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                  \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+        }                                                                                                    \
     } while (0)
 
 /* Compares two byte strings, printing both on mismatch. */
-#define CHECK_BYTES(got, got_len, want, want_len, what)                          \
-    CHECK((got_len) == (want_len) && memcmp((got), (want), (want_len)) == 0,     \
-          "%s: got [%.*s] want [%.*s]", (what), (int)(got_len), (got),          \
-          (int)(want_len), (want))
+#define CHECK_BYTES(got, got_len, want, want_len, what)                                                      \
+    CHECK((got_len) == (want_len) && memcmp((got), (want), (want_len)) == 0, "%s: got [%.*s] want [%.*s]",   \
+          (what), (int)(got_len), (got), (int)(want_len), (want))
 
 /* Prints the summary line the test driver counts, returns the exit status. */
 static inline int t_done(const char *name)
@@ -47,13 +46,21 @@ static inline char *t_read_file(const char *path, size_t *len)
         n += r;
         if (n == cap) {
             char *q = realloc(p, cap * 2 + 1);
-            if (!q) { free(p); p = NULL; break; }
+            if (!q) {
+                free(p);
+                p = NULL;
+                break;
+            }
             p = q;
             cap *= 2;
         }
     }
     fclose(f);
-    if (p) { p[n] = 0; if (len) *len = n; }
+    if (p) {
+        p[n] = 0;
+        if (len)
+            *len = n;
+    }
     return p;
 }
 

@@ -11,13 +11,18 @@ typedef struct {
     char *data;
     size_t len;
     size_t cap;
-    size_t max;  /* appending past this many bytes fails with AT_ERR_TOO_BIG */
+    size_t max; /* appending past this many bytes fails with AT_ERR_TOO_BIG */
 } at_buf;
 
 void at_buf_init(at_buf *b, size_t max);
 void at_buf_fini(at_buf *b);
 /* Empties the buffer, keeping its memory. */
-static inline void at_buf_reset(at_buf *b) { b->len = 0; if (b->data) b->data[0] = 0; }
+static inline void at_buf_reset(at_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = 0;
+}
 /* Makes room for n more bytes. */
 at_result at_buf_reserve(at_buf *b, size_t n) AT_WUR;
 at_result at_buf_add(at_buf *b, const void *p, size_t n) AT_WUR;

@@ -40,12 +40,12 @@ typedef at_result (*at_sink_fn)(void *ctx, const char *p, size_t n);
 
 /* What an observer learns of each line written (all borrowed for the call). */
 typedef struct {
-    uint64_t no;            /* 0-based line number in this writer's output */
-    uint64_t off;           /* offset of the line's first byte in that output */
-    size_t len;             /* without its "\n" */
-    const uint8_t *digest;  /* SHA-256 of the line (AT_SHA256_LEN bytes) */
-    at_slice event_id;      /* JSON token as written; p == NULL when omitted */
-    at_slice prev_hash;     /* JSON token as written; p == NULL when omitted */
+    uint64_t no;           /* 0-based line number in this writer's output */
+    uint64_t off;          /* offset of the line's first byte in that output */
+    size_t len;            /* without its "\n" */
+    const uint8_t *digest; /* SHA-256 of the line (AT_SHA256_LEN bytes) */
+    at_slice event_id;     /* JSON token as written; p == NULL when omitted */
+    at_slice prev_hash;    /* JSON token as written; p == NULL when omitted */
 } at_line_written;
 
 /* Called after the sink took a line; an error aborts the write. */
@@ -54,14 +54,14 @@ typedef at_result (*at_line_fn)(void *ctx, const at_line_written *lw);
 typedef struct {
     at_sink_fn sink;
     void *sink_ctx;
-    at_sha256 *file_hash;   /* digest of every byte written (owned) */
-    at_sha256 *line_hash;   /* scratch for per-line digests (owned) */
+    at_sha256 *file_hash;        /* digest of every byte written (owned) */
+    at_sha256 *line_hash;        /* scratch for per-line digests (owned) */
     uint8_t head[AT_SHA256_LEN]; /* SHA-256 of the last line written */
     bool have_head;
     uint64_t lines;
-    uint64_t bytes;         /* written so far: the offset of the next line */
-    at_buf line;            /* the line being built */
-    at_line_fn on_line;     /* optional observer, set after init */
+    uint64_t bytes;     /* written so far: the offset of the next line */
+    at_buf line;        /* the line being built */
+    at_line_fn on_line; /* optional observer, set after init */
     void *on_line_ctx;
 } at_chain_writer;
 

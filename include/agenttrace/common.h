@@ -10,14 +10,14 @@
 /* One result enum for the whole library. AT_OK is 0; everything else fails. */
 typedef enum {
     AT_OK = 0,
-    AT_ERR_NOMEM,      /* an allocation failed */
-    AT_ERR_IO,         /* a system call failed (errno in at_error.sys_errno) */
-    AT_ERR_UTF8,       /* input is not valid UTF-8 (offset set) */
-    AT_ERR_JSON,       /* input is not valid JSON in the Python dialect */
-    AT_ERR_TOO_BIG,    /* a cap below was exceeded */
-    AT_ERR_INVALID,    /* a value is well-formed but not acceptable (bad id, bad field) */
-    AT_ERR_NOT_FOUND,  /* no such session, event or object */
-    AT_ERR_EMPTY,      /* input had no bytes at all */
+    AT_ERR_NOMEM,     /* an allocation failed */
+    AT_ERR_IO,        /* a system call failed (errno in at_error.sys_errno) */
+    AT_ERR_UTF8,      /* input is not valid UTF-8 (offset set) */
+    AT_ERR_JSON,      /* input is not valid JSON in the Python dialect */
+    AT_ERR_TOO_BIG,   /* a cap below was exceeded */
+    AT_ERR_INVALID,   /* a value is well-formed but not acceptable (bad id, bad field) */
+    AT_ERR_NOT_FOUND, /* no such session, event or object */
+    AT_ERR_EMPTY,     /* input had no bytes at all */
 } at_result;
 
 /* Where and why an operation failed. Callers pass one in; functions fill it
@@ -32,8 +32,8 @@ typedef struct {
 } at_error;
 
 /* Records a failure in err (which may be NULL) and returns code. */
-at_result at_error_set(at_error *err, at_result code, int64_t offset,
-                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+at_result at_error_set(at_error *err, at_result code, int64_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Human name of a result code ("invalid UTF-8", ...). */
 const char *at_result_str(at_result r);
@@ -47,11 +47,11 @@ at_result at_write_all(int fd, const void *p, size_t n) AT_WUR;
 int at_open_tmpfile(const char *dir);
 
 /* ---- caps: every buffer that grows from input is bounded by one of these */
-#define AT_MAX_LINE_BYTES      (64u * 1024 * 1024)  /* one transcript/NDJSON line */
-#define AT_MAX_JSON_DEPTH      1000                  /* nesting of arrays/objects */
-#define AT_MAX_SESSION_ID      255                   /* bytes, a file name */
-#define AT_MAX_EVENT_ID_BYTES  48                    /* an imported event id: 12 code points */
-#define AT_PENDING_MEM_BYTES   (4u * 1024 * 1024)    /* events held before the session id is known */
-#define AT_MAX_META_BYTES      (1u * 1024 * 1024)    /* meta.json */
+#define AT_MAX_LINE_BYTES     (64u * 1024 * 1024) /* one transcript/NDJSON line */
+#define AT_MAX_JSON_DEPTH     1000                /* nesting of arrays/objects */
+#define AT_MAX_SESSION_ID     255                 /* bytes, a file name */
+#define AT_MAX_EVENT_ID_BYTES 48                  /* an imported event id: 12 code points */
+#define AT_PENDING_MEM_BYTES  (4u * 1024 * 1024)  /* events held before the session id is known */
+#define AT_MAX_META_BYTES     (1u * 1024 * 1024)  /* meta.json */
 
 #endif

@@ -20,8 +20,8 @@ typedef enum {
     AT_JSON_NULL = 0,
     AT_JSON_FALSE,
     AT_JSON_TRUE,
-    AT_JSON_INT,    /* a number without . e E: unbounded, kept as digits */
-    AT_JSON_FLOAT,  /* any other number, and NaN, Infinity, -Infinity */
+    AT_JSON_INT,   /* a number without . e E: unbounded, kept as digits */
+    AT_JSON_FLOAT, /* any other number, and NaN, Infinity, -Infinity */
     AT_JSON_STRING,
     AT_JSON_ARRAY,
     AT_JSON_OBJECT,

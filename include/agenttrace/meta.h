@@ -68,8 +68,7 @@ at_result at_meta_write(const at_meta *m, at_buf *out, const at_json_style *st) 
  * that is not a SessionMeta field fails with AT_ERR_INVALID (what
  * SessionMeta(**json) does); otherwise such keys are ignored. A text that is
  * not a JSON object fails with AT_ERR_JSON. */
-at_result at_meta_parse(at_meta *m, const char *text, size_t n, bool reject_unknown,
-                        at_error *err) AT_WUR;
+at_result at_meta_parse(at_meta *m, const char *text, size_t n, bool reject_unknown, at_error *err) AT_WUR;
 
 /* Reads <dir>/meta.json. AT_ERR_NOT_FOUND if it does not exist. */
 at_result at_meta_load(at_meta *m, const char *path, at_error *err) AT_WUR;

@@ -50,22 +50,21 @@ typedef enum {
 
 typedef struct {
     at_commit_status status;
-    char replaced[AT_SHA256_HEX]; /* digest of the superseded events (REPLACED) */
+    char replaced[AT_SHA256_HEX];                    /* digest of the superseded events (REPLACED) */
     char parent_event_id[AT_MAX_EVENT_ID_BYTES + 1]; /* for a subagent, when its parent is known */
-    size_t parent_event_id_len;   /* 0: not known */
-    int depth;                    /* for a subagent */
+    size_t parent_event_id_len;                      /* 0: not known */
+    int depth;                                       /* for a subagent */
 } at_commit_info;
 
 /* Makes an import visible: the staged events become an object and the
  * session's events.ndjson, res->meta (completed with the subagent fields)
  * its meta.json, the links of its subagents are recorded and the metas of
  * those already stored are completed. Consumes the stage in every case. */
-at_result at_store_commit_import(at_store *s, at_stage *st, at_import_result *res,
-                                 at_commit_info *info, at_error *err) AT_WUR;
+at_result at_store_commit_import(at_store *s, at_stage *st, at_import_result *res, at_commit_info *info,
+                                 at_error *err) AT_WUR;
 
 /* <root>/<id> into out (a buffer of at least PATH_MAX bytes). */
-void at_store_session_path(const at_store *s, const char *id, const char *file, char *out,
-                           size_t outlen);
+void at_store_session_path(const at_store *s, const char *id, const char *file, char *out, size_t outlen);
 /* <root>/objects/sha256/<2>/<hex>.ndjson */
 void at_store_object_path(const at_store *s, const char *hex, char *out, size_t outlen);
 

@@ -7,11 +7,11 @@
 
 /* State of a validator fed a stream in pieces. Embedded value; zero it to start. */
 typedef struct {
-    uint64_t offset;   /* bytes consumed so far */
+    uint64_t offset;    /* bytes consumed so far */
     uint64_t seq_start; /* offset of the sequence in progress */
-    uint32_t need;     /* continuation bytes still expected */
-    uint32_t cp;       /* code point being assembled */
-    uint32_t min;      /* smallest code point the sequence may encode (overlong check) */
+    uint32_t need;      /* continuation bytes still expected */
+    uint32_t cp;        /* code point being assembled */
+    uint32_t min;       /* smallest code point the sequence may encode (overlong check) */
 } at_utf8_state;
 
 /* Validates the next n bytes of the stream (strict UTF-8: no overlongs, no

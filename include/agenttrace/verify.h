@@ -15,12 +15,12 @@ typedef enum {
 /* The verdict over a whole stream. */
 typedef struct {
     bool ok;
-    uint64_t total_events;        /* event lines seen (blank lines are not events) */
-    int64_t broken_at;            /* 0-based line index of the first failure, -1 when ok */
-    char *broken_event_id;        /* its event_id as UTF-8 (owned), NULL if none/unreadable */
-    char reason[160];             /* why it failed, for humans */
+    uint64_t total_events;              /* event lines seen (blank lines are not events) */
+    int64_t broken_at;                  /* 0-based line index of the first failure, -1 when ok */
+    char *broken_event_id;              /* its event_id as UTF-8 (owned), NULL if none/unreadable */
+    char reason[160];                   /* why it failed, for humans */
     uint8_t file_sha256[AT_SHA256_LEN]; /* digest of every byte of the stream */
-    uint8_t head[AT_SHA256_LEN];  /* digest of the last event line */
+    uint8_t head[AT_SHA256_LEN];        /* digest of the last event line */
     bool have_head;
     uint64_t bytes;
 } at_verify_report;
@@ -39,7 +39,6 @@ at_result at_verifier_finish(at_verifier *v, at_verify_report *rep, at_error *er
 
 /* Verifies a file (an events.ndjson), streaming it. AT_ERR_IO / NOT_FOUND
  * when it cannot be read. */
-at_result at_verify_file(const char *path, at_verify_mode mode, at_verify_report *rep,
-                         at_error *err) AT_WUR;
+at_result at_verify_file(const char *path, at_verify_mode mode, at_verify_report *rep, at_error *err) AT_WUR;
 
 #endif
