@@ -1186,6 +1186,9 @@ int cli_serve(int argc, char **argv)
 
     /* The index is opened after the port is known so the first line comes
      * quickly; a missing index only disables the event lookups (503). */
+    unsigned swept = at_store_sweep(store);
+    if (swept)
+        logf_line("agent-traced serve: removed %u staging entries left by killed writers", swept);
     event_index *ix = event_index_open(srv.ctx.root, &err);
     __atomic_store_n(&srv.ctx.index, ix, __ATOMIC_RELEASE); /* handlers run already */
     if (!ix)

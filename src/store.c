@@ -6,6 +6,7 @@
 #include "agenttrace/json.h"
 #include "agenttrace/meta.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,7 +15,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#define SWEEP_MIN_AGE 60   /* seconds: younger staging entries are never swept */
+#define SWEEP_DIR_AGE 3600 /* seconds: a session built aside older than this is dead */
 
 struct at_store {
     char *root;
@@ -117,6 +122,9 @@ at_result at_store_stage(at_store *s, at_stage *st, at_error *err)
     st->fd = mkostemp(p, O_CLOEXEC);
     if (st->fd < 0)
         return sys_fail(err, "cannot create staging file in", s->root);
+    /* Held until the fd is closed, by us or by our death: at_store_sweep
+     * takes an unlocked staging file for one whose writer is gone. */
+    flock(st->fd, LOCK_EX | LOCK_NB);
     st->path = strdup(p);
     if (!st->path) {
         close(st->fd);
@@ -125,6 +133,58 @@ at_result at_store_stage(at_store *s, at_stage *st, at_error *err)
         return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
     }
     return AT_OK;
+}
+
+/* Removes dir/name/<files> and the directory (one level: what a session
+ * built aside holds). */
+static bool remove_flat_dir(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return false;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(fd, e->d_name, 0);
+    closedir(d);
+    return unlinkat(dirfd, name, AT_REMOVEDIR) == 0;
+}
+
+unsigned at_store_sweep(at_store *s)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/.agent-traced/tmp", s->root);
+    DIR *d = opendir(p);
+    if (!d)
+        return 0;
+    int dfd = dirfd(d);
+    time_t now = time(NULL);
+    unsigned removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || now - st.st_mtime < SWEEP_MIN_AGE)
+            continue; /* just made: its writer may not hold its lock yet */
+        if (strncmp(e->d_name, "import-", 7) == 0 && S_ISREG(st.st_mode)) {
+            int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dfd, e->d_name, 0) == 0)
+                removed++; /* nobody holds it: its upload died */
+            close(fd);
+        } else if (strncmp(e->d_name, "session-", 8) == 0 && S_ISDIR(st.st_mode) &&
+                   now - st.st_mtime >= SWEEP_DIR_AGE) {
+            /* built and renamed within milliseconds; an old one was left by a crash */
+            removed += remove_flat_dir(dfd, e->d_name);
+        }
+    }
+    closedir(d);
+    return removed;
 }
 
 void at_stage_discard(at_stage *st)

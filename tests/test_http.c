@@ -653,6 +653,96 @@ static void test_disconnect(daemon_t *d)
     free(data);
 }
 
+/* Sets the mtime of every entry of the staging directory back by secs. */
+static void age_tmp(daemon_t *d, int secs)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/.agent-traced/tmp", d->storage);
+    DIR *dir = opendir(p);
+    struct dirent *e;
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= secs;
+    ts[1] = ts[0];
+    while (dir && (e = readdir(dir)))
+        if (e->d_name[0] != '.')
+            utimensat(dirfd(dir), e->d_name, ts, AT_SYMLINK_NOFOLLOW);
+    if (dir)
+        closedir(dir);
+}
+
+/* A server killed (SIGKILL) in the middle of an upload leaves its staging
+ * file; the next start removes it, and nothing of the upload is visible. A
+ * staging file that a live process holds is never removed. */
+static void test_killed_upload(void)
+{
+    daemon_t d;
+    if (!start(&d, "killed", NULL, NULL)) {
+        CHECK(0, "server did not start");
+        return;
+    }
+    size_t n;
+    char *data = fixture("tests/fixtures/claude/subagent.jsonl", &n);
+    int s = raw_connect(&d);
+    char hdr[256];
+    snprintf(hdr, sizeof hdr,
+             "POST /import?source=killed.jsonl HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", n);
+    CHECK(s >= 0 && send_all(s, hdr, strlen(hdr)) && send_all(s, data, n / 2), "half an upload sent");
+    CHECK(stage_appears(&d), "the upload is being staged");
+    CHECK(stop(&d, SIGKILL) == 128 + SIGKILL, "killed");
+    if (s >= 0)
+        close(s);
+    CHECK(tmp_files(&d) == 1, "the killed upload left its staging file (%d)", tmp_files(&d));
+
+    /* a restart right away keeps entries younger than a minute */
+    CHECK(start(&d, "killed", NULL, NULL), "restart");
+    CHECK(tmp_files(&d) == 1, "a fresh staging file is not swept");
+    CHECK(stop(&d, SIGTERM) == 0, "stopped");
+
+    /* later (aged by hand), the next start sweeps it, and a session a
+     * killed writer was building aside */
+    char built[4500], f[4600];
+    snprintf(built, sizeof built, "%s/.agent-traced/tmp/session-dead01", d.storage);
+    snprintf(f, sizeof f, "%s/meta.json", built);
+    CHECK(mkdir(built, 0700) == 0, "a session built aside");
+    FILE *mf = fopen(f, "w");
+    if (mf)
+        fclose(mf);
+    age_tmp(&d, 7200);
+    CHECK(start(&d, "killed", NULL, NULL), "second restart");
+    reply r;
+    http(&d, "GET", "/health", NULL, 0, NULL, 0, &r); /* the sweep runs before requests are counted */
+    at_buf_fini(&r.body);
+    CHECK(tmp_clean(&d), "the dead upload's staging file and session are removed (%d left)", tmp_files(&d));
+    http(&d, "GET", "/sessions", NULL, 0, NULL, 0, &r);
+    CHECK(r.status == 200 && strcmp(r.body.data, "[]") == 0, "nothing of it stored: %s", r.body.data);
+    at_buf_fini(&r.body);
+
+    /* an upload in progress on a live server survives another process's sweep */
+    s = raw_connect(&d);
+    CHECK(s >= 0 && send_all(s, hdr, strlen(hdr)) && send_all(s, data, n / 2), "second half upload");
+    CHECK(stage_appears(&d), "staged again");
+    age_tmp(&d, 120);
+    daemon_t other;
+    bool up = start(&other, "killed", NULL, NULL); /* same storage, a second server */
+    CHECK(up, "a second server on the same storage");
+    if (up)
+        CHECK(stop(&other, SIGTERM) == 0, "second server stopped");
+    CHECK(tmp_files(&d) == 1, "a staging file held by a live upload is kept");
+    CHECK(s >= 0 && send_all(s, data + n / 2, n - n / 2), "rest of the upload");
+    char buf[2048];
+    ssize_t k = s >= 0 ? recv(s, buf, sizeof buf - 1, 0) : -1;
+    buf[k > 0 ? k : 0] = 0;
+    CHECK(k > 0 && strncmp(buf, "HTTP/1.1 201", 12) == 0, "the upload still completes: %.40s", buf);
+    if (s >= 0)
+        close(s);
+    free(data);
+    CHECK(stop(&d, SIGTERM) == 0, "exits 0");
+    char *log = t_read_file(d.log, NULL);
+    CHECK(log && strstr(log, "removed 2 staging entries left by killed writers"), "the sweep is logged");
+    free(log);
+}
+
 /* A client that keeps trickling its body is cut off by --request-timeout
  * (the idle --timeout never fires), and its upload leaves nothing. */
 static void test_request_timeout(void)
@@ -1125,6 +1215,7 @@ int main(void)
     test_graceful(&d);
     test_auth();
     test_request_timeout();
+    test_killed_upload();
     test_concurrency();
     curl_global_cleanup();
     int rc = t_done("test_http");

@@ -42,6 +42,12 @@ at_result at_store_stage(at_store *s, at_stage *st, at_error *err) AT_WUR;
 /* Closes and removes a staging file that will not be committed. */
 void at_stage_discard(at_stage *st);
 
+/* Removes what killed writers left in .agent-traced/tmp: staging files no
+ * process holds (a live stager keeps an flock on its file) and sessions
+ * built aside long ago. Entries younger than a minute are left alone.
+ * Returns how many were removed. Safe while other processes use the store. */
+unsigned at_store_sweep(at_store *s);
+
 typedef enum {
     AT_COMMIT_CREATED,   /* a new session */
     AT_COMMIT_UNCHANGED, /* the identical events were already stored */
