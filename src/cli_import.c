@@ -3,6 +3,7 @@
 
 #include "agenttrace/importer.h"
 #include "agenttrace/json.h"
+#include "agenttrace/redact.h"
 #include "agenttrace/store.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] = "usage: agent-traced import [--storage DIR] [--source NAME] FILE...\n"
+static const char usage[] = "usage: agent-traced import [--storage DIR] [--source NAME] [--no-redact] FILE...\n"
                             "\n"
                             "Imports Claude Code transcripts (JSONL; '-' reads standard input) into the\n"
                             "storage directory, one agent-trace session per file, and prints one JSON\n"
@@ -24,7 +25,12 @@ static const char usage[] = "usage: agent-traced import [--storage DIR] [--sourc
                             "                  ./.agent-traces)\n"
                             "  --source NAME   session_end's data.source (default: the file's absolute\n"
                             "                  path; 'stdin' for '-')\n"
+                            "  --no-redact     keep secrets (default: redact them as agent-strace does;\n"
+                            "                  also AGENT_TRACE_NO_REDACT=1 or AGENT_STRACE_NO_REDACT=1)\n"
                             "  -h, --help      show this help\n"
+                            "\n"
+                            "A file whose secrets were redacted is named on standard error with the\n"
+                            "number of events redacted (never the secrets).\n"
                             "\n"
                             "Exit status: 0 when every file was imported, 1 otherwise, 2 on usage errors.\n";
 
@@ -63,7 +69,7 @@ static int print_summary(const at_import_result *res)
 }
 
 /* Imports one file; returns 0 on success. */
-static int import_one(at_store *store, const char *file, const char *source_opt)
+static int import_one(at_store *store, const char *file, const char *source_opt, at_redact *rd)
 {
     char abspath[PATH_MAX];
     const char *source = source_opt;
@@ -93,7 +99,7 @@ static int import_one(at_store *store, const char *file, const char *source_opt)
     }
     if (at_store_stage(store, &st, &err) != AT_OK)
         goto fail;
-    at_import_options opts = {.source = source, .out_fd = st.fd, .tmp_dir = NULL};
+    at_import_options opts = {.source = source, .out_fd = st.fd, .tmp_dir = NULL, .redact = rd};
     char tmpdir[PATH_MAX];
     snprintf(tmpdir, sizeof tmpdir, "%s/.agent-traced/tmp", at_store_root(store));
     opts.tmp_dir = tmpdir;
@@ -118,6 +124,9 @@ static int import_one(at_store *store, const char *file, const char *source_opt)
     if (at_store_commit_import(store, &st, &res, &info, &err) != AT_OK)
         goto fail;
     rc = print_summary(&res);
+    if (res.redacted_events || res.meta_redacted)
+        cli_errorf("import", "%s: redacted %llu events%s", file, (unsigned long long)res.redacted_events,
+                   res.meta_redacted ? " and the session metadata" : "");
     goto out;
 fail:
     cli_errorf("import", "%s: %s", file, err.message[0] ? err.message : at_result_str(err.code));
@@ -136,16 +145,19 @@ int cli_import(int argc, char **argv)
     static const struct option opts[] = {
         {"storage", required_argument, NULL, 's'},
         {"source", required_argument, NULL, 'S'},
+        {"no-redact", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *storage = NULL, *source = NULL;
+    bool redact = !at_redact_env_disabled();
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': storage = optarg; break;
         case 'S': source = optarg; break;
+        case 'N': redact = false; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -158,15 +170,22 @@ int cli_import(int argc, char **argv)
     if (!storage)
         storage = cli_default_storage();
     at_error err = {0};
+    at_redact *rd = NULL;
+    if (redact && !(rd = at_redact_new(&err))) {
+        cli_errorf("import", "%s", err.message);
+        return 1;
+    }
     at_store *store = at_store_open(storage, &err);
     if (!store) {
         cli_errorf("import", "%s", err.message);
+        at_redact_free(rd);
         return 1;
     }
     int failures = 0;
     for (int i = optind; i < argc; i++)
-        failures += import_one(store, argv[i], source);
+        failures += import_one(store, argv[i], source, rd);
     at_store_free(store);
+    at_redact_free(rd);
     fflush(stdout);
     return failures ? 1 : 0;
 }

@@ -33,6 +33,7 @@
 #include "agenttrace/chain.h"
 #include "agenttrace/json.h"
 #include "agenttrace/meta.h"
+#include "agenttrace/redact.h"
 #include "agenttrace/sha256.h"
 #include "agenttrace/store.h"
 #include "agenttrace/utf8.h"
@@ -403,6 +404,7 @@ typedef struct {
     size_t off[F_REDACTED], len[F_REDACTED];
     bool has[F_REDACTED];
     bool redacted;
+    bool secrets; /* redaction changed its data */
 } pending;
 
 typedef struct {
@@ -449,11 +451,12 @@ static at_result arena_add(batch *bt, pending *pe, int f, const char *p, size_t 
     return at_buf_add(&bt->arena, p, n);
 }
 
-static at_result arena_emit(batch *bt, pending *pe, int f, const at_json_doc *d, uint32_t v)
+static at_result arena_emit(batch *bt, pending *pe, int f, const at_json_doc *d, uint32_t v,
+                            const at_json_style *st)
 {
     pe->off[f] = bt->arena.len;
     pe->has[f] = true;
-    at_result r = at_json_emit(&bt->arena, d, v, &AT_JSON_COMPACT, 0);
+    at_result r = at_json_emit(&bt->arena, d, v, st, 0);
     pe->len[f] = bt->arena.len - pe->off[f];
     return r;
 }
@@ -461,9 +464,10 @@ static at_result arena_emit(batch *bt, pending *pe, int f, const at_json_doc *d,
 typedef enum { LINE_OK, LINE_BAD, LINE_NOMEM } line_verdict;
 
 /* Validates one non-blank line as a TraceEvent (TraceEvent(**json.loads)).
- * On LINE_OK, *pe is filled (fields in bt->arena) and sid holds the
- * decoded session id. */
-static line_verdict parse_line(at_json_doc *d, const char *p, size_t n, batch *bt, pending *pe, at_buf *sid)
+ * On LINE_OK, *pe is filled (fields in bt->arena, data redacted by rd
+ * unless it is NULL) and sid holds the decoded session id. */
+static line_verdict parse_line(at_json_doc *d, const char *p, size_t n, batch *bt, pending *pe, at_buf *sid,
+                               at_redact *rd)
 {
     if (!utf8_ok(p, n) || at_json_parse(d, p, n, NULL) != AT_OK || !at_json_is(d, 0, AT_JSON_OBJECT))
         return LINE_BAD;
@@ -497,9 +501,15 @@ static line_verdict parse_line(at_json_doc *d, const char *p, size_t n, batch *b
     size_t mark = bt->arena.len;
     at_result r = AT_OK;
     memset(pe, 0, sizeof *pe);
+    at_json_style data_style = AT_JSON_COMPACT;
+    if (rd) {
+        data_style.hook = at_redact_hook;
+        data_style.hook_ctx = rd;
+        at_redact_begin(rd);
+    }
     for (int f = 0; r == AT_OK && f < F_REDACTED; f++)
         if (v[f] != AT_JSON_NONE)
-            r = arena_emit(bt, pe, f, d, v[f]);
+            r = arena_emit(bt, pe, f, d, v[f], f == F_DATA ? &data_style : &AT_JSON_COMPACT);
     if (r == AT_OK && v[F_ID] == AT_JSON_NONE) {
         char id[16];
         new_event_id(id + 1);
@@ -513,6 +523,9 @@ static line_verdict parse_line(at_json_doc *d, const char *p, size_t n, batch *b
         r = arena_add(bt, pe, F_TS, ts, k);
     }
     pe->redacted = v[F_REDACTED] != AT_JSON_NONE && at_json_truthy(d, v[F_REDACTED]);
+    if (rd && at_redact_marked(rd)) /* TraceStore._redact_event: flagged, never unflagged */
+        pe->redacted = true;
+    pe->secrets = rd && at_redact_changed(rd);
     if (r != AT_OK) {
         bt->arena.len = mark;
         return r == AT_ERR_NOMEM ? LINE_NOMEM : LINE_BAD;
@@ -840,6 +853,10 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
     at_buf_init(&sid, AT_MAX_SESSION_ID + 1);
     at_buf_init(&b, 0);
     at_json_doc_init(&d);
+    at_error rerr = {0};
+    at_redact *rd = NULL;
+    if (ctx->redact && !(rd = at_redact_new(&rerr)))
+        r = AT_ERR_NOMEM;
 
     for (size_t pos = 0; pos < n && r == AT_OK;) {
         const char *nl = memchr(body + pos, '\n', n - pos);
@@ -866,7 +883,7 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
          * line is parsed into the current arena; if it starts a new batch
          * it is parsed again after the flush (rare: session switches). */
         pending pe;
-        line_verdict lv = parse_line(&d, body + a, z - a, &bt, &pe, &sid);
+        line_verdict lv = parse_line(&d, body + a, z - a, &bt, &pe, &sid, rd);
         if (lv == LINE_NOMEM) {
             r = AT_ERR_NOMEM;
             break;
@@ -883,7 +900,7 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
             else
                 errors += keep;
             batch_clear(&bt);
-            lv = parse_line(&d, body + a, z - a, &bt, &pe, &sid);
+            lv = parse_line(&d, body + a, z - a, &bt, &pe, &sid, rd);
             if (lv != LINE_OK) {
                 r = AT_ERR_NOMEM;
                 break;
@@ -892,6 +909,7 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
         if (!bt.n && (r = at_buf_add(&bt.sid, sid.data, sid.len)) != AT_OK)
             break;
         bt.ev[bt.n++] = pe;
+        resp->redacted_events += pe.secrets;
     }
     if (r == AT_OK && bt.n) {
         at_error err = {0};
@@ -907,6 +925,7 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
                           (unsigned long long)errors);
         respond_buf(resp, errors ? 202 : 200, &b, r);
     }
+    at_redact_free(rd);
     at_json_doc_fini(&d);
     at_buf_fini(&b);
     at_buf_fini(&sid);
@@ -916,6 +935,20 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
 }
 
 /* ---- POST /sessions --------------------------------------------------------------------- */
+
+/* TraceStore._redact_meta, when redaction is on. */
+static at_result redact_meta(server_ctx *ctx, at_meta *m, http_response *resp)
+{
+    if (!ctx->redact)
+        return AT_OK;
+    at_redact *rd = at_redact_new(NULL);
+    if (!rd)
+        return AT_ERR_NOMEM;
+    at_result r = at_redact_meta(rd, m);
+    resp->redacted_meta = r == AT_OK && at_redact_changed(rd);
+    at_redact_free(rd);
+    return r;
+}
 
 void collector_post_sessions(server_ctx *ctx, const char *body, size_t n, http_response *resp)
 {
@@ -997,6 +1030,8 @@ void collector_post_sessions(server_ctx *ctx, const char *body, size_t n, http_r
             if (upd.raw[f])
                 r = at_meta_set_raw(&m, (at_meta_field)f, upd.raw[f], upd.len[f]);
         if (r == AT_OK)
+            r = redact_meta(ctx, &m, resp);
+        if (r == AT_OK)
             r = at_meta_write(&m, &b, &AT_JSON_PRETTY);
         if (r == AT_OK)
             r = at_write_file_atomic(p, b.data, b.len, &err);
@@ -1008,7 +1043,9 @@ void collector_post_sessions(server_ctx *ctx, const char *body, size_t n, http_r
             http_response_error(resp, 400, "%s", err.message);
             goto out;
         }
-        r = at_meta_write(&m, &b, &AT_JSON_PRETTY);
+        r = redact_meta(ctx, &m, resp);
+        if (r == AT_OK)
+            r = at_meta_write(&m, &b, &AT_JSON_PRETTY);
         if (r == AT_OK) {
             int slock = lock_store_shared(ctx->root);
             r = create_session(ctx->root, sid.data, b.data, b.len, &err);

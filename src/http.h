@@ -23,6 +23,7 @@ typedef struct {
                                start: read it with server_index() */
     uint64_t max_upload;          /* bytes after decompression */
     struct append_cache *appends; /* collector.c: per-session append state (locked inside) */
+    bool redact;                  /* secret redaction of everything written (redaction.md) */
 } server_ctx;
 
 /* The event index, NULL until `serve` has opened it: that happens after the
@@ -40,6 +41,9 @@ typedef struct {
     int fd; /* >= 0: send this file (the response takes ownership) */
     uint64_t fd_size;
     char etag[72]; /* optional, without quotes */
+    /* for the request log: what redaction changed (never what it removed) */
+    uint64_t redacted_events;
+    bool redacted_meta;
 } http_response;
 
 void http_response_init(http_response *r);

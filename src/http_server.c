@@ -25,6 +25,7 @@
 
 #include "agenttrace/importer.h"
 #include "agenttrace/json.h"
+#include "agenttrace/redact.h"
 #include "agenttrace/sha256.h"
 #include "agenttrace/store.h"
 #include "agenttrace/verify.h"
@@ -58,7 +59,7 @@ typedef enum MHD_Result MHD_RESULT;
 static const char serve_usage[] =
     "usage: agent-traced serve [--host H] [--port P] [--storage DIR] [--auth-key KEY]...\n"
     "                          [--max-upload BYTES] [--threads N] [--timeout SECONDS]\n"
-    "                          [--request-timeout SECONDS]\n"
+    "                          [--request-timeout SECONDS] [--no-redact]\n"
     "\n"
     "Serves a storage directory over HTTP: the agent-strace collector endpoints\n"
     "and transcript upload, session trees, event lookup, chain verification,\n"
@@ -77,10 +78,14 @@ static const char serve_usage[] =
     "  --request-timeout SECONDS\n"
     "                     close a connection whose request body is still arriving\n"
     "                     this long after its headers (default 3600; 0: no limit)\n"
+    "  --no-redact        store secrets as received (default: redact them, as\n"
+    "                     agent-strace does; also AGENT_TRACE_NO_REDACT=1 or\n"
+    "                     AGENT_STRACE_NO_REDACT=1)\n"
     "  -h, --help         show this help\n"
     "\n"
     "The first line on standard error is `listening on HOST:PORT`; then one line\n"
-    "per request: method, path, status, response bytes, microseconds.\n"
+    "per request: method, path, status, response bytes, microseconds, and\n"
+    "`redacted N events` when secrets were removed (never the secrets).\n"
     "SIGINT/SIGTERM finish the requests in flight and exit 0.\n";
 
 #define MAX_KEYS       64
@@ -129,6 +134,9 @@ typedef struct {
     at_buf body;           /* collector POSTs */
     at_verifier *verifier; /* POST /verify */
     at_import *im;         /* /import */
+    at_redact *rd;         /* the import's redactor (NULL: redaction off) */
+    uint64_t redacted;     /* events whose secrets were redacted */
+    bool redacted_meta;    /* and the session metadata */
     index_batch *rows;     /* the event index rows the import wrote */
     at_stage stage;
     char *source;
@@ -658,6 +666,10 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
             return 500;
         }
         at_import_options o = {.source = rq->source, .out_fd = rq->stage.fd, .tmp_dir = srv->tmp_dir};
+        if (srv->ctx.redact && !(o.redact = rq->rd = at_redact_new(&err))) {
+            req_fail(rq, 500, "cannot start the import: %s", err.message);
+            return 500;
+        }
         if (server_index(&srv->ctx) && (rq->rows = index_batch_new(srv->tmp_dir))) {
             o.on_line = index_batch_add;
             o.on_line_ctx = rq->rows;
@@ -736,6 +748,17 @@ static void finish_import(server *srv, request *rq, http_response *hr)
         import_failed(rq, r, &err, "import failed");
         goto out;
     }
+    if (res.object_lines == 0) {
+        /* Nothing but blank, non-JSON or non-object lines: not a transcript.
+         * (The command line keeps the reference's empty session for a file.) */
+        req_fail(rq, 422,
+                 "no transcript line in the body: %llu non-blank lines, none of them a JSON object "
+                 "(expected Claude Code JSONL)",
+                 (unsigned long long)res.skipped_lines);
+        goto out;
+    }
+    rq->redacted = res.redacted_events;
+    rq->redacted_meta = res.meta_redacted;
     /* what the staged file is, for the index rows (commit renames it) */
     struct stat staged;
     bool have_staged = fstat(rq->stage.fd, &staged) == 0;
@@ -808,6 +831,10 @@ static MHD_RESULT body_finish(server *srv, request *rq, struct MHD_Connection *c
             collector_post_sessions(&srv->ctx, rq->body.data ? rq->body.data : "", rq->body.len, &hr);
             break;
         default: req_fail(rq, 500, "unroutable"); break;
+        }
+        if (h != H_IMPORT) {
+            rq->redacted = hr.redacted_events;
+            rq->redacted_meta = hr.redacted_meta;
         }
     }
     if (rq->err_status)
@@ -935,15 +962,20 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     uint64_t us = now_usec() - rq->t0;
     bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
     int status = ok ? rq->status : 0;
+    char note[64] = "";
+    if (rq->redacted || rq->redacted_meta)
+        snprintf(note, sizeof note, " redacted %llu events%s", (unsigned long long)rq->redacted,
+                 rq->redacted_meta ? " and the session metadata" : "");
     if (rq->bytes_in)
-        logf_line("%s %s %d %llu %lluus in=%llu%s", rq->method, rq->path, rq->status,
+        logf_line("%s %s %d %llu %lluus in=%llu%s%s", rq->method, rq->path, rq->status,
                   (unsigned long long)rq->bytes_out, (unsigned long long)us, (unsigned long long)rq->bytes_in,
                   rq->timed_out ? " timed out"
                   : ok          ? ""
-                                : " aborted");
+                                : " aborted",
+                  note);
     else
-        logf_line("%s %s %d %llu %lluus%s", rq->method, rq->path, rq->status,
-                  (unsigned long long)rq->bytes_out, (unsigned long long)us, ok ? "" : " aborted");
+        logf_line("%s %s %d %llu %lluus%s%s", rq->method, rq->path, rq->status,
+                  (unsigned long long)rq->bytes_out, (unsigned long long)us, ok ? "" : " aborted", note);
     metrics_request(rq->route, status, us);
     if (rq->is_import)
         metrics_import(rq->bytes_in, rq->bytes_decoded, rq->events, us,
@@ -951,6 +983,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* An upload that was not committed (error, client gone) leaves nothing. */
     at_stage_discard(&rq->stage);
     at_import_free(rq->im);
+    at_redact_free(rq->rd);
     index_batch_free(rq->rows);
     at_verifier_free(rq->verifier);
     at_buf_fini(&rq->body);
@@ -1037,6 +1070,7 @@ int cli_serve(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"timeout", required_argument, NULL, 'T'},
         {"request-timeout", required_argument, NULL, 'R'},
+        {"no-redact", no_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1045,7 +1079,7 @@ int cli_serve(int argc, char **argv)
     const char *host = "127.0.0.1", *storage = NULL;
     uint64_t port = 4317, max_upload = 1024ull * 1024 * 1024, threads = 0, timeout = 60,
              request_timeout = 3600;
-    bool cli_keys = false;
+    bool cli_keys = false, redact = !at_redact_env_disabled();
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1077,6 +1111,7 @@ int cli_serve(int argc, char **argv)
             if (!parse_u64(optarg, &request_timeout, false) || request_timeout > 7 * 86400)
                 goto usage;
             break;
+        case 'N': redact = false; break;
         case 'h': fputs(serve_usage, stdout); return 0;
         default: goto usage;
         }
@@ -1133,6 +1168,17 @@ int cli_serve(int argc, char **argv)
     srv.ctx.store = store;
     srv.ctx.root = at_store_root(store);
     srv.ctx.max_upload = max_upload;
+    srv.ctx.redact = redact;
+    if (redact) {
+        /* compiles the patterns once, and says so now if they cannot be */
+        at_redact *probe = at_redact_new(&err);
+        if (!probe) {
+            fprintf(stderr, "agent-traced serve: %s\n", err.message);
+            at_store_free(store);
+            return 1;
+        }
+        at_redact_free(probe);
+    }
     srv.request_timeout_us = request_timeout * 1000000u;
     snprintf(srv.tmp_dir, sizeof srv.tmp_dir, "%s/.agent-traced/tmp", srv.ctx.root);
     for (size_t i = 0; i < http_nroutes && i < METRICS_MAX_ROUTES; i++) {
@@ -1194,10 +1240,10 @@ int cli_serve(int argc, char **argv)
     if (!ix)
         logf_line("agent-traced serve: event index unavailable: %s", err.message);
     logf_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
-              "timeout %llus, request timeout %llus, auth %s (%zu keys), pid %ld",
+              "timeout %llus, request timeout %llus, auth %s (%zu keys), redaction %s, pid %ld",
               srv.ctx.root, (unsigned long long)threads, (unsigned long long)max_upload,
               (unsigned long long)timeout, (unsigned long long)request_timeout, srv.nkeys ? "on" : "off",
-              srv.nkeys, (long)getpid());
+              srv.nkeys, redact ? "on" : "off", (long)getpid());
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)

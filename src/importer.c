@@ -63,7 +63,8 @@ struct at_import {
     bool have_start;
     int64_t tool_calls, llm_requests;
     at_pynum total_tokens, total_duration_ms;
-    uint64_t skipped;
+    uint64_t skipped, objects;
+    uint64_t redacted_events;
 
     /* the current entry */
     bool has_uuid;    /* a non-empty string uuid (maybe empty once its dashes are gone) */
@@ -157,6 +158,19 @@ static at_result data_key(at_import *im, const char *key)
 static void data_begin(at_import *im)
 {
     at_buf_reset(&im->data);
+    if (im->opts.redact)
+        at_redact_begin(im->opts.redact);
+}
+
+/* The event's "redacted" flag once its data is written (redaction.md):
+ * some string was rewritten or already holds the marker. */
+static bool data_redacted(at_import *im)
+{
+    if (!im->opts.redact)
+        return false;
+    if (at_redact_changed(im->opts.redact))
+        im->redacted_events++;
+    return at_redact_marked(im->opts.redact);
 }
 
 static at_result data_end(at_import *im)
@@ -238,7 +252,7 @@ static at_result seeded_event_id(at_import *im, uint64_t entry_no, uint32_t k, e
 /* Writes one event line; the id is escaped as json.dumps would (into
  * im->tmp, which no caller hands in as data). An empty id is left out. */
 static at_result write_event(at_import *im, ev_type type, double ts, const event_id *eid, const char *data,
-                             size_t data_len)
+                             size_t data_len, bool redacted)
 {
     char tsbuf[AT_DOUBLE_REPR_MAX];
     at_buf_reset(&im->tmp);
@@ -251,17 +265,19 @@ static at_result write_event(at_import *im, ev_type type, double ts, const event
         .event_id = {im->tmp.data, im->tmp.len},
         .session_id = {im->sid_json.data, im->sid_json.len},
         .data = {data, data_len},
+        .redacted = redacted,
     };
     im->events++;
     return at_chain_write(&im->w, &ev);
 }
 
-/* Pending record: u32 length of the rest, u8 type, f64 ts, u8 id kind,
- * then either (kind PENDING_SEEDED) u64 entry_no + u32 k, whose id needs the
+/* Pending record: u32 length of the rest, u8 type, f64 ts, u8 redacted,
+ * u8 id kind, then either (kind PENDING_SEEDED) u64 entry_no + u32 k, whose id needs the
  * session id, or kind bytes of event id; then the data bytes. */
-#define PENDING_HEAD   (1 + 8 + 1)
+#define PENDING_HEAD   (1 + 8 + 1 + 1)
 #define PENDING_SEEDED 0xffu
-static at_result pending_add(at_import *im, ev_type type, const event_id *eid, const char *data, size_t n)
+static at_result pending_add(at_import *im, ev_type type, const event_id *eid, const char *data, size_t n,
+                             bool redacted)
 {
     at_buf *p = &im->pending;
     uint8_t kind = eid ? eid->len : PENDING_SEEDED;
@@ -269,13 +285,14 @@ static at_result pending_add(at_import *im, ev_type type, const event_id *eid, c
     if (n > UINT32_MAX - PENDING_HEAD - id_bytes)
         return AT_ERR_TOO_BIG;
     uint32_t len = (uint32_t)(PENDING_HEAD + id_bytes + n);
-    uint8_t t = (uint8_t)type;
+    uint8_t t = (uint8_t)type, red = redacted;
     at_result r = at_buf_reserve(p, 4 + (size_t)len);
     if (r != AT_OK)
         return r;
     at_buf_put(p, &len, 4);
     at_buf_put(p, &t, 1);
     at_buf_put(p, &im->ts, 8);
+    at_buf_put(p, &red, 1);
     at_buf_put(p, &kind, 1);
     if (eid) {
         at_buf_put(p, eid->s, eid->len);
@@ -297,7 +314,7 @@ static at_result pending_add(at_import *im, ev_type type, const event_id *eid, c
 
 static at_result replay_record(at_import *im, const char *rec, size_t len)
 {
-    uint8_t type, kind;
+    uint8_t type, kind, red;
     double ts;
     event_id eid;
     size_t off = PENDING_HEAD;
@@ -305,7 +322,8 @@ static at_result replay_record(at_import *im, const char *rec, size_t len)
         return AT_ERR_IO;
     memcpy(&type, rec, 1);
     memcpy(&ts, rec + 1, 8);
-    memcpy(&kind, rec + 9, 1);
+    memcpy(&red, rec + 9, 1);
+    memcpy(&kind, rec + 10, 1);
     if (kind != PENDING_SEEDED) {
         if (kind > EID_MAX_BYTES || len - off < kind)
             return AT_ERR_IO;
@@ -324,7 +342,7 @@ static at_result replay_record(at_import *im, const char *rec, size_t len)
         if (r != AT_OK)
             return r;
     }
-    return write_event(im, (ev_type)type, ts, &eid, rec + off, len - off);
+    return write_event(im, (ev_type)type, ts, &eid, rec + off, len - off, red != 0);
 }
 
 static at_result replay_buffer(at_import *im, const char *p, size_t n, size_t *used)
@@ -407,12 +425,13 @@ static at_result emit(at_import *im, ev_type type)
         }
     }
     at_result r;
+    bool redacted = data_redacted(im);
     if (!im->have_sid) {
-        r = pending_add(im, type, im->has_uuid ? &eid : NULL, im->data.data, im->data.len);
+        r = pending_add(im, type, im->has_uuid ? &eid : NULL, im->data.data, im->data.len, redacted);
     } else {
         if (!im->has_uuid && (r = seeded_event_id(im, im->entry_no, im->k, &eid)) != AT_OK)
             return r;
-        r = write_event(im, type, im->ts, &eid, im->data.data, im->data.len);
+        r = write_event(im, type, im->ts, &eid, im->data.data, im->data.len, redacted);
     }
     im->k++;
     return r;
@@ -639,9 +658,6 @@ static at_result set_session(at_import *im, const at_json_doc *d, uint32_t entry
 {
     at_result r;
     uint32_t agent = at_json_get(d, entry, "agentId");
-    if ((r = add_str(&im->branch, d, at_json_get(d, entry, "gitBranch"))) != AT_OK ||
-        (r = add_str(&im->version, d, at_json_get(d, entry, "version"))) != AT_OK)
-        return r;
     if (nonempty_str(d, agent)) {
         /* A subagent's lines carry the parent's sessionId: give it its own. */
         if ((r = at_json_str_decode(d, agent, &im->agent_id)) != AT_OK ||
@@ -709,6 +725,14 @@ static at_result do_entry(at_import *im, const at_json_doc *d)
         return AT_OK;
 
     if (!im->have_sid) {
+        /* Every entry read while the id is unknown (the one that gives it
+         * included) sets the branch and version; with no id at all, the
+         * last entry's stay (claude-import.md §2). */
+        at_buf_reset(&im->branch);
+        at_buf_reset(&im->version);
+        if ((r = add_str(&im->branch, d, at_json_get(d, 0, "gitBranch"))) != AT_OK ||
+            (r = add_str(&im->version, d, at_json_get(d, 0, "version"))) != AT_OK)
+            return r;
         uint32_t sid = at_json_get(d, 0, "sessionId");
         if (nonempty_str(d, sid) && (r = set_session(im, d, 0, sid)) != AT_OK)
             return r;
@@ -750,66 +774,17 @@ out:
 
 /* ---- lines -------------------------------------------------------------- */
 
-/* Length of the Python whitespace character ending at s[n-1], or 0. */
-static size_t ws_suffix(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[n - 1];
-    if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f))
-        return 1;
-    if (n >= 2 && s[n - 2] == 0xc2 && (c == 0x85 || c == 0xa0))
-        return 2;
-    if (n >= 3 && (c & 0xc0) == 0x80) {
-        unsigned a = s[n - 3], b = s[n - 2];
-        if (a == 0xe1 && b == 0x9a && c == 0x80)
-            return 3;
-        if (a == 0xe2 && b == 0x80 && (c <= 0x8a || c == 0xa8 || c == 0xa9 || c == 0xaf))
-            return 3;
-        if (a == 0xe2 && b == 0x81 && c == 0x9f)
-            return 3;
-        if (a == 0xe3 && b == 0x80 && c == 0x80)
-            return 3;
-    }
-    return 0;
-}
-
-static size_t ws_prefix(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f))
-        return 1;
-    if (n >= 2 && c == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0))
-        return 2;
-    if (n >= 3) {
-        unsigned b = s[1], e = s[2];
-        if (c == 0xe1 && b == 0x9a && e == 0x80)
-            return 3;
-        if (c == 0xe2 && b == 0x80 && (e <= 0x8a || e == 0xa8 || e == 0xa9 || e == 0xaf) && e >= 0x80)
-            return 3;
-        if (c == 0xe2 && b == 0x81 && e == 0x9f)
-            return 3;
-        if (c == 0xe3 && b == 0x80 && e == 0x80)
-            return 3;
-    }
-    return 0;
-}
-
 static at_result do_line(at_import *im, const char *p, size_t n, at_error *err)
 {
-    const unsigned char *s = (const unsigned char *)p;
-    size_t k;
-    while (n && (k = ws_prefix(s, n)) != 0) {
-        s += k;
-        n -= k;
-    }
-    while (n && (k = ws_suffix(s, n)) != 0)
-        n -= k;
+    const char *s = at_pystrip(p, &n);
     if (n == 0)
         return AT_OK;
-    if (at_json_parse(&im->doc, (const char *)s, n, NULL) != AT_OK ||
+    if (at_json_parse(&im->doc, s, n, NULL) != AT_OK ||
         !at_json_is(&im->doc, 0, AT_JSON_OBJECT)) {
         im->skipped++;
         return AT_OK;
     }
+    im->objects++;
     at_result r = do_entry(im, &im->doc);
     if (r != AT_OK)
         return at_error_set(err, r, (int64_t)im->offset, "%s while importing", at_result_str(r));
@@ -832,8 +807,10 @@ at_import *at_import_new(const at_import_options *opts, at_error *err)
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         at_buf_init(bufs[i], 0);
     im->style = AT_JSON_COMPACT;
-    im->style.hook = opts->string_hook;
-    im->style.hook_ctx = opts->string_hook_ctx;
+    if (opts->redact) {
+        im->style.hook = at_redact_hook;
+        im->style.hook_ctx = opts->redact;
+    }
     im->source_name = strdup(basename_of(opts->source ? opts->source : "upload.jsonl"));
     at_fd_sink_init(&im->sink, opts->out_fd);
     if (!im->source_name || at_chain_writer_init(&im->w, at_fd_sink_write, &im->sink, NULL) != AT_OK) {
@@ -1045,6 +1022,11 @@ static at_result build_meta(at_import *im, at_import_result *res, double ended_a
     if ((r = at_meta_set_raw(m, AT_META_TOTAL_DURATION_MS, dur, dl)) != AT_OK ||
         (r = at_meta_set_raw(m, AT_META_ATTRIBUTION, "{}", 2)) != AT_OK)
         goto out;
+    if (im->opts.redact) {
+        if ((r = at_redact_meta(im->opts.redact, m)) != AT_OK)
+            goto out;
+        res->meta_redacted = at_redact_changed(im->opts.redact);
+    }
     if (im->agent_id.len) {
         if ((r = at_meta_set_string(m, AT_META_PARENT_SESSION_ID, im->parent_sid.data, im->parent_sid.len)) !=
                 AT_OK ||
@@ -1121,12 +1103,15 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
         (r = at_buf_adds(&im->tmp2, ":session_end:0")) != AT_OK)
         return at_error_set(err, r, -1, "out of memory");
     derive_event_id(im->tmp2.data, im->tmp2.len, &eid);
-    if ((r = write_event(im, EV_SESSION_END, ended_at, &eid, im->data.data, im->data.len)) != AT_OK ||
+    if ((r = write_event(im, EV_SESSION_END, ended_at, &eid, im->data.data, im->data.len, data_redacted(im))) !=
+            AT_OK ||
         (r = at_fd_sink_flush(&im->sink)) != AT_OK)
         return at_error_set(err, AT_ERR_IO, -1, "cannot write events: %s", strerror(errno));
 
     res->events = im->events;
     res->skipped_lines = im->skipped;
+    res->object_lines = im->objects;
+    res->redacted_events = im->redacted_events;
     res->bytes = im->utf8.offset;
     at_chain_writer_digest(&im->w, res->events_sha256);
     memcpy(res->head, im->w.head, AT_SHA256_LEN);

@@ -237,10 +237,16 @@ static at_result emit_member(at_buf *out, const at_json_doc *d, uint32_t key, ui
     at_buf kb;
     at_buf_init(&kb, 0);
     if (st->hook) {
-        if ((r = at_json_str_decode(d, key, &kb)) != AT_OK)
-            goto out;
-        pc.key = kb.data ? kb.data : "";
-        pc.key_len = kb.len;
+        const at_json_node *kn = &d->nodes[key];
+        if (!(kn->flags & AT_JSON_STR_ESCAPED)) {
+            pc.key = d->src + kn->off; /* the bytes are the key: no copy */
+            pc.key_len = kn->len;
+        } else {
+            if ((r = at_json_str_decode(d, key, &kb)) != AT_OK)
+                goto out;
+            pc.key = kb.data ? kb.data : "";
+            pc.key_len = kb.len;
+        }
     }
     r = emit(out, d, val, st, level + 1, &pc);
 out:
@@ -310,17 +316,26 @@ static at_result emit_string(at_buf *out, const at_json_doc *d, uint32_t i, cons
 {
     if (!st->hook)
         return write_string_node(out, d, i);
+    /* Neither buffer allocates unless used: an unescaped string is its own
+     * decoded text, and most strings are not rewritten. */
     at_buf val, repl;
     at_buf_init(&val, 0);
     at_buf_init(&repl, 0);
     bool replaced = false;
-    at_result r = at_json_str_decode(d, i, &val);
+    const at_json_node *nd = &d->nodes[i];
+    const char *s = d->src + nd->off;
+    size_t n = nd->len;
+    at_result r = AT_OK;
+    if (nd->flags & AT_JSON_STR_ESCAPED) {
+        r = at_json_str_decode(d, i, &val);
+        s = val.data ? val.data : "";
+        n = val.len;
+    }
     if (r == AT_OK)
-        r = st->hook(st->hook_ctx, parent ? parent->key : NULL, parent ? parent->key_len : 0,
-                     val.data ? val.data : "", val.len, &repl, &replaced);
+        r = st->hook(st->hook_ctx, parent ? parent->key : NULL, parent ? parent->key_len : 0, s, n, &repl,
+                     &replaced);
     if (r == AT_OK)
-        r = replaced ? at_json_write_wtf8(out, repl.data ? repl.data : "", repl.len)
-                     : at_json_write_wtf8(out, val.data ? val.data : "", val.len);
+        r = replaced ? at_json_write_wtf8(out, repl.data ? repl.data : "", repl.len) : write_string_node(out, d, i);
     at_buf_fini(&val);
     at_buf_fini(&repl);
     return r;

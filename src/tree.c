@@ -9,8 +9,9 @@
  *
  * Readings of the spec where agent-strace itself could not be consulted
  * (tests/vectors/gen_tree.py implements the same readings):
- *  - parent_session_id / parent_event_id absent from meta.json are null in
- *    the node (the SessionMeta default is taken to be None);
+ *  - a node field that meta.json lacks takes SessionMeta's default: ""
+ *    for parent_session_id and parent_event_id (so a root prints "", as
+ *    agent-strace does), 0 for the counters and depth (server-api.md);
  *  - "nodes below depth 5 are not expanded": the root is at tree depth 0;
  *    a node at tree depth >= 5 is listed with "children": [] (six levels at
  *    most). The tree depth, not the meta `depth` field, drives this and the
@@ -485,13 +486,13 @@ static at_result emit_node(at_buf *b, const tnode *n, int level)
         r = emit_raw(b, m->raw[AT_META_LLM_REQUESTS], m->len[AT_META_LLM_REQUESTS], "0", l1);
     PUTKEY(b, l1, "parent_event_id", 0);
     if (r == AT_OK)
-        r = emit_raw(b, m->raw[AT_META_PARENT_EVENT_ID], m->len[AT_META_PARENT_EVENT_ID], "null", l1);
+        r = emit_raw(b, m->raw[AT_META_PARENT_EVENT_ID], m->len[AT_META_PARENT_EVENT_ID], "\"\"", l1);
     PUTKEY(b, l1, "parent_session_id", 0);
     if (r == AT_OK)
-        r = emit_raw(b, m->raw[AT_META_PARENT_SESSION_ID], m->len[AT_META_PARENT_SESSION_ID], "null", l1);
+        r = emit_raw(b, m->raw[AT_META_PARENT_SESSION_ID], m->len[AT_META_PARENT_SESSION_ID], "\"\"", l1);
     PUTKEY(b, l1, "session_id", 0);
     if (r == AT_OK)
-        r = emit_raw(b, m->raw[AT_META_SESSION_ID], m->len[AT_META_SESSION_ID], "null", l1);
+        r = emit_raw(b, m->raw[AT_META_SESSION_ID], m->len[AT_META_SESSION_ID], "\"\"", l1);
     PUTKEY(b, l1, "status", 0);
     if (r == AT_OK)
         r = at_buf_adds(b, at_pynum_truthy(n->errors) ? "\"error\"" : "\"ok\"");
@@ -511,7 +512,7 @@ static at_result emit_json(at_buf *b, const tnode *root, const totals *tt)
     at_result r = at_buf_addc(b, '{');
     PUTKEY(b, 1, "root_session_id", 1);
     if (r == AT_OK)
-        r = emit_raw(b, m->raw[AT_META_SESSION_ID], m->len[AT_META_SESSION_ID], "null", 1);
+        r = emit_raw(b, m->raw[AT_META_SESSION_ID], m->len[AT_META_SESSION_ID], "\"\"", 1);
     PUTKEY(b, 1, "total_cost_usd", 0);
     if (r == AT_OK)
         r = at_json_write_double(b, at_pynum_round_double(tt->cost, 6));

@@ -102,3 +102,60 @@ size_t at_wtf8_prefix(const char *s, size_t n, size_t max_cp)
     }
     return n;
 }
+
+/* Length of the Python whitespace character ending at s[n-1], or 0. */
+static size_t ws_suffix(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[n - 1];
+    if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f))
+        return 1;
+    if (n >= 2 && s[n - 2] == 0xc2 && (c == 0x85 || c == 0xa0))
+        return 2;
+    if (n >= 3 && (c & 0xc0) == 0x80) {
+        unsigned a = s[n - 3], b = s[n - 2];
+        if (a == 0xe1 && b == 0x9a && c == 0x80)
+            return 3;
+        if (a == 0xe2 && b == 0x80 && (c <= 0x8a || c == 0xa8 || c == 0xa9 || c == 0xaf))
+            return 3;
+        if (a == 0xe2 && b == 0x81 && c == 0x9f)
+            return 3;
+        if (a == 0xe3 && b == 0x80 && c == 0x80)
+            return 3;
+    }
+    return 0;
+}
+
+static size_t ws_prefix(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f))
+        return 1;
+    if (n >= 2 && c == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0))
+        return 2;
+    if (n >= 3) {
+        unsigned b = s[1], e = s[2];
+        if (c == 0xe1 && b == 0x9a && e == 0x80)
+            return 3;
+        if (c == 0xe2 && b == 0x80 && (e <= 0x8a || e == 0xa8 || e == 0xa9 || e == 0xaf) && e >= 0x80)
+            return 3;
+        if (c == 0xe2 && b == 0x81 && e == 0x9f)
+            return 3;
+        if (c == 0xe3 && b == 0x80 && e == 0x80)
+            return 3;
+    }
+    return 0;
+}
+
+const char *at_pystrip(const char *p, size_t *n)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    size_t len = *n, k;
+    while (len && (k = ws_prefix(s, len)) != 0) {
+        s += k;
+        len -= k;
+    }
+    while (len && (k = ws_suffix(s, len)) != 0)
+        len -= k;
+    *n = len;
+    return (const char *)s;
+}

@@ -13,6 +13,7 @@
 #include "agenttrace/common.h"
 #include "agenttrace/json.h"
 #include "agenttrace/meta.h"
+#include "agenttrace/redact.h"
 #include "agenttrace/sha256.h"
 #include <stdbool.h>
 
@@ -22,10 +23,9 @@ typedef struct {
     int out_fd;          /* events.ndjson bytes are written here (readable too: the
                             importer re-reads it to resolve subagent links) */
     const char *tmp_dir; /* where a spill file may be created (NULL: /tmp) */
-    /* A pass that may rewrite string values before they are written and
-     * hashed (redaction.md); NULL for none. */
-    at_json_string_hook string_hook;
-    void *string_hook_ctx;
+    /* Secret redaction (redaction.md) of every event's data and of the
+     * metadata, before they are written and hashed; NULL: none. Borrowed. */
+    at_redact *redact;
     /* Told of every event line written to out_fd, in order (the event
      * index is built from this without re-reading); NULL for none. */
     at_line_fn on_line;
@@ -50,7 +50,10 @@ typedef struct {
     char total_tokens[AT_DOUBLE_REPR_MAX]; /* JSON number text */
     uint8_t events_sha256[AT_SHA256_LEN];
     uint8_t head[AT_SHA256_LEN];
-    uint64_t skipped_lines; /* non-blank lines that were not JSON objects */
+    uint64_t skipped_lines;    /* non-blank lines that were not JSON objects */
+    uint64_t object_lines;     /* lines that were JSON objects (entries and skipped kinds) */
+    uint64_t redacted_events;  /* events whose data redaction changed */
+    bool meta_redacted;        /* redaction changed the metadata */
     uint64_t bytes;         /* input bytes consumed */
     at_import_link *links;
     size_t nlinks;

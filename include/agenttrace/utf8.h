@@ -26,4 +26,10 @@ size_t at_wtf8_count(const char *s, size_t n);
 /* Byte length of the first max_cp code points of WTF-8 s (Python's s[:max_cp]). */
 size_t at_wtf8_prefix(const char *s, size_t n, size_t max_cp);
 
+/* Python's str.strip() on UTF-8 s: returns the first byte kept and sets *n
+ * to the length kept (whitespace as str.isspace(): ASCII space, \t-\r,
+ * U+001C-U+001F, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
+ * U+202F, U+205F, U+3000). */
+const char *at_pystrip(const char *s, size_t *n);
+
 #endif

@@ -5,9 +5,10 @@ A re-implementation of `agent-strace tree <id> --format json|text` from
 server-api.md ("Trees, exactly as agent-strace prints them"), in Python, so
 json.dumps / round / f-strings give the reference bytes. The readings of
 the spec where agent-strace could not be consulted are the ones src/tree.c
-documents at its top (absent parent fields are None, expansion stops at tree
-depth 5, "set" means truthy, Python's max(0, x), preorder totals, the text
-header shows the root's id, print() adds the final newline).
+documents at its top (absent fields take SessionMeta's defaults, "" for the
+parent fields; expansion stops at tree depth 5, "set" means truthy, Python's
+max(0, x), preorder totals, the text header shows the root's id, print()
+adds the final newline).
 
 Writes:
   tests/vectors/tree/edge/           a hand-made storage of edge cases
@@ -92,8 +93,8 @@ def build(root, lst, name, meta, level, costs):
         "session_id": meta["session_id"],
         "agent": meta.get("agent_name") or meta.get("command") or "",
         "depth": meta.get("depth", 0),
-        "parent_session_id": meta.get("parent_session_id"),
-        "parent_event_id": meta.get("parent_event_id"),
+        "parent_session_id": meta.get("parent_session_id", ""),
+        "parent_event_id": meta.get("parent_event_id", ""),
         "cost_usd": round(c, 6),
         "tool_calls": meta.get("tool_calls", 0),
         "llm_requests": meta.get("llm_requests", 0),
