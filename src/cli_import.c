@@ -14,25 +14,26 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] = "usage: agent-traced import [--storage DIR] [--source NAME] [--no-redact] FILE...\n"
-                            "\n"
-                            "Imports Claude Code transcripts (JSONL; '-' reads standard input) into the\n"
-                            "storage directory, one agent-trace session per file, and prints one JSON\n"
-                            "line per file: session_id, events, tool_calls, llm_requests, total_tokens,\n"
-                            "events_sha256, head, skipped_lines.\n"
-                            "\n"
-                            "  --storage DIR   storage directory (default: $AGENT_STRACE_STORAGE, else\n"
-                            "                  ./.agent-traces)\n"
-                            "  --source NAME   session_end's data.source (default: the file's absolute\n"
-                            "                  path; 'stdin' for '-')\n"
-                            "  --no-redact     keep secrets (default: redact them as agent-strace does;\n"
-                            "                  also AGENT_TRACE_NO_REDACT=1 or AGENT_STRACE_NO_REDACT=1)\n"
-                            "  -h, --help      show this help\n"
-                            "\n"
-                            "A file whose secrets were redacted is named on standard error with the\n"
-                            "number of events redacted (never the secrets).\n"
-                            "\n"
-                            "Exit status: 0 when every file was imported, 1 otherwise, 2 on usage errors.\n";
+static const char usage[] =
+    "usage: agent-traced import [--storage DIR] [--source NAME] [--no-redact] FILE...\n"
+    "\n"
+    "Imports Claude Code transcripts (JSONL; '-' reads standard input) into the\n"
+    "storage directory, one agent-trace session per file, and prints one JSON\n"
+    "line per file: session_id, events, tool_calls, llm_requests, total_tokens,\n"
+    "events_sha256, head, skipped_lines.\n"
+    "\n"
+    "  --storage DIR   storage directory (default: $AGENT_STRACE_STORAGE, else\n"
+    "                  ./.agent-traces)\n"
+    "  --source NAME   session_end's data.source (default: the file's absolute\n"
+    "                  path; 'stdin' for '-')\n"
+    "  --no-redact     keep secrets (default: redact them as agent-strace does;\n"
+    "                  also AGENT_TRACE_NO_REDACT=1 or AGENT_STRACE_NO_REDACT=1)\n"
+    "  -h, --help      show this help\n"
+    "\n"
+    "A file whose secrets were redacted is named on standard error with the\n"
+    "number of events redacted (never the secrets).\n"
+    "\n"
+    "Exit status: 0 when every file was imported, 1 otherwise, 2 on usage errors.\n";
 
 #define BLOCK (1u << 20)
 
@@ -124,9 +125,10 @@ static int import_one(at_store *store, const char *file, const char *source_opt,
     if (at_store_commit_import(store, &st, &res, &info, &err) != AT_OK)
         goto fail;
     rc = print_summary(&res);
-    if (res.redacted_events || res.meta_redacted)
-        cli_errorf("import", "%s: redacted %llu events%s", file, (unsigned long long)res.redacted_events,
-                   res.meta_redacted ? " and the session metadata" : "");
+    char note[80];
+    at_redact_summary(note, sizeof note, res.redacted_events, res.meta_redacted);
+    if (note[0])
+        cli_errorf("import", "%s: %s", file, note);
     goto out;
 fail:
     cli_errorf("import", "%s: %s", file, err.message[0] ? err.message : at_result_str(err.code));

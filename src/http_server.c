@@ -962,10 +962,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     uint64_t us = now_usec() - rq->t0;
     bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
     int status = ok ? rq->status : 0;
-    char note[64] = "";
-    if (rq->redacted || rq->redacted_meta)
-        snprintf(note, sizeof note, " redacted %llu events%s", (unsigned long long)rq->redacted,
-                 rq->redacted_meta ? " and the session metadata" : "");
+    char note[80] = " ";
+    at_redact_summary(note + 1, sizeof note - 1, rq->redacted, rq->redacted_meta);
+    if (!note[1])
+        note[0] = 0;
     if (rq->bytes_in)
         logf_line("%s %s %d %llu %lluus in=%llu%s%s", rq->method, rq->path, rq->status,
                   (unsigned long long)rq->bytes_out, (unsigned long long)us, (unsigned long long)rq->bytes_in,

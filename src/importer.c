@@ -658,6 +658,9 @@ static at_result set_session(at_import *im, const at_json_doc *d, uint32_t entry
 {
     at_result r;
     uint32_t agent = at_json_get(d, entry, "agentId");
+    if ((r = add_str(&im->branch, d, at_json_get(d, entry, "gitBranch"))) != AT_OK ||
+        (r = add_str(&im->version, d, at_json_get(d, entry, "version"))) != AT_OK)
+        return r;
     if (nonempty_str(d, agent)) {
         /* A subagent's lines carry the parent's sessionId: give it its own. */
         if ((r = at_json_str_decode(d, agent, &im->agent_id)) != AT_OK ||
@@ -725,14 +728,6 @@ static at_result do_entry(at_import *im, const at_json_doc *d)
         return AT_OK;
 
     if (!im->have_sid) {
-        /* Every entry read while the id is unknown (the one that gives it
-         * included) sets the branch and version; with no id at all, the
-         * last entry's stay (claude-import.md §2). */
-        at_buf_reset(&im->branch);
-        at_buf_reset(&im->version);
-        if ((r = add_str(&im->branch, d, at_json_get(d, 0, "gitBranch"))) != AT_OK ||
-            (r = add_str(&im->version, d, at_json_get(d, 0, "version"))) != AT_OK)
-            return r;
         uint32_t sid = at_json_get(d, 0, "sessionId");
         if (nonempty_str(d, sid) && (r = set_session(im, d, 0, sid)) != AT_OK)
             return r;
@@ -779,8 +774,7 @@ static at_result do_line(at_import *im, const char *p, size_t n, at_error *err)
     const char *s = at_pystrip(p, &n);
     if (n == 0)
         return AT_OK;
-    if (at_json_parse(&im->doc, s, n, NULL) != AT_OK ||
-        !at_json_is(&im->doc, 0, AT_JSON_OBJECT)) {
+    if (at_json_parse(&im->doc, s, n, NULL) != AT_OK || !at_json_is(&im->doc, 0, AT_JSON_OBJECT)) {
         im->skipped++;
         return AT_OK;
     }
@@ -1103,8 +1097,8 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
         (r = at_buf_adds(&im->tmp2, ":session_end:0")) != AT_OK)
         return at_error_set(err, r, -1, "out of memory");
     derive_event_id(im->tmp2.data, im->tmp2.len, &eid);
-    if ((r = write_event(im, EV_SESSION_END, ended_at, &eid, im->data.data, im->data.len, data_redacted(im))) !=
-            AT_OK ||
+    if ((r = write_event(im, EV_SESSION_END, ended_at, &eid, im->data.data, im->data.len,
+                         data_redacted(im))) != AT_OK ||
         (r = at_fd_sink_flush(&im->sink)) != AT_OK)
         return at_error_set(err, AT_ERR_IO, -1, "cannot write events: %s", strerror(errno));
 

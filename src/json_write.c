@@ -335,7 +335,8 @@ static at_result emit_string(at_buf *out, const at_json_doc *d, uint32_t i, cons
         r = st->hook(st->hook_ctx, parent ? parent->key : NULL, parent ? parent->key_len : 0, s, n, &repl,
                      &replaced);
     if (r == AT_OK)
-        r = replaced ? at_json_write_wtf8(out, repl.data ? repl.data : "", repl.len) : write_string_node(out, d, i);
+        r = replaced ? at_json_write_wtf8(out, repl.data ? repl.data : "", repl.len)
+                     : write_string_node(out, d, i);
     at_buf_fini(&val);
     at_buf_fini(&repl);
     return r;

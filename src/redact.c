@@ -29,7 +29,8 @@
 #include <emmintrin.h>
 #endif
 
-#define WS "\\t\\n\\x0b\\f\\r\\x1c-\\x1f\\x20\\x85\\xa0\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
+#define WS                                                                                                   \
+    "\\t\\n\\x0b\\f\\r\\x1c-\\x1f\\x20\\x85\\xa0\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
 
 /* The patterns, in the order they run. */
 enum {
@@ -85,8 +86,8 @@ static void compile_all(void)
     for (int i = 0; i < NPATTERNS; i++) {
         int code;
         PCRE2_SIZE at;
-        compiled[i] = pcre2_compile((PCRE2_SPTR)patterns[i].re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &at,
-                                    NULL);
+        compiled[i] =
+            pcre2_compile((PCRE2_SPTR)patterns[i].re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &at, NULL);
         if (!compiled[i]) {
             char msg[120];
             pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof msg);
@@ -111,6 +112,7 @@ struct at_redact {
     at_buf a, b;    /* pass outputs, alternating */
     at_buf swapped; /* the string with its surrogates swapped out */
     bool changed, marked;
+    bool no_prefilter; /* at_redact_set_prefilter(rd, false) */
 };
 
 at_redact *at_redact_new(at_error *err)
@@ -156,6 +158,11 @@ bool at_redact_env_disabled(void)
     return env_says_off("AGENT_TRACE_NO_REDACT") || env_says_off("AGENT_STRACE_NO_REDACT");
 }
 
+void at_redact_set_prefilter(at_redact *rd, bool on)
+{
+    rd->no_prefilter = !on;
+}
+
 void at_redact_begin(at_redact *rd)
 {
     rd->changed = rd->marked = false;
@@ -174,13 +181,27 @@ bool at_redact_marked(const at_redact *rd)
 /* ---- sensitive keys --------------------------------------------------------- */
 
 static const char *const sensitive_keys[] = {
-    "password",      "passwd",        "secret",
-    "token",         "api_key",       "apikey",
-    "api-key",       "access_token",  "refresh_token",
-    "auth_token",    "authorization", "credential",
-    "credentials",   "private_key",   "privatekey",
-    "client_secret", "connection_string", "database_url",
-    "db_url",        "aws_access_key_id", "aws_secret_access_key",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_token",
+    "refresh_token",
+    "auth_token",
+    "authorization",
+    "credential",
+    "credentials",
+    "private_key",
+    "privatekey",
+    "client_secret",
+    "connection_string",
+    "database_url",
+    "db_url",
+    "aws_access_key_id",
+    "aws_secret_access_key",
     "aws_session_token",
 };
 
@@ -195,7 +216,9 @@ bool at_redact_key_sensitive(const char *key, size_t n)
         if (len == sizeof norm - 1)
             return false;
         unsigned char c = s[i];
-        if (c < 0x80) {
+        if (c == 0) {
+            return false; /* no sensitive name holds a NUL (and strcmp below must not stop at one) */
+        } else if (c < 0x80) {
             norm[len++] = c == '-' ? '_' : (c >= 'A' && c <= 'Z') ? (char)(c + 32) : (char)c;
         } else if (c == 0xe2 && i + 2 < n && s[i + 1] == 0x84 && s[i + 2] == 0xaa) {
             norm[len++] = 'k'; /* U+212A KELVIN SIGN lowers to "k", the one non-ASCII that lowers to ASCII */
@@ -213,7 +236,7 @@ bool at_redact_key_sensitive(const char *key, size_t n)
 
 /* ---- the pre-filter --------------------------------------------------------- */
 
-#define BIT(p) (1u << (p))
+#define BIT(p)     (1u << (p))
 #define HAS_MARKER (1u << 31)
 
 static bool at(const unsigned char *s, size_t n, size_t i, const char *lit, size_t k)
@@ -293,18 +316,19 @@ static uint32_t prefilter(const unsigned char *s, size_t n)
     const __m128i K = _mm_set1_epi8('K'), B = _mm_set1_epi8('B'), J = _mm_set1_epi8('J');
     const __m128i br = _mm_set1_epi8('[');
     /* hex: c - '0' <= 9 or c - 'a' <= 5, as unsigned compares via min */
-    const __m128i d0 = _mm_set1_epi8('0'), d9 = _mm_set1_epi8(9), a0 = _mm_set1_epi8('a'), a5 = _mm_set1_epi8(5);
+    const __m128i d0 = _mm_set1_epi8('0'), d9 = _mm_set1_epi8(9), a0 = _mm_set1_epi8('a'),
+                  a5 = _mm_set1_epi8(5);
     for (; n - i >= 16; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
         __m128i t = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, dash), _mm_cmpeq_epi8(v, und)),
                                  _mm_or_si128(_mm_cmpeq_epi8(v, colon), _mm_cmpeq_epi8(v, K)));
-        t = _mm_or_si128(t, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, B), _mm_cmpeq_epi8(v, J)),
-                                         _mm_cmpeq_epi8(v, br)));
+        t = _mm_or_si128(
+            t, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, B), _mm_cmpeq_epi8(v, J)), _mm_cmpeq_epi8(v, br)));
         unsigned tm = (unsigned)_mm_movemask_epi8(t);
         if (!(m & BIT(P_HEX))) {
             __m128i x = _mm_sub_epi8(v, d0), y = _mm_sub_epi8(v, a0);
-            __m128i hx = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, d9), x),
-                                      _mm_cmpeq_epi8(_mm_min_epu8(y, a5), y));
+            __m128i hx =
+                _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, d9), x), _mm_cmpeq_epi8(_mm_min_epu8(y, a5), y));
             if (_mm_movemask_epi8(hx) == 0xffff)
                 m |= BIT(P_HEX);
         }
@@ -329,6 +353,15 @@ static uint32_t prefilter(const unsigned char *s, size_t n)
         if (is_trigger(s[i]))
             m |= trigger(s, n, i);
     return m;
+}
+
+/* The pre-filter, or (turned off) every pattern and an exact marker check. */
+static uint32_t scan(const at_redact *rd, const char *s, size_t n)
+{
+    if (!rd->no_prefilter)
+        return prefilter((const unsigned char *)s, n);
+    bool marker = memmem(s, n, AT_REDACT_MARKER, sizeof AT_REDACT_MARKER - 1) != NULL;
+    return (BIT(NPATTERNS) - 1) | (marker ? HAS_MARKER : 0);
 }
 
 /* ---- lone surrogates ------------------------------------------------------------ */
@@ -379,8 +412,8 @@ static uint32_t get_cp(const unsigned char *s, size_t n, size_t i, size_t *len)
     case 2: return (uint32_t)(c & 0x1f) << 6 | (s[i + 1] & 0x3f);
     case 3: return (uint32_t)(c & 0x0f) << 12 | (uint32_t)(s[i + 1] & 0x3f) << 6 | (s[i + 2] & 0x3f);
     case 4:
-        return (uint32_t)(c & 0x07) << 18 | (uint32_t)(s[i + 1] & 0x3f) << 12 | (uint32_t)(s[i + 2] & 0x3f) << 6 |
-               (s[i + 3] & 0x3f);
+        return (uint32_t)(c & 0x07) << 18 | (uint32_t)(s[i + 1] & 0x3f) << 12 |
+               (uint32_t)(s[i + 2] & 0x3f) << 6 | (s[i + 3] & 0x3f);
     default: return c;
     }
 }
@@ -523,7 +556,8 @@ static at_result run_pattern(at_redact *rd, int p, const char *cur, size_t n, at
 
 /* Runs the patterns that mask allows (all of them once one has matched:
  * a rewrite can make text that a later pattern matches). */
-static at_result run_patterns(at_redact *rd, uint32_t mask, const char *s, size_t n, at_buf *out, bool *changed)
+static at_result run_patterns(at_redact *rd, uint32_t mask, const char *s, size_t n, at_buf *out,
+                              bool *changed)
 {
     const char *cur = s;
     size_t cur_n = n;
@@ -548,7 +582,8 @@ static at_result run_patterns(at_redact *rd, uint32_t mask, const char *s, size_
     return *changed ? at_buf_add(out, cur, cur_n) : AT_OK;
 }
 
-static at_result redact_text(at_redact *rd, const char *s, size_t n, uint32_t mask, at_buf *out, bool *changed)
+static at_result redact_text(at_redact *rd, const char *s, size_t n, uint32_t mask, at_buf *out,
+                             bool *changed)
 {
     if (!has_surrogate(s, n))
         return run_patterns(rd, mask, s, n, out, changed);
@@ -558,8 +593,8 @@ static at_result redact_text(at_redact *rd, const char *s, size_t n, uint32_t ma
     map->used = NULL;
     at_result r = swap_out(rd, s, n, map);
     if (r == AT_OK)
-        r = run_patterns(rd, prefilter((const unsigned char *)rd->swapped.data, rd->swapped.len), rd->swapped.data,
-                         rd->swapped.len, out, changed);
+        r = run_patterns(rd, scan(rd, rd->swapped.data, rd->swapped.len), rd->swapped.data, rd->swapped.len,
+                         out, changed);
     if (r == AT_OK && *changed)
         r = swap_back(out, map, &rd->swapped);
     free(map->used);
@@ -571,7 +606,7 @@ at_result at_redact_text(at_redact *rd, const char *s, size_t n, at_buf *out, bo
 {
     *changed = false;
     at_buf_reset(out);
-    uint32_t mask = prefilter((const unsigned char *)s, n) & ~HAS_MARKER;
+    uint32_t mask = scan(rd, s, n) & ~HAS_MARKER;
     if (!mask)
         return AT_OK;
     at_result r = redact_text(rd, s, n, mask, out, changed);
@@ -598,7 +633,7 @@ at_result at_redact_hook(void *ctx, const char *parent_key, size_t parent_key_le
             rd->changed = true;
         return AT_OK;
     }
-    uint32_t mask = prefilter((const unsigned char *)s, n);
+    uint32_t mask = scan(rd, s, n);
     if (mask & HAS_MARKER)
         rd->marked = true;
     mask &= ~HAS_MARKER;
@@ -613,6 +648,15 @@ at_result at_redact_hook(void *ctx, const char *parent_key, size_t parent_key_le
     if (repl->len != n || memcmp(repl->data, s, n) != 0)
         rd->changed = true;
     return AT_OK;
+}
+
+void at_redact_summary(char *out, size_t cap, uint64_t events, bool meta)
+{
+    if (events)
+        snprintf(out, cap, "redacted %llu events%s", (unsigned long long)events,
+                 meta ? " and the session metadata" : "");
+    else
+        snprintf(out, cap, "%s", meta ? "redacted the session metadata" : "");
 }
 
 /* ---- metadata -------------------------------------------------------------- */

@@ -1,9 +1,10 @@
 #!/bin/bash
 # parity.sh - `agent-traced import` reproduces the reference storage byte for
 # byte: every fixture imported (with --source <basename>, TZ=UTC) into one
-# storage gives meta.json and events.ndjson identical to tests/fixtures/expected*,
-# in file order and in reverse order (children before parents), and a second
-# import of the same files changes nothing.
+# storage gives meta.json and events.ndjson identical to tests/fixtures/expected*
+# (redaction on by default: *-redacted; --no-redact: the others), in file
+# order and in reverse order (children before parents), and a second import
+# of the same files changes nothing.
 . "${top_srcdir:-.}/tests/lib.sh"
 export TZ=UTC
 work=$(mktemp -d)
@@ -18,15 +19,19 @@ compare() { # compare EXPECTED_DIR STORAGE LABEL
     done
 }
 
-for set in claude:expected claude-edge:expected-edge; do
+for set in claude:expected-redacted: claude-edge:expected-edge-redacted: \
+    claude:expected:--no-redact claude-edge:expected-edge:--no-redact; do
     src=${set%%:*}
-    exp=${set##*:}
+    rest=${set#*:}
+    exp=${rest%%:*}
+    flag=${rest#*:}
     for order in forward reverse; do
-        store="$work/$src-$order"
+        store="$work/$exp-$order"
         if [ $order = forward ]; then sort_opt=""; else sort_opt="-r"; fi
         find "$FIX/$src" -name '*.jsonl' | sort $sort_opt > "$work/list"
         while read -r f; do
-            "$BIN" import --storage "$store" --source "$(basename "$f")" "$f" > "$work/out" 2> "$work/err" ||
+            # shellcheck disable=SC2086
+            "$BIN" import --storage "$store" --source "$(basename "$f")" $flag "$f" > "$work/out" 2> "$work/err" ||
                 not_ok "import $f: $(cat "$work/err")"
         done < "$work/list"
         compare "$FIX/$exp" "$store" "$src ($order)"
@@ -34,18 +39,44 @@ for set in claude:expected claude-edge:expected-edge; do
         check "$src ($order): no extra sessions" test "$nsessions" -eq "$(ls "$FIX/$exp" | wc -l)"
     done
     # Re-importing identical bytes is a no-op.
-    store="$work/$src-forward"
+    store="$work/$exp-forward"
     before=$(cd "$store" && find . -type f -not -path './.agent-traced/*' | sort | xargs sha256sum)
     find "$FIX/$src" -name '*.jsonl' | sort | while read -r f; do
-        "$BIN" import --storage "$store" --source "$(basename "$f")" "$f" > /dev/null 2>&1
+        # shellcheck disable=SC2086
+        "$BIN" import --storage "$store" --source "$(basename "$f")" $flag "$f" > /dev/null 2>&1
     done
     after=$(cd "$store" && find . -type f -not -path './.agent-traced/*' | sort | xargs sha256sum)
     check "$src: re-import changes nothing" test "$before" = "$after"
     check "$src: no staging files left" test -z "$(ls -A "$store/.agent-traced/tmp")"
 done
 
+# The switches: the environment variables turn redaction off with 1, true or
+# yes in any case, and leave it on otherwise.
+sec="$FIX/claude-edge/secrets.jsonl"
+sid6=0e0e0e0e-0000-4000-8000-000000000006
+for v in 1 true TRUE Yes; do
+    for var in AGENT_TRACE_NO_REDACT AGENT_STRACE_NO_REDACT; do
+        env "$var=$v" "$BIN" import --storage "$work/env-$var-$v" --source secrets.jsonl "$sec" > /dev/null 2>&1
+        check "$var=$v: redaction off" cmp -s "$FIX/expected-edge/$sid6/events.ndjson" "$work/env-$var-$v/$sid6/events.ndjson"
+    done
+done
+for v in 0 no false "" " 1"; do
+    AGENT_STRACE_NO_REDACT="$v" "$BIN" import --storage "$work/env-on" --source secrets.jsonl "$sec" > /dev/null 2>&1
+    check "AGENT_STRACE_NO_REDACT='$v': redaction on" cmp -s "$FIX/expected-edge-redacted/$sid6/events.ndjson" "$work/env-on/$sid6/events.ndjson"
+    rm -rf "$work/env-on"
+done
+
+# One line on standard error names the file and how many events were
+# redacted, never a secret.
+"$BIN" import --storage "$work/log" --source secrets.jsonl "$sec" > /dev/null 2> "$work/err"
+check "redaction: one stderr line" test "$(wc -l < "$work/err")" -eq 1
+check "redaction: names the file and the count" grep -q "secrets.jsonl: redacted 5 events and the session metadata" "$work/err"
+check "redaction: no secret in the log" test -z "$(grep -E 'sk-ant|ghp_|hunter2|AKIA' "$work/err")"
+"$BIN" import --storage "$work/log" --source tools.jsonl "$FIX/claude-edge/unicode.jsonl" > /dev/null 2> "$work/err"
+check "no redaction: nothing on stderr" test ! -s "$work/err"
+
 # The summary line of one import.
-line=$("$BIN" import --storage "$work/one" --source tools.jsonl "$FIX/claude-edge/tools.jsonl")
+line=$("$BIN" import --storage "$work/one" --source tools.jsonl --no-redact "$FIX/claude-edge/tools.jsonl")
 want='{"session_id": "0e0e0e0e-0000-4000-8000-000000000002", "events": 15, "tool_calls": 4, "llm_requests": 2, "total_tokens": 102, "events_sha256": "'$(sha256sum < "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | cut -c1-64)'", "head": "'$(tail -n1 "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | tr -d '\n' | sha256sum | cut -c1-64)'", "skipped_lines": 0}'
 check "summary line" test "$line" = "$want"
 [ "$line" = "$want" ] || { echo "got:  $line"; echo "want: $want"; }
@@ -83,7 +114,7 @@ head -n 5 "$FIX/claude-edge/tools.jsonl" > "$work/grow.jsonl"
 "$BIN" import --storage "$work/grow" --source tools.jsonl "$work/grow.jsonl" > /dev/null
 old=$(sha256sum < "$work/grow/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | cut -c1-64)
 "$BIN" import --storage "$work/grow" --source tools.jsonl "$FIX/claude-edge/tools.jsonl" > /dev/null
-check "grown transcript: new events" cmp -s "$work/grow/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson"
+check "grown transcript: new events" cmp -s "$work/grow/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" "$FIX/expected-edge-redacted/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson"
 check "grown transcript: old object kept" test -f "$work/grow/objects/sha256/${old:0:2}/$old.ndjson"
 
 finish parity

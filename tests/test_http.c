@@ -49,8 +49,10 @@ static void *drain_stderr(void *arg)
     char b[4096];
     ssize_t k;
     while ((k = read(d->errfd, b, sizeof b)) > 0 || (k < 0 && errno == EINTR))
-        if (k > 0 && f)
+        if (k > 0 && f) {
             fwrite(b, 1, (size_t)k, f);
+            fflush(f); /* log_has() reads it while the server runs */
+        }
     if (f)
         fclose(f);
     return NULL;
@@ -378,13 +380,18 @@ static void import_path(char *out, size_t cap, const char *source)
     snprintf(out, cap, "/import?source=%s", enc);
 }
 
+static char *fixture(const char *rel, size_t *n);
+
 /* Uploads every fixture (chunked, odd chunk sizes) and compares the
- * storage with the reference directories. */
-static void test_fixtures(daemon_t *d)
+ * storage with the reference directories: the redacted ones unless the
+ * server runs with redaction off. */
+static void test_fixtures(daemon_t *d, bool redacted)
 {
-    collect(t_src("tests/fixtures/claude"));
-    collect(t_src("tests/fixtures/claude-edge"));
-    qsort(fixtures, nfixtures, sizeof fixtures[0], cmp_str);
+    if (!nfixtures) {
+        collect(t_src("tests/fixtures/claude"));
+        collect(t_src("tests/fixtures/claude-edge"));
+        qsort(fixtures, nfixtures, sizeof fixtures[0], cmp_str);
+    }
     CHECK(nfixtures >= 12, "found %zu fixtures", nfixtures);
     for (size_t i = 0; i < nfixtures; i++) {
         size_t n;
@@ -402,7 +409,9 @@ static void test_fixtures(daemon_t *d)
         at_buf_fini(&r.body);
         free(data);
     }
-    const char *sets[] = {"tests/fixtures/expected", "tests/fixtures/expected-edge"};
+    const char *sets[] = {redacted ? "tests/fixtures/expected-redacted" : "tests/fixtures/expected",
+                          redacted ? "tests/fixtures/expected-edge-redacted"
+                                   : "tests/fixtures/expected-edge"};
     int compared = 0;
     for (int s = 0; s < 2; s++) {
         char dir[4096];
@@ -426,6 +435,138 @@ static void test_fixtures(daemon_t *d)
     }
     CHECK(compared >= 28, "compared %d files", compared);
     CHECK(tmp_clean(d), "staging files left after the fixtures");
+}
+
+/* Does the server's log hold a line containing s? */
+static bool log_has(daemon_t *d, const char *s)
+{
+    for (int i = 0; i < 50; i++) { /* the log is written by a drain thread */
+        size_t n;
+        char *log = t_read_file(d->log, &n);
+        bool found = log && strstr(log, s);
+        free(log);
+        if (found)
+            return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+/* Redaction over HTTP: the request log says how many events were redacted
+ * and never holds a secret; a body without one transcript line is a 422
+ * that stores nothing; the collector endpoints redact what they receive, so
+ * the reference's redacted lines come out of events posted one by one. */
+static void test_redaction(daemon_t *d)
+{
+    CHECK(log_has(d, "POST /import 201 303 ") &&
+              log_has(d, "in=2444 redacted 5 events and the session metadata\n"),
+          "the upload of secrets.jsonl is logged with its redaction count");
+    size_t n;
+    char *log = t_read_file(d->log, &n);
+    CHECK(log && !strstr(log, "sk-ant-") && !strstr(log, "ghp_") && !strstr(log, "hunter2"),
+          "no secret in the log");
+    free(log);
+
+    reply r;
+    const char *junk = "\n  \nnot json\n[1, 2]\n\"a string\"\n{\"truncated\": \n";
+    http(d, "POST", "/import?source=junk.jsonl", junk, strlen(junk), NULL, SEND_CHUNKED, &r);
+    CHECK(r.status == 422 && body_has(&r, "no transcript line") && body_has(&r, "4 non-blank lines"),
+          "no usable line: %ld %s", r.status, r.body.data);
+    at_buf_fini(&r.body);
+    char p[4400];
+    snprintf(p, sizeof p, "%s/junk", d->storage);
+    CHECK(access(p, F_OK) != 0, "no session from a body without transcript lines");
+    CHECK(tmp_clean(d), "no staging after a 422");
+
+    /* events posted one by one, without prev_hash: the server chains them */
+    const char *sid = "0e0e0e0e-0000-4000-8000-000000000006";
+    char *plain =
+        fixture("tests/fixtures/expected-edge/0e0e0e0e-0000-4000-8000-000000000006/events.ndjson", &n);
+    char *rmeta = fixture("tests/fixtures/expected-edge/0e0e0e0e-0000-4000-8000-000000000006/meta.json", &n);
+    daemon_t c;
+    if (!start(&c, "collector-redact", NULL, NULL)) {
+        CHECK(0, "collector server did not start");
+        free(plain);
+        free(rmeta);
+        return;
+    }
+    http(&c, "POST", "/sessions", rmeta, strlen(rmeta), NULL, SEND_LENGTH, &r);
+    CHECK(r.status == 200, "POST /sessions: %ld %s", r.status, r.body.data);
+    at_buf_fini(&r.body);
+    CHECK(log_has(&c, "POST /sessions 200") && log_has(&c, "in=372 redacted the session metadata\n"),
+          "POST /sessions logs its redaction");
+    int posted = 0;
+    for (char *line = plain, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        char *ph = strstr(line, ",\"prev_hash\":\"");
+        if (ph) /* ,"prev_hash":"<64 hex>" */
+            memmove(ph, ph + 14 + 64 + 1, strlen(ph + 14 + 64 + 1) + 1);
+        http(&c, "POST", "/events", line, strlen(line), NULL, SEND_LENGTH, &r);
+        CHECK(r.status == 200 && body_has(&r, "\"accepted\": 1"), "POST /events: %ld %s", r.status,
+              r.body.data);
+        at_buf_fini(&r.body);
+        posted++;
+    }
+    CHECK(posted == 7, "posted %d events", posted);
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/%s/events.ndjson", c.storage, sid);
+    snprintf(
+        b, sizeof b, "%s",
+        t_src("tests/fixtures/expected-edge-redacted/0e0e0e0e-0000-4000-8000-000000000006/events.ndjson"));
+    CHECK(files_equal(b, a), "events posted one by one equal the reference's redacted lines");
+    snprintf(a, sizeof a, "%s/%s/meta.json", c.storage, sid);
+    snprintf(b, sizeof b, "%s",
+             t_src("tests/fixtures/expected-edge-redacted/0e0e0e0e-0000-4000-8000-000000000006/meta.json"));
+    CHECK(files_equal(b, a), "POST /sessions stored the redacted meta");
+    CHECK(log_has(&c, "POST /events 200") && log_has(&c, "redacted 1 events\n"),
+          "POST /events logs its redaction");
+    /* an event already flagged keeps its flag; a clean one gets none */
+    const char *flagged = "{\"event_type\":\"decision\",\"session_id\":\"flags\",\"event_id\":\"e1\","
+                          "\"timestamp\":1.0,\"data\":{\"x\":\"clean\"},\"redacted\":true}\n"
+                          "{\"event_type\":\"decision\",\"session_id\":\"flags\",\"event_id\":\"e2\","
+                          "\"timestamp\":2.0,\"data\":{\"x\":\"clean\"},\"redacted\":false}\n"
+                          "{\"event_type\":\"decision\",\"session_id\":\"flags\",\"event_id\":\"e3\","
+                          "\"timestamp\":3.0,\"data\":{\"Password\":[\"x\",{\"k\":\"[REDACTED_EMAIL]\"}]}}\n";
+    http(&c, "POST", "/events", flagged, strlen(flagged), NULL, SEND_LENGTH, &r);
+    CHECK(r.status == 200, "flags: %ld %s", r.status, r.body.data);
+    at_buf_fini(&r.body);
+    http(&c, "GET", "/sessions/flags/events", NULL, 0, NULL, 0, &r);
+    CHECK(
+        r.status == 200 && r.body.data &&
+            strstr(r.body.data, "\"data\":{\"x\":\"clean\"},\"redacted\":true}\n") &&
+            strstr(r.body.data,
+                   "\"event_id\":\"e2\",\"session_id\":\"flags\",\"data\":{\"x\":\"clean\"},\"prev_hash\"") &&
+            strstr(r.body.data,
+                   "\"data\":{\"Password\":[\"[REDACTED:sensitive]\",{\"k\":\"[REDACTED_EMAIL]\"}]},"
+                   "\"prev_hash\":\""),
+        "flags kept, set, not invented: %s", r.body.data);
+    CHECK(r.body.data && strstr(r.body.data, "\"prev_hash\":\"") &&
+              strstr(strrchr(r.body.data, '{') ? r.body.data : "", "\"redacted\":true}\n"),
+          "the redacted event is flagged");
+    at_buf_fini(&r.body);
+    CHECK(stop(&c, SIGTERM) == 0, "collector server exits 0");
+
+    /* AGENT_TRACE_NO_REDACT=1 turns it off for the whole server */
+    daemon_t off;
+    if (start(&off, "env-off", "AGENT_TRACE_NO_REDACT=1", NULL)) {
+        char *data = fixture("tests/fixtures/claude-edge/secrets.jsonl", &n);
+        http(&off, "POST", "/import?source=secrets.jsonl", data, n, NULL, SEND_CHUNKED, &r);
+        CHECK(r.status == 201, "env-off upload: %ld %s", r.status, r.body.data);
+        at_buf_fini(&r.body);
+        free(data);
+        snprintf(a, sizeof a, "%s/%s/events.ndjson", off.storage, sid);
+        snprintf(b, sizeof b, "%s",
+                 t_src("tests/fixtures/expected-edge/0e0e0e0e-0000-4000-8000-000000000006/events.ndjson"));
+        CHECK(files_equal(b, a), "AGENT_TRACE_NO_REDACT=1: secrets kept as the reference keeps them");
+        CHECK(log_has(&off, "redaction off"), "the start line says redaction is off");
+        CHECK(stop(&off, SIGTERM) == 0, "env-off server exits 0");
+    } else {
+        CHECK(0, "env-off server did not start");
+    }
+    free(plain);
+    free(rmeta);
 }
 
 static char *fixture(const char *rel, size_t *n)
@@ -938,8 +1079,10 @@ static void test_concurrency(void)
     CHECK(fails == 0, "%d concurrent requests failed", fails);
     char a[4400];
     snprintf(a, sizeof a, "%s/258c7280-ae70-4798-800f-63464d01a85d/events.ndjson", d.storage);
-    CHECK(files_equal(t_src("tests/fixtures/expected/258c7280-ae70-4798-800f-63464d01a85d/events.ndjson"), a),
-          "concurrent upload stored the reference bytes");
+    CHECK(
+        files_equal(
+            t_src("tests/fixtures/expected-redacted/258c7280-ae70-4798-800f-63464d01a85d/events.ndjson"), a),
+        "concurrent upload stored the reference bytes");
     CHECK(tmp_clean(&d), "no staging after concurrent uploads");
     CHECK(stop(&d, SIGTERM) == 0, "concurrency server exits 0");
 }
@@ -978,7 +1121,7 @@ static void test_routes(daemon_t *d)
     snprintf(path, sizeof path, "/sessions/%s/events", sid);
     http(d, "GET", path, NULL, 0, NULL, 0, &r);
     char want[4400];
-    snprintf(want, sizeof want, "%s/%s/events.ndjson", t_src("tests/fixtures/expected-edge"), sid);
+    snprintf(want, sizeof want, "%s/%s/events.ndjson", t_src("tests/fixtures/expected-edge-redacted"), sid);
     size_t wn;
     char *w = t_read_file(want, &wn);
     CHECK(r.status == 200 && w && r.body.len == wn && memcmp(r.body.data, w, wn) == 0, "events: %ld",
@@ -1207,7 +1350,16 @@ int main(void)
         CHECK(0, "server did not start");
         return t_done("test_http");
     }
-    test_fixtures(&d);
+    test_fixtures(&d, true);
+    test_redaction(&d);
+    daemon_t plain;
+    const char *plain_args[] = {"--no-redact", NULL};
+    if (start(&plain, "plain", NULL, plain_args)) {
+        test_fixtures(&plain, false);
+        CHECK(stop(&plain, SIGTERM) == 0, "--no-redact server exits 0");
+    } else {
+        CHECK(0, "--no-redact server did not start");
+    }
     test_reupload_gzip_grow(&d);
     test_errors(&d);
     test_disconnect(&d);

@@ -11,6 +11,9 @@
 #include <dirent.h>
 #include <unistd.h>
 
+/* Redaction for import_mem (NULL: off). */
+static at_redact *g_redact;
+
 typedef struct {
     at_result r;
     at_error err;
@@ -26,7 +29,7 @@ static void import_mem(const char *data, size_t n, size_t chunk, const char *sou
     int fd = mkstemp(path);
     unlink(path);
     memset(rn, 0, sizeof *rn);
-    at_import_options o = {.source = source, .out_fd = fd, .tmp_dir = "/tmp"};
+    at_import_options o = {.source = source, .out_fd = fd, .tmp_dir = "/tmp", .redact = g_redact};
     at_import *im = at_import_new(&o, &rn->err);
     rn->r = im ? AT_OK : AT_ERR_NOMEM;
     if (!chunk)
@@ -48,14 +51,16 @@ static void run_fini(run *rn)
     free(rn->out);
 }
 
-/* The reference events for a session, from tests/fixtures/expected*. */
+/* The reference events for a session, from tests/fixtures/expected*
+ * (the -redacted sets when redaction is on). */
 static char *expected_events(const char *sid, size_t *len)
 {
     char p[1024];
-    snprintf(p, sizeof p, "tests/fixtures/expected/%s/events.ndjson", sid);
+    const char *suffix = g_redact ? "-redacted" : "";
+    snprintf(p, sizeof p, "tests/fixtures/expected%s/%s/events.ndjson", suffix, sid);
     char *s = t_read_file(t_src(p), len);
     if (!s) {
-        snprintf(p, sizeof p, "tests/fixtures/expected-edge/%s/events.ndjson", sid);
+        snprintf(p, sizeof p, "tests/fixtures/expected-edge%s/%s/events.ndjson", suffix, sid);
         s = t_read_file(t_src(p), len);
     }
     return s;
@@ -74,7 +79,7 @@ static void check_file(const char *rel, const char *base)
     char *want = whole.r == AT_OK ? expected_events(whole.res.session_id, &want_len) : NULL;
     /* Subagent events do not depend on the parent; all of them are in expected. */
     CHECK(want && want_len == whole.out_len && memcmp(want, whole.out, want_len) == 0,
-          "%s: events differ from the reference", rel);
+          "%s: events differ from the reference (redaction %s)", rel, g_redact ? "on" : "off");
     /* Every chunking gives the same bytes; 1-byte chunks only for small files. */
     static const size_t chunks[] = {1, 2, 3, 7, 64, 4093, 65536};
     for (size_t i = 0; i < sizeof chunks / sizeof *chunks; i++) {
@@ -84,7 +89,7 @@ static void check_file(const char *rel, const char *base)
         import_mem(data, n, chunks[i], base, &part);
         CHECK(part.r == AT_OK && part.out_len == whole.out_len &&
                   memcmp(part.out, whole.out, whole.out_len) == 0,
-              "%s: chunks of %zu differ", rel, chunks[i]);
+              "%s: chunks of %zu differ (redaction %s)", rel, chunks[i], g_redact ? "on" : "off");
         run_fini(&part);
     }
     free(want);
@@ -606,9 +611,67 @@ static void check_event_id_links_in_store(void)
     free(text);
 }
 
+/* Events held before the session id is known keep their redaction flag,
+ * in memory and through the spill file. */
+static void check_redacted_held(void)
+{
+    at_buf b;
+    at_buf_init(&b, 0);
+    const int count = 30000; /* past AT_PENDING_MEM_BYTES */
+    for (int i = 0; i < count; i++)
+        if (at_buf_printf(&b,
+                          "{\"type\":\"user\",\"uuid\":\"u%d\",\"message\":{\"content\":\"%s number %d, "
+                          "padded to be longer than a few bytes ...........\"}}\n",
+                          i, i % 3 == 0 ? "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz" : "plain prompt",
+                          i) != AT_OK)
+            return;
+    if (at_buf_adds(&b,
+                    "{\"type\":\"user\",\"sessionId\":\"late-red\",\"gitBranch\":\"ghp_"
+                    "0123456789abcdefghijABCDEFGHIJklmnopqr\",\"message\":{\"content\":\"x\"}}\n") != AT_OK)
+        return;
+    run r;
+    import_mem(b.data, b.len, 65536, "held.jsonl", &r);
+    CHECK(r.r == AT_OK && r.res.events == (uint64_t)count + 2, "held events written (%llu)",
+          (unsigned long long)r.res.events);
+    size_t flagged = 0, good = 0, lines = 0;
+    for (char *l = r.out, *e; l && l < r.out + r.out_len; l = e + 1) {
+        e = memchr(l, '\n', (size_t)(r.out + r.out_len - l));
+        if (!e)
+            break;
+        *e = 0;
+        bool red = strstr(l, ",\"redacted\":true}") != NULL;
+        bool secret = strstr(l, "[REDACTED:anthropic-key] number") != NULL;
+        flagged += red;
+        good += red == secret && !strstr(l, "sk-ant-");
+        lines++;
+    }
+    CHECK(flagged == (size_t)(count + 2) / 3 && good == lines,
+          "held events keep their flags: %zu flagged, %zu/%zu", flagged, good, lines);
+    CHECK(r.r == AT_OK && r.res.redacted_events == (uint64_t)(count + 2) / 3 && r.res.meta_redacted,
+          "the result counts redacted events (%llu) and the metadata",
+          (unsigned long long)r.res.redacted_events);
+    at_buf mc;
+    at_buf_init(&mc, 0);
+    CHECK(r.r == AT_OK && at_meta_get_string(&r.res.meta, AT_META_COMMAND, &mc) == AT_OK && mc.data &&
+              strcmp(mc.data, "imported from held.jsonl (branch: [REDACTED:github-token], v)") == 0,
+          "meta command redacted: %s", mc.data ? mc.data : "");
+    at_buf_fini(&mc);
+    run_fini(&r);
+    at_buf_fini(&b);
+}
+
 int main(void)
 {
     check_fixtures();
+    at_error err = {0};
+    g_redact = at_redact_new(&err);
+    CHECK(g_redact != NULL, "redactor: %s", err.message);
+    if (g_redact) {
+        check_fixtures();
+        check_redacted_held();
+    }
+    at_redact_free(g_redact);
+    g_redact = NULL;
     check_line_endings();
     check_stripping();
     check_invalid_utf8();

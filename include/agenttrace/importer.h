@@ -50,11 +50,11 @@ typedef struct {
     char total_tokens[AT_DOUBLE_REPR_MAX]; /* JSON number text */
     uint8_t events_sha256[AT_SHA256_LEN];
     uint8_t head[AT_SHA256_LEN];
-    uint64_t skipped_lines;    /* non-blank lines that were not JSON objects */
-    uint64_t object_lines;     /* lines that were JSON objects (entries and skipped kinds) */
-    uint64_t redacted_events;  /* events whose data redaction changed */
-    bool meta_redacted;        /* redaction changed the metadata */
-    uint64_t bytes;         /* input bytes consumed */
+    uint64_t skipped_lines;   /* non-blank lines that were not JSON objects */
+    uint64_t object_lines;    /* lines that were JSON objects (entries and skipped kinds) */
+    uint64_t redacted_events; /* events whose data redaction changed */
+    bool meta_redacted;       /* redaction changed the metadata */
+    uint64_t bytes;           /* input bytes consumed */
     at_import_link *links;
     size_t nlinks;
 } at_import_result;

@@ -31,6 +31,11 @@ typedef struct at_redact at_redact;
 at_redact *at_redact_new(at_error *err);
 void at_redact_free(at_redact *rd);
 
+/* With the pre-filter off every pattern runs over every string: the same
+ * results, slower. For tests (the filter must never change a result) and
+ * benchmarks (what the filter saves). On by default. */
+void at_redact_set_prefilter(at_redact *rd, bool on);
+
 /* Is redaction turned off by the environment? AGENT_TRACE_NO_REDACT or
  * AGENT_STRACE_NO_REDACT set to 1, true or yes in any case (as
  * redaction_enabled() reads them). */
@@ -46,8 +51,10 @@ bool at_redact_key_sensitive(const char *key, size_t n);
 at_result at_redact_hook(void *ctx, const char *parent_key, size_t parent_key_len, const char *s, size_t n,
                          at_buf *repl, bool *replaced) AT_WUR;
 
-/* Runs the patterns over WTF-8 s (no key rule). *changed tells whether any
- * matched; out then holds the rewritten text (it is left empty otherwise). */
+/* Runs the patterns over WTF-8 s (no key rule). *changed tells whether the
+ * text came out different (a match can rewrite text into itself, as
+ * basic-auth does over its own marker); out then holds the rewritten text
+ * (it is left empty otherwise). */
 at_result at_redact_text(at_redact *rd, const char *s, size_t n, at_buf *out, bool *changed) AT_WUR;
 
 /* The flags of one value (an event's data, a session's metadata): call
@@ -58,6 +65,11 @@ bool at_redact_changed(const at_redact *rd);
 /* The value, as written, holds AT_REDACT_MARKER in some string
  * (redact_data_with_status's flag: rewritten, or already marked). */
 bool at_redact_marked(const at_redact *rd);
+
+/* The log text for what redaction changed in one import or request:
+ * "redacted N events", "... and the session metadata", "redacted the
+ * session metadata", or "" when nothing was. Never a secret. */
+void at_redact_summary(char *out, size_t cap, uint64_t events, bool meta);
 
 /* Redacts a SessionMeta as TraceStore._redact_meta does: agent_name,
  * command and attribution walked as one object, and "redacted": true when
