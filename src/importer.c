@@ -658,9 +658,6 @@ static at_result set_session(at_import *im, const at_json_doc *d, uint32_t entry
 {
     at_result r;
     uint32_t agent = at_json_get(d, entry, "agentId");
-    if ((r = add_str(&im->branch, d, at_json_get(d, entry, "gitBranch"))) != AT_OK ||
-        (r = add_str(&im->version, d, at_json_get(d, entry, "version"))) != AT_OK)
-        return r;
     if (nonempty_str(d, agent)) {
         /* A subagent's lines carry the parent's sessionId: give it its own. */
         if ((r = at_json_str_decode(d, agent, &im->agent_id)) != AT_OK ||
@@ -728,6 +725,14 @@ static at_result do_entry(at_import *im, const at_json_doc *d)
         return AT_OK;
 
     if (!im->have_sid) {
+        /* Every entry read while the id is unknown (the one that gives it
+         * included) sets the branch and version; with no id at all, the
+         * last entry's stay (claude-import.md §2). */
+        at_buf_reset(&im->branch);
+        at_buf_reset(&im->version);
+        if ((r = add_str(&im->branch, d, at_json_get(d, 0, "gitBranch"))) != AT_OK ||
+            (r = add_str(&im->version, d, at_json_get(d, 0, "version"))) != AT_OK)
+            return r;
         uint32_t sid = at_json_get(d, 0, "sessionId");
         if (nonempty_str(d, sid) && (r = set_session(im, d, 0, sid)) != AT_OK)
             return r;

@@ -75,6 +75,19 @@ check "redaction: no secret in the log" test -z "$(grep -E 'sk-ant|ghp_|hunter2|
 "$BIN" import --storage "$work/log" --source tools.jsonl "$FIX/claude-edge/unicode.jsonl" > /dev/null 2> "$work/err"
 check "no redaction: nothing on stderr" test ! -s "$work/err"
 
+# claude-import.md §2: while the session id is unknown every entry sets the
+# branch and version (missing: empty); with no id at all the last entry's stay.
+printf '%s\n' '{"type":"user","gitBranch":"a","version":"1","message":{"content":"x"}}' \
+    '{"type":"user","gitBranch":"b","message":{"content":"y"}}' 'not json' '[1]' \
+    '{"type":"queue-operation","gitBranch":"q","version":"9"}' > "$work/nosid.jsonl"
+"$BIN" import --storage "$work/s2" "$work/nosid.jsonl" > /dev/null 2>&1
+check "no session id: branch and version of the last entry" grep -q '"command": "imported from nosid.jsonl (branch: b, v)"' "$work/s2/nosid/meta.json"
+printf '%s\n' '{"type":"user","gitBranch":"a","version":"1","message":{"content":"x"}}' \
+    '{"type":"user","version":"2","sessionId":"s2-late","message":{"content":"y"}}' \
+    '{"type":"user","gitBranch":"c","version":"3","sessionId":"s2-late","message":{"content":"z"}}' > "$work/late.jsonl"
+"$BIN" import --storage "$work/s2" "$work/late.jsonl" > /dev/null 2>&1
+check "late session id: the entry that gives it decides" grep -q '"command": "imported from late.jsonl (branch: , v2)"' "$work/s2/s2-late/meta.json"
+
 # The summary line of one import.
 line=$("$BIN" import --storage "$work/one" --source tools.jsonl --no-redact "$FIX/claude-edge/tools.jsonl")
 want='{"session_id": "0e0e0e0e-0000-4000-8000-000000000002", "events": 15, "tool_calls": 4, "llm_requests": 2, "total_tokens": 102, "events_sha256": "'$(sha256sum < "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | cut -c1-64)'", "head": "'$(tail -n1 "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | tr -d '\n' | sha256sum | cut -c1-64)'", "skipped_lines": 0}'
