@@ -26,6 +26,33 @@ at_result at_chain_writer_init(at_chain_writer *w, at_sink_fn sink, void *ctx, c
     return AT_OK;
 }
 
+void at_chain_writer_pos(const at_chain_writer *w, at_chain_pos *pos)
+{
+    memcpy(pos->head, w->head, AT_SHA256_LEN);
+    pos->have_head = w->have_head;
+    pos->lines = w->lines;
+    pos->bytes = w->bytes;
+    at_sha256_export(w->file_hash, pos->file_state);
+}
+
+at_result at_chain_writer_resume(at_chain_writer *w, at_sink_fn sink, void *ctx, const at_chain_pos *pos)
+{
+    at_result r = at_chain_writer_init(w, sink, ctx, pos->have_head ? pos->head : NULL);
+    if (r != AT_OK)
+        return r;
+    /* The file digest counts every byte the writer wrote: the two counts
+     * must agree, or the position is not one a writer recorded. */
+    if (at_sha256_import(w->file_hash, pos->file_state) != AT_OK ||
+        at_sha256_count(w->file_hash) != pos->bytes || (pos->lines && !pos->have_head) ||
+        (pos->bytes && !pos->lines) || pos->lines > pos->bytes / 3) {
+        at_chain_writer_fini(w);
+        return AT_ERR_INVALID;
+    }
+    w->lines = pos->lines;
+    w->bytes = pos->bytes;
+    return AT_OK;
+}
+
 void at_chain_writer_fini(at_chain_writer *w)
 {
     at_sha256_free(w->file_hash);

@@ -5,7 +5,12 @@
  * events -> each event becomes a chained line in out_fd. The only state kept
  * across lines is the session's running totals, a few identity strings, the
  * subagent links seen (one per spawned agent) and, until the session id is
- * known, the events produced so far (see pending_*). */
+ * known, the events produced so far (see pending_*).
+ *
+ * Incremental import saves exactly that state (state_*), plus the first
+ * tool_call event id per request id written before the save point, which
+ * subagent links found later need once those lines are no longer in out_fd
+ * (calls_*). */
 #include "agenttrace/importer.h"
 
 #include "agenttrace/buf.h"
@@ -15,6 +20,7 @@
 #include "agenttrace/utf8.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +44,23 @@ static const at_slice ev_names[] = {
     AT_SLICE("\"session_end\""), AT_SLICE("\"tool_call\""),          AT_SLICE("\"tool_result\""),
     AT_SLICE("\"user_prompt\""), AT_SLICE("\"assistant_response\""),
 };
+
+/* The first tool_call event per request id, keyed by the first CALL_KEY
+ * bytes of SHA-256(request id): subagent links resolve through it to calls
+ * written by an earlier import. */
+#define CALL_KEY 16
+typedef struct {
+    uint8_t key[CALL_KEY];
+    uint8_t eid_len; /* 0: that call's event id could not be kept */
+    char eid[AT_MAX_EVENT_ID_BYTES];
+} call_id;
+
+typedef struct {
+    call_id *v;
+    size_t n, cap;
+    uint32_t *slots; /* open addressing: index + 1, 0 empty */
+    size_t nslots;   /* a power of two, or 0 */
+} call_map;
 
 struct at_import {
     at_import_options opts;
@@ -88,6 +111,14 @@ struct at_import {
         char *tool_use_id;
     } * links;
     size_t nlinks, links_cap;
+
+    /* incremental import */
+    at_sha256 *input_hash;           /* every transcript byte, resumed ones included
+                                        (keep_state or resume only) */
+    uint64_t body_bytes, body_lines; /* the chain position resumed at (0: fresh) */
+    at_buf saved_source;             /* a resumed state's source, when opts had none */
+    call_map calls;                  /* tool calls before the state point (resume, keep_state) */
+    at_buf state;                    /* keep_state: the blob being built in finish */
 
     /* scratch, reused for every entry (tmp: a decoded timestamp, then each
      * written event_id token; tmp2: hook output and id seeds) */
@@ -790,6 +821,519 @@ static at_result do_line(at_import *im, const char *p, size_t n, at_error *err)
     return AT_OK;
 }
 
+/* ---- the tool-call map (incremental import) ------------------------------ */
+
+static void call_key(const char *s, size_t n, uint8_t key[CALL_KEY])
+{
+    uint8_t dg[AT_SHA256_LEN];
+    at_sha256_oneshot(s, n, dg);
+    memcpy(key, dg, CALL_KEY);
+}
+
+static size_t call_slot(const uint8_t *key, size_t mask)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof h); /* already uniform: a digest */
+    return (size_t)h & mask;
+}
+
+static const call_id *calls_find(const call_map *m, const uint8_t *key)
+{
+    if (!m->nslots)
+        return NULL;
+    size_t mask = m->nslots - 1;
+    for (size_t i = call_slot(key, mask);; i = (i + 1) & mask) {
+        uint32_t s = m->slots[i];
+        if (!s)
+            return NULL;
+        if (memcmp(m->v[s - 1].key, key, CALL_KEY) == 0)
+            return &m->v[s - 1];
+    }
+}
+
+static void calls_put_slot(uint32_t *slots, size_t nslots, const uint8_t *key, uint32_t idx)
+{
+    size_t mask = nslots - 1, i = call_slot(key, mask);
+    while (slots[i])
+        i = (i + 1) & mask;
+    slots[i] = idx + 1;
+}
+
+/* Records a call unless one with the same key is known: the first wins. */
+static at_result calls_add(call_map *m, const uint8_t *key, const char *eid, size_t eid_len)
+{
+    if (calls_find(m, key))
+        return AT_OK;
+    if (m->n >= UINT32_MAX / 4 || eid_len > AT_MAX_EVENT_ID_BYTES)
+        return AT_ERR_TOO_BIG;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        call_id *v = realloc(m->v, cap * sizeof *v);
+        if (!v)
+            return AT_ERR_NOMEM;
+        m->v = v;
+        m->cap = cap;
+    }
+    if ((m->n + 1) * 2 > m->nslots) {
+        size_t nslots = m->nslots ? m->nslots * 2 : 64;
+        uint32_t *slots = calloc(nslots, sizeof *slots);
+        if (!slots)
+            return AT_ERR_NOMEM;
+        for (size_t j = 0; j < m->n; j++)
+            calls_put_slot(slots, nslots, m->v[j].key, (uint32_t)j);
+        free(m->slots);
+        m->slots = slots;
+        m->nslots = nslots;
+    }
+    call_id *c = &m->v[m->n];
+    memcpy(c->key, key, CALL_KEY);
+    c->eid_len = (uint8_t)eid_len;
+    if (eid_len)
+        memcpy(c->eid, eid, eid_len);
+    calls_put_slot(m->slots, m->nslots, key, (uint32_t)m->n);
+    m->n++;
+    return AT_OK;
+}
+
+/* ---- the saved state ----------------------------------------------------- */
+
+/* The state blob. Integers little-endian; str = u32 length + bytes;
+ * num (at_pynum) = u8 is_float + i64 + f64 (IEEE bits).
+ *   "ATIMPST" u8 version (STATE_VERSION)
+ *   u64 N                 transcript bytes consumed: where the next import resumes
+ *   midstate              of SHA-256 over those bytes (AT_SHA256_STATE_LEN)
+ *   u64 u64 u32 u32 u32   UTF-8 validator: offset, seq_start, need, cp, min
+ *   u64 u8 str            line assembly: offset, after_cr, the unfinished line
+ *   u8 str*6              have_sid, sid, branch, version, agent_id, parent_sid, source
+ *   u64 f64 f64 u8        entry_no, started_at, last_ts, have_start
+ *   i64 i64 num num       tool_calls, llm_requests, total_tokens, total_duration_ms
+ *   u64*4                 skipped, objects, redacted_events, events
+ *   32 u8 u64 u64 midstate  chain: head, have_head, lines, bytes, file digest
+ *   u32 n, n*(str str)    links: agent id, tool-use id
+ *   u32 n, n*(16 u8 id)   calls: key, event id length, event id
+ *   32                    SHA-256 of everything above
+ * Event lines are not in it: the chain position stands for them. */
+#define STATE_MAGIC   "ATIMPST"
+#define STATE_VERSION 1
+#define STATE_MIN     (8 + 8 + AT_SHA256_LEN)
+
+typedef struct {
+    at_buf *b;
+    at_result r; /* sticky */
+} st_writer;
+
+static void w_raw(st_writer *w, const void *p, size_t n)
+{
+    if (w->r == AT_OK)
+        w->r = at_buf_add(w->b, p, n);
+}
+
+static void w_u8(st_writer *w, unsigned v)
+{
+    uint8_t c = (uint8_t)v;
+    w_raw(w, &c, 1);
+}
+
+static void w_u32(st_writer *w, uint32_t v)
+{
+    uint8_t p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    w_raw(w, p, 4);
+}
+
+static void w_u64(st_writer *w, uint64_t v)
+{
+    uint8_t p[8];
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    w_raw(w, p, 8);
+}
+
+static void w_f64(st_writer *w, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    w_u64(w, u);
+}
+
+static void w_str(st_writer *w, const char *p, size_t n)
+{
+    if (n > UINT32_MAX) {
+        if (w->r == AT_OK)
+            w->r = AT_ERR_TOO_BIG;
+        return;
+    }
+    w_u32(w, (uint32_t)n);
+    w_raw(w, p, n);
+}
+
+static void w_num(st_writer *w, at_pynum v)
+{
+    w_u8(w, v.is_float);
+    w_u64(w, (uint64_t)v.i);
+    w_f64(w, v.f);
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, off;
+    at_result r;     /* sticky: AT_ERR_INVALID (malformed) or AT_ERR_NOMEM */
+    const char *why; /* for AT_ERR_INVALID */
+} st_reader;
+
+static void r_fail(st_reader *r, const char *why)
+{
+    if (r->r == AT_OK) {
+        r->r = AT_ERR_INVALID;
+        r->why = why;
+    }
+}
+
+static const uint8_t *r_take(st_reader *r, size_t n)
+{
+    if (r->r != AT_OK)
+        return NULL;
+    if (r->n - r->off < n) {
+        r_fail(r, "truncated");
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+static void r_raw(st_reader *r, void *out, size_t n)
+{
+    const uint8_t *p = r_take(r, n);
+    if (p)
+        memcpy(out, p, n);
+    else
+        memset(out, 0, n);
+}
+
+static uint8_t r_u8(st_reader *r)
+{
+    const uint8_t *p = r_take(r, 1);
+    return p ? *p : 0;
+}
+
+static bool r_bool(st_reader *r)
+{
+    uint8_t v = r_u8(r);
+    if (v > 1)
+        r_fail(r, "a flag is not 0 or 1");
+    return v == 1;
+}
+
+static uint32_t r_u32(st_reader *r)
+{
+    const uint8_t *p = r_take(r, 4);
+    uint32_t v = 0;
+    for (int i = 3; p && i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t r_u64(st_reader *r)
+{
+    const uint8_t *p = r_take(r, 8);
+    uint64_t v = 0;
+    for (int i = 7; p && i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static double r_f64(st_reader *r)
+{
+    uint64_t u = r_u64(r);
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+/* Appends a str of at most max bytes to out; NULs refused when C strings
+ * are wanted (nul_ok false). */
+static void r_str(st_reader *r, at_buf *out, size_t max, bool nul_ok)
+{
+    uint32_t n = r_u32(r);
+    if (r->r == AT_OK && n > max) {
+        r_fail(r, "a string is too long");
+        return;
+    }
+    const uint8_t *p = r_take(r, n);
+    if (!p)
+        return;
+    if (!nul_ok && memchr(p, 0, n)) {
+        r_fail(r, "a NUL inside an id");
+        return;
+    }
+    at_result res = at_buf_add(out, p, n);
+    if (res != AT_OK && r->r == AT_OK)
+        r->r = res;
+}
+
+static at_pynum r_num(st_reader *r)
+{
+    at_pynum v;
+    v.is_float = r_bool(r);
+    v.i = (int64_t)r_u64(r);
+    v.f = r_f64(r);
+    if (v.is_float ? v.i != 0 : (v.f != 0.0 || signbit(v.f)))
+        r_fail(r, "a number is neither an int nor a float");
+    return v;
+}
+
+/* Writes the state as it is now, except the call map (state_end adds it
+ * once the calls of out_fd up to this point are known). */
+static at_result state_begin(at_import *im, at_buf *b)
+{
+    st_writer w = {b, AT_OK};
+    uint8_t hs[AT_SHA256_STATE_LEN];
+    at_chain_pos pos;
+    const char *src = im->opts.source ? im->opts.source : "";
+    w_raw(&w, STATE_MAGIC, 7);
+    w_u8(&w, STATE_VERSION);
+    w_u64(&w, im->utf8.offset);
+    at_sha256_export(im->input_hash, hs);
+    w_raw(&w, hs, sizeof hs);
+    /* a sequence in progress, or zeros (what is left of the last one
+     * does not matter) */
+    bool seq = im->utf8.need > 0;
+    w_u64(&w, im->utf8.offset);
+    w_u64(&w, seq ? im->utf8.seq_start : 0);
+    w_u32(&w, im->utf8.need);
+    w_u32(&w, seq ? im->utf8.cp : 0);
+    w_u32(&w, seq ? im->utf8.min : 0);
+    w_u64(&w, im->offset);
+    w_u8(&w, im->after_cr);
+    w_str(&w, im->line.data, im->line.len);
+    w_u8(&w, im->have_sid);
+    const at_buf *ids[] = {&im->sid, &im->branch, &im->version, &im->agent_id, &im->parent_sid};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        w_str(&w, ids[i]->data, ids[i]->len);
+    w_str(&w, src, strlen(src));
+    w_u64(&w, im->entry_no);
+    w_f64(&w, im->started_at);
+    w_f64(&w, im->last_ts);
+    w_u8(&w, im->have_start);
+    w_u64(&w, (uint64_t)im->tool_calls);
+    w_u64(&w, (uint64_t)im->llm_requests);
+    w_num(&w, im->total_tokens);
+    w_num(&w, im->total_duration_ms);
+    w_u64(&w, im->skipped);
+    w_u64(&w, im->objects);
+    w_u64(&w, im->redacted_events);
+    w_u64(&w, im->events);
+    at_chain_writer_pos(&im->w, &pos);
+    w_raw(&w, pos.head, AT_SHA256_LEN);
+    w_u8(&w, pos.have_head);
+    w_u64(&w, pos.lines);
+    w_u64(&w, pos.bytes);
+    w_raw(&w, pos.file_state, AT_SHA256_STATE_LEN);
+    w_u32(&w, (uint32_t)im->nlinks);
+    for (size_t i = 0; i < im->nlinks; i++) {
+        w_str(&w, im->links[i].agent_id, strlen(im->links[i].agent_id));
+        w_str(&w, im->links[i].tool_use_id, strlen(im->links[i].tool_use_id));
+    }
+    return w.r;
+}
+
+/* Appends the call map and the checksum. */
+static at_result state_end(at_import *im, at_buf *b)
+{
+    st_writer w = {b, AT_OK};
+    w_u32(&w, (uint32_t)im->calls.n);
+    for (size_t i = 0; i < im->calls.n; i++) {
+        const call_id *c = &im->calls.v[i];
+        w_raw(&w, c->key, CALL_KEY);
+        w_u8(&w, c->eid_len);
+        w_raw(&w, c->eid, c->eid_len);
+    }
+    if (w.r == AT_OK) {
+        uint8_t dg[AT_SHA256_LEN];
+        at_sha256_oneshot(b->data, b->len, dg);
+        w_raw(&w, dg, sizeof dg);
+    }
+    return w.r;
+}
+
+/* Is s well-formed WTF-8 (UTF-8 in which lone surrogates may be encoded),
+ * as every string the importer decodes is? A state's strings must be. */
+static bool wtf8_ok(const char *p, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t k;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            k = 1, cp = c & 0x1f, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2, cp = c & 0x0f, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (n - i - 1 < k)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + j] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff)
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* Do the unfinished line's bytes agree with the validator's state? They
+ * are what followed the last line end (ASCII), so they validate on their
+ * own, and a sequence in progress is their tail. */
+static bool line_matches_utf8(const at_buf *line, const at_utf8_state *st)
+{
+    at_utf8_state u = {0};
+    int64_t bad;
+    if (line->len > st->offset || at_utf8_feed(&u, line->data ? line->data : "", line->len, &bad) != AT_OK ||
+        u.need != st->need)
+        return false;
+    if (!st->need)
+        return st->seq_start == 0 && st->cp == 0 && st->min == 0;
+    return u.cp == st->cp && u.min == st->min && u.seq_start + (st->offset - line->len) == st->seq_start;
+}
+
+static char *dup_mem(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s) {
+        if (n)
+            memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+/* Restores im from a blob; pos gets the chain position. */
+static at_result state_load(at_import *im, const void *blob, size_t len, at_chain_pos *pos, at_error *err)
+{
+    const uint8_t *p = blob;
+    if (!blob || len < STATE_MIN)
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid import state: truncated");
+    if (memcmp(p, STATE_MAGIC, 7) != 0)
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid import state: not an import state");
+    if (p[7] != STATE_VERSION)
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid import state: version %u, not %u", p[7],
+                            STATE_VERSION);
+    uint8_t dg[AT_SHA256_LEN];
+    at_sha256_oneshot(p, len - AT_SHA256_LEN, dg);
+    if (memcmp(dg, p + len - AT_SHA256_LEN, AT_SHA256_LEN) != 0)
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid import state: checksum mismatch");
+
+    st_reader r = {p, len - AT_SHA256_LEN, 8, AT_OK, NULL};
+    uint8_t hs[AT_SHA256_STATE_LEN];
+    uint64_t n = r_u64(&r);
+    r_raw(&r, hs, sizeof hs);
+    im->utf8.offset = r_u64(&r);
+    im->utf8.seq_start = r_u64(&r);
+    im->utf8.need = r_u32(&r);
+    im->utf8.cp = r_u32(&r);
+    im->utf8.min = r_u32(&r);
+    im->offset = r_u64(&r);
+    im->after_cr = r_bool(&r);
+    r_str(&r, &im->line, AT_MAX_LINE_BYTES, true);
+    im->have_sid = r_bool(&r);
+    at_buf *ids[] = {&im->sid, &im->branch, &im->version, &im->agent_id, &im->parent_sid};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        r_str(&r, ids[i], AT_MAX_LINE_BYTES, true);
+    r_str(&r, &im->saved_source, AT_MAX_LINE_BYTES, false); /* the caller's C string, any bytes */
+    im->entry_no = r_u64(&r);
+    im->started_at = r_f64(&r);
+    im->last_ts = r_f64(&r);
+    im->have_start = r_bool(&r);
+    im->tool_calls = (int64_t)r_u64(&r);
+    im->llm_requests = (int64_t)r_u64(&r);
+    im->total_tokens = r_num(&r);
+    im->total_duration_ms = r_num(&r);
+    im->skipped = r_u64(&r);
+    im->objects = r_u64(&r);
+    im->redacted_events = r_u64(&r);
+    im->events = r_u64(&r);
+    r_raw(&r, pos->head, AT_SHA256_LEN);
+    pos->have_head = r_bool(&r);
+    pos->lines = r_u64(&r);
+    pos->bytes = r_u64(&r);
+    r_raw(&r, pos->file_state, AT_SHA256_STATE_LEN);
+    uint32_t nlinks = r_u32(&r);
+    if (nlinks > MAX_LINKS)
+        r_fail(&r, "too many links");
+    if (r.r == AT_OK && nlinks && !(im->links = calloc(nlinks, sizeof *im->links)))
+        r.r = AT_ERR_NOMEM;
+    at_buf a, t;
+    at_buf_init(&a, 0);
+    at_buf_init(&t, 0);
+    for (uint32_t i = 0; i < nlinks && r.r == AT_OK; i++) {
+        at_buf_reset(&a);
+        at_buf_reset(&t);
+        r_str(&r, &a, AT_MAX_LINE_BYTES, false);
+        r_str(&r, &t, AT_MAX_LINE_BYTES, false);
+        if (r.r != AT_OK)
+            break;
+        im->links[i].agent_id = dup_mem(a.data, a.len);
+        im->links[i].tool_use_id = dup_mem(t.data, t.len);
+        im->nlinks = im->links_cap = i + 1;
+        if (!im->links[i].agent_id || !im->links[i].tool_use_id)
+            r.r = AT_ERR_NOMEM;
+    }
+    at_buf_fini(&a);
+    at_buf_fini(&t);
+    uint32_t ncalls = r_u32(&r);
+    for (uint32_t i = 0; i < ncalls && r.r == AT_OK; i++) {
+        uint8_t key[CALL_KEY];
+        char eid[AT_MAX_EVENT_ID_BYTES];
+        r_raw(&r, key, CALL_KEY);
+        uint8_t el = r_u8(&r);
+        if (el > AT_MAX_EVENT_ID_BYTES)
+            r_fail(&r, "an event id is too long");
+        r_raw(&r, eid, r.r == AT_OK ? el : 0);
+        if (r.r == AT_OK)
+            r.r = calls_add(&im->calls, key, eid, el);
+    }
+    if (r.r == AT_OK && r.off != r.n)
+        r_fail(&r, "trailing bytes");
+    /* What the counts must agree on, so that a state is one we wrote. */
+    if (r.r == AT_OK && (im->utf8.offset != n || im->offset != n || im->utf8.need > 3 ||
+                         im->utf8.seq_start > n || (im->after_cr && im->line.len) ||
+                         pos->lines != im->events || im->tool_calls < 0 || im->llm_requests < 0))
+        r_fail(&r, "inconsistent counts");
+    if (r.r == AT_OK && !line_matches_utf8(&im->line, &im->utf8))
+        r_fail(&r, "the unfinished line does not match the UTF-8 state");
+    for (size_t i = 0; r.r == AT_OK && i < sizeof ids / sizeof *ids; i++)
+        if (!wtf8_ok(ids[i]->data, ids[i]->len))
+            r_fail(&r, "a string is not WTF-8");
+    for (size_t i = 0; r.r == AT_OK && i < im->nlinks; i++)
+        if (!wtf8_ok(im->links[i].agent_id, strlen(im->links[i].agent_id)) ||
+            !wtf8_ok(im->links[i].tool_use_id, strlen(im->links[i].tool_use_id)))
+            r_fail(&r, "a link is not WTF-8");
+    if (r.r == AT_OK &&
+        (at_sha256_import(im->input_hash, hs) != AT_OK || at_sha256_count(im->input_hash) != n))
+        r_fail(&r, "bad transcript digest");
+    if (r.r == AT_ERR_NOMEM)
+        return oom(err);
+    if (r.r != AT_OK)
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid import state: %s", r.why);
+    if (!im->have_sid)
+        return at_error_set(err, AT_ERR_INVALID, -1, "cannot resume: no entry named the session yet");
+    if (!im->sid.len || at_json_write_wtf8(&im->sid_json, im->sid.data, im->sid.len) != AT_OK)
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid import state: empty session id");
+    return AT_OK;
+}
+
 at_import *at_import_new(const at_import_options *opts, at_error *err)
 {
     at_import *im = calloc(1, sizeof *im);
@@ -798,11 +1342,13 @@ at_import *at_import_new(const at_import_options *opts, at_error *err)
         return NULL;
     }
     im->opts = *opts;
+    im->opts.resume = NULL; /* borrowed for this call only */
     im->spill_fd = -1;
     at_buf_init(&im->line, AT_MAX_LINE_BYTES);
     at_json_doc_init(&im->doc);
-    at_buf *bufs[] = {&im->sid,     &im->sid_json, &im->branch, &im->version, &im->agent_id, &im->parent_sid,
-                      &im->pending, &im->data,     &im->text,   &im->tmp,     &im->tmp2,     &im->uuid_buf};
+    at_buf *bufs[] = {&im->sid,        &im->sid_json, &im->branch,       &im->version, &im->agent_id,
+                      &im->parent_sid, &im->pending,  &im->data,         &im->text,    &im->tmp,
+                      &im->tmp2,       &im->uuid_buf, &im->saved_source, &im->state};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         at_buf_init(bufs[i], 0);
     im->style = AT_JSON_COMPACT;
@@ -810,16 +1356,42 @@ at_import *at_import_new(const at_import_options *opts, at_error *err)
         im->style.hook = at_redact_hook;
         im->style.hook_ctx = opts->redact;
     }
-    im->source_name = strdup(basename_of(opts->source ? opts->source : "upload.jsonl"));
     at_fd_sink_init(&im->sink, opts->out_fd);
-    if (!im->source_name || at_chain_writer_init(&im->w, at_fd_sink_write, &im->sink, NULL) != AT_OK) {
+    /* Hashing the transcript costs a plain import about a quarter of its
+     * speed: only imports that take part in resuming do it. */
+    if ((opts->keep_state || opts->resume) && !(im->input_hash = at_sha256_new())) {
         oom(err);
-        at_import_free(im);
-        return NULL;
+        goto fail;
+    }
+    at_result r;
+    if (opts->resume) {
+        at_chain_pos pos;
+        if (state_load(im, opts->resume, opts->resume_len, &pos, err) != AT_OK)
+            goto fail;
+        if (!im->opts.source && im->saved_source.len)
+            im->opts.source = im->saved_source.data;
+        if ((r = at_chain_writer_resume(&im->w, at_fd_sink_write, &im->sink, &pos)) != AT_OK) {
+            at_error_set(err, r, -1,
+                         r == AT_ERR_INVALID ? "invalid import state: bad chain position" : "out of memory");
+            goto fail;
+        }
+        im->body_bytes = pos.bytes;
+        im->body_lines = pos.lines;
+    } else if (at_chain_writer_init(&im->w, at_fd_sink_write, &im->sink, NULL) != AT_OK) {
+        oom(err);
+        goto fail;
+    }
+    im->source_name = strdup(basename_of(im->opts.source ? im->opts.source : "upload.jsonl"));
+    if (!im->source_name) {
+        oom(err);
+        goto fail;
     }
     im->w.on_line = opts->on_line;
     im->w.on_line_ctx = opts->on_line_ctx;
     return im;
+fail:
+    at_import_free(im);
+    return NULL;
 }
 
 void at_import_free(at_import *im)
@@ -842,6 +1414,11 @@ void at_import_free(at_import *im)
     }
     free(im->links);
     free(im->source_name);
+    at_sha256_free(im->input_hash);
+    at_buf_fini(&im->saved_source);
+    at_buf_fini(&im->state);
+    free(im->calls.v);
+    free(im->calls.slots);
     free(im);
 }
 
@@ -862,6 +1439,8 @@ at_result at_import_feed(at_import *im, const char *p, size_t n, at_error *err)
         im->failed = AT_ERR_UTF8;
         return at_error_set(err, AT_ERR_UTF8, bad, "invalid UTF-8 at byte offset %lld", (long long)bad);
     }
+    if (im->input_hash)
+        at_sha256_update(im->input_hash, p, n);
     const char *end = p + n;
     at_result r = AT_OK;
     if (n && im->after_cr && *p == '\n') {
@@ -917,11 +1496,105 @@ fail:
     return r;
 }
 
-static at_result resolve_links(at_import *im, at_import_result *res)
+/* One pass over the event lines this import wrote to out_fd (only when
+ * something needs it): resolves each link (when links is non-NULL) to the
+ * first tool_call whose request_id is the link's tool-use id, looking first
+ * at the calls of earlier imports (im->calls), and records in im->calls the
+ * first call per request id among the lines that start before out_fd
+ * offset record_to (0: none). */
+static at_result scan_calls(at_import *im, at_import_link *links, uint64_t record_to)
 {
-    /* Resolve spawning tool_use ids to event ids by one pass over the events
-     * just written (only when this transcript spawned subagents). */
     at_result r = AT_OK;
+    size_t nlinks = links ? im->nlinks : 0;
+    /* done[i]: link i met its tool_call (the first one with that request_id),
+     * whether or not that call's id could be kept */
+    bool *done = calloc(nlinks ? nlinks : 1, sizeof *done);
+    if (!done)
+        return AT_ERR_NOMEM;
+    size_t unresolved = nlinks;
+    uint8_t key[CALL_KEY];
+    for (size_t i = 0; i < nlinks && im->calls.n; i++) {
+        call_key(im->links[i].tool_use_id, strlen(im->links[i].tool_use_id), key);
+        const call_id *c = calls_find(&im->calls, key);
+        if (!c)
+            continue;
+        done[i] = true;
+        unresolved--;
+        memcpy(links[i].event_id, c->eid, c->eid_len);
+        links[i].event_id_len = c->eid_len;
+    }
+    at_buf chunk, id, rid;
+    at_json_doc d;
+    at_buf_init(&chunk, 0);
+    at_buf_init(&id, 0);
+    at_buf_init(&rid, 0);
+    at_json_doc_init(&d);
+    static const char prefix[] = "{\"event_type\":\"tool_call\"";
+    uint64_t off = 0;  /* bytes read */
+    uint64_t base = 0; /* out_fd offset of chunk.data[0] */
+    while (r == AT_OK && (unresolved || off < record_to)) {
+        if ((r = at_buf_reserve(&chunk, 1 << 20)) != AT_OK)
+            break;
+        ssize_t k = pread(im->opts.out_fd, chunk.data + chunk.len, 1 << 20, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            r = AT_ERR_IO;
+            break;
+        }
+        if (k == 0)
+            break;
+        off += (uint64_t)k;
+        chunk.len += (size_t)k;
+        char *s = chunk.data, *end = chunk.data + chunk.len, *nl;
+        while (r == AT_OK && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+            size_t n = (size_t)(nl - s);
+            bool record = base + (uint64_t)(s - chunk.data) < record_to;
+            if ((record || unresolved) && n > sizeof prefix - 1 &&
+                memcmp(s, prefix, sizeof prefix - 1) == 0 && at_json_parse(&d, s, n, NULL) == AT_OK) {
+                uint32_t rq = at_json_get(&d, at_json_get(&d, 0, "data"), "request_id");
+                uint32_t eid = at_json_get(&d, 0, "event_id");
+                /* The id is decoded WTF-8 (a uuid prefix can be up to
+                 * EID_MAX_BYTES of any characters, NULs included). */
+                at_buf_reset(&id);
+                bool have_id = at_json_is(&d, eid, AT_JSON_STRING) &&
+                               at_json_str_decode(&d, eid, &id) == AT_OK && id.len &&
+                               id.len <= AT_MAX_EVENT_ID_BYTES;
+                size_t id_len = have_id ? id.len : 0;
+                for (size_t i = 0; rq != AT_JSON_NONE && i < nlinks && unresolved; i++) {
+                    if (done[i] ||
+                        !at_json_str_eq(&d, rq, im->links[i].tool_use_id, strlen(im->links[i].tool_use_id)))
+                        continue;
+                    done[i] = true;
+                    unresolved--;
+                    if (id_len)
+                        memcpy(links[i].event_id, id.data, id_len);
+                    links[i].event_id_len = id_len;
+                }
+                if (record && at_json_is(&d, rq, AT_JSON_STRING) && d.nodes[rq].len) {
+                    at_buf_reset(&rid);
+                    if ((r = at_json_str_decode(&d, rq, &rid)) != AT_OK)
+                        break;
+                    call_key(rid.data, rid.len, key);
+                    r = calls_add(&im->calls, key, id.data, id_len);
+                }
+            }
+            s = nl + 1;
+        }
+        base += (uint64_t)(s - chunk.data);
+        memmove(chunk.data, s, (size_t)(end - s));
+        chunk.len = (size_t)(end - s);
+    }
+    at_json_doc_fini(&d);
+    at_buf_fini(&rid);
+    at_buf_fini(&id);
+    at_buf_fini(&chunk);
+    free(done);
+    return r;
+}
+
+static at_result resolve_links(at_import *im, at_import_result *res, uint64_t record_to)
+{
     res->links = calloc(im->nlinks ? im->nlinks : 1, sizeof *res->links);
     if (!res->links)
         return AT_ERR_NOMEM;
@@ -931,68 +1604,9 @@ static at_result resolve_links(at_import *im, at_import_result *res)
             return AT_ERR_NOMEM;
         res->nlinks++;
     }
-    if (!im->nlinks)
+    if (!im->nlinks && !record_to)
         return AT_OK;
-    /* done[i]: link i met its tool_call (the first one with that request_id),
-     * whether or not that call's id could be kept */
-    bool *done = calloc(im->nlinks, sizeof *done);
-    if (!done)
-        return AT_ERR_NOMEM;
-    at_buf chunk, line;
-    at_json_doc d;
-    at_buf_init(&chunk, 0);
-    at_buf_init(&line, 0);
-    at_json_doc_init(&d);
-    static const char prefix[] = "{\"event_type\":\"tool_call\"";
-    off_t off = 0;
-    size_t unresolved = im->nlinks;
-    while (r == AT_OK && unresolved) {
-        if ((r = at_buf_reserve(&chunk, 1 << 20)) != AT_OK)
-            break;
-        ssize_t k = pread(im->opts.out_fd, chunk.data + chunk.len, 1 << 20, off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            r = AT_ERR_IO;
-            break;
-        }
-        if (k == 0)
-            break;
-        off += k;
-        chunk.len += (size_t)k;
-        char *s = chunk.data, *end = chunk.data + chunk.len, *nl;
-        while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
-            size_t n = (size_t)(nl - s);
-            if (n > sizeof prefix - 1 && memcmp(s, prefix, sizeof prefix - 1) == 0 &&
-                at_json_parse(&d, s, n, NULL) == AT_OK) {
-                uint32_t rid = at_json_get(&d, at_json_get(&d, 0, "data"), "request_id");
-                uint32_t eid = at_json_get(&d, 0, "event_id");
-                for (size_t i = 0; rid != AT_JSON_NONE && i < im->nlinks; i++) {
-                    if (done[i] ||
-                        !at_json_str_eq(&d, rid, im->links[i].tool_use_id, strlen(im->links[i].tool_use_id)))
-                        continue;
-                    done[i] = true;
-                    unresolved--;
-                    /* The id is decoded WTF-8 (a uuid prefix can be up to
-                     * EID_MAX_BYTES of any characters, NULs included). */
-                    at_buf_reset(&line);
-                    if (at_json_is(&d, eid, AT_JSON_STRING) && at_json_str_decode(&d, eid, &line) == AT_OK &&
-                        line.len && line.len <= AT_MAX_EVENT_ID_BYTES) {
-                        memcpy(res->links[i].event_id, line.data, line.len);
-                        res->links[i].event_id_len = line.len;
-                    }
-                }
-            }
-            s = nl + 1;
-        }
-        memmove(chunk.data, s, (size_t)(end - s));
-        chunk.len = (size_t)(end - s);
-    }
-    at_json_doc_fini(&d);
-    at_buf_fini(&line);
-    at_buf_fini(&chunk);
-    free(done);
-    return r;
+    return scan_calls(im, res->links, record_to);
 }
 
 static at_result build_meta(at_import *im, at_import_result *res, double ended_at)
@@ -1039,13 +1653,7 @@ out:
 
 static char *dup_buf(const at_buf *b)
 {
-    char *p = malloc(b->len + 1);
-    if (p) {
-        if (b->len)
-            memcpy(p, b->data, b->len);
-        p[b->len] = 0;
-    }
-    return p;
+    return dup_mem(b->data, b->len);
 }
 
 at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
@@ -1055,10 +1663,28 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
     at_meta_init(&res->meta);
     if (im->failed)
         return at_error_set(err, im->failed, -1, "import already failed");
+    /* The state to resume from is the one before the finishing steps: the
+     * last line unparsed (more bytes may extend it), held events held. */
+    uint64_t record_to = 0; /* out_fd bytes written before that point */
+    if (im->opts.keep_state) {
+        record_to = im->w.bytes - im->body_bytes;
+        at_buf_reset(&im->state);
+        if ((r = state_begin(im, &im->state)) != AT_OK)
+            return at_error_set(err, r, -1, "cannot save the import state: %s", at_result_str(r));
+    }
     int64_t bad;
-    if (at_utf8_finish(&im->utf8, &bad) != AT_OK)
+    if (at_utf8_finish(&im->utf8, &bad) != AT_OK) {
+        /* A sequence cut at the end: the input so far is a valid prefix,
+         * so its state is still worth keeping (see importer.h). */
+        im->failed = AT_ERR_UTF8;
+        if (im->opts.keep_state && at_fd_sink_flush(&im->sink) == AT_OK &&
+            scan_calls(im, NULL, record_to) == AT_OK && state_end(im, &im->state) == AT_OK)
+            res->state = at_buf_steal(&im->state, &res->state_len);
+        res->body_bytes = im->body_bytes;
+        res->body_lines = im->body_lines;
         return at_error_set(err, AT_ERR_UTF8, bad, "invalid UTF-8 at byte offset %lld (truncated sequence)",
                             (long long)bad);
+    }
     if (im->line.len) {
         if ((r = do_line(im, im->line.data, im->line.len, err)) != AT_OK)
             return r;
@@ -1112,6 +1738,10 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
     res->object_lines = im->objects;
     res->redacted_events = im->redacted_events;
     res->bytes = im->utf8.offset;
+    if (im->input_hash)
+        at_sha256_final(im->input_hash, res->transcript_sha256);
+    res->body_bytes = im->body_bytes;
+    res->body_lines = im->body_lines;
     at_chain_writer_digest(&im->w, res->events_sha256);
     memcpy(res->head, im->w.head, AT_SHA256_LEN);
     res->session_id = dup_buf(&im->sid);
@@ -1122,8 +1752,13 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
         return oom(err);
     if ((r = build_meta(im, res, ended_at)) != AT_OK)
         return at_error_set(err, r, -1, "cannot build session metadata");
-    if ((r = resolve_links(im, res)) != AT_OK)
+    if ((r = resolve_links(im, res, record_to)) != AT_OK)
         return at_error_set(err, r, -1, "cannot resolve subagent links");
+    if (im->opts.keep_state) {
+        if ((r = state_end(im, &im->state)) != AT_OK)
+            return at_error_set(err, r, -1, "cannot save the import state: %s", at_result_str(r));
+        res->state = at_buf_steal(&im->state, &res->state_len);
+    }
     return AT_OK;
 }
 
@@ -1136,5 +1771,6 @@ void at_import_result_fini(at_import_result *res)
     for (size_t i = 0; i < res->nlinks; i++)
         free(res->links[i].agent_id);
     free(res->links);
+    free(res->state);
     memset(res, 0, sizeof *res);
 }

@@ -70,6 +70,28 @@ typedef struct {
  * the bytes written from now on. */
 at_result at_chain_writer_init(at_chain_writer *w, at_sink_fn sink, void *ctx,
                                const uint8_t *prev_head) AT_WUR;
+
+/* Where a writer stands after its last line: everything another writer
+ * needs to go on as if it had written those lines itself. A plain value. */
+typedef struct {
+    uint8_t head[AT_SHA256_LEN]; /* SHA-256 of the last line (valid if have_head) */
+    bool have_head;
+    uint64_t lines;                          /* lines written */
+    uint64_t bytes;                          /* bytes written */
+    uint8_t file_state[AT_SHA256_STATE_LEN]; /* midstate of the file digest (at_sha256_export) */
+} at_chain_pos;
+
+/* Records w's position in pos. */
+void at_chain_writer_pos(const at_chain_writer *w, at_chain_pos *pos);
+/* Starts a writer at pos, as one that already wrote pos->lines lines
+ * (pos->bytes bytes) into the destination: the next line chains to
+ * pos->head, on_line numbers and offsets continue from pos, and
+ * at_chain_writer_digest covers the old bytes and the new ones. Fails with
+ * AT_ERR_INVALID (w left finalized) when pos->file_state does not import or
+ * does not cover exactly pos->bytes bytes, or lines were written without a
+ * head; AT_ERR_NOMEM. */
+at_result at_chain_writer_resume(at_chain_writer *w, at_sink_fn sink, void *ctx,
+                                 const at_chain_pos *pos) AT_WUR;
 void at_chain_writer_fini(at_chain_writer *w);
 /* Serializes ev as the next line and writes it with its "\n". */
 at_result at_chain_write(at_chain_writer *w, const at_event_json *ev) AT_WUR;
