@@ -1,5 +1,6 @@
 /* cli_import.c - `agent-traced import`: transcripts from files or stdin into storage. */
 #include "cli.h"
+#include "api/report.h"
 
 #include "agenttrace/importer.h"
 #include "agenttrace/json.h"
@@ -20,7 +21,8 @@ static const char usage[] =
     "Imports Claude Code transcripts (JSONL; '-' reads standard input) into the\n"
     "storage directory, one agent-trace session per file, and prints one JSON\n"
     "line per file: session_id, events, tool_calls, llm_requests, total_tokens,\n"
-    "events_sha256, head, skipped_lines.\n"
+    "events_sha256, head, skipped_lines, result (created, unchanged, extended or\n"
+    "replaced), version, previous_head (and stale: true for an older snapshot).\n"
     "\n"
     "  --storage DIR   storage directory (default: $AGENT_STRACE_STORAGE, else\n"
     "                  ./.agent-traces)\n"
@@ -37,32 +39,11 @@ static const char usage[] =
 
 #define BLOCK (1u << 20)
 
-/* Appends one `"key": value` of the summary line. */
-static int put_num(at_buf *b, const char *key, const char *num, int first)
-{
-    return at_buf_printf(b, "%s\"%s\": %s", first ? "{" : ", ", key, num) != AT_OK;
-}
-
-static int print_summary(const at_import_result *res)
+static int print_summary(const at_import_result *res, const at_commit_info *info)
 {
     at_buf b;
-    char n[32], hex[AT_SHA256_HEX];
-    int bad = 0;
     at_buf_init(&b, 0);
-    bad |= at_buf_adds(&b, "{\"session_id\": ") != AT_OK;
-    bad |= at_json_write_wtf8(&b, res->session_id, strlen(res->session_id)) != AT_OK;
-    snprintf(n, sizeof n, "%llu", (unsigned long long)res->events);
-    bad |= put_num(&b, "events", n, 0);
-    bad |= put_num(&b, "tool_calls", res->tool_calls, 0);
-    bad |= put_num(&b, "llm_requests", res->llm_requests, 0);
-    bad |= put_num(&b, "total_tokens", res->total_tokens, 0);
-    at_hex(res->events_sha256, AT_SHA256_LEN, hex);
-    bad |= at_buf_printf(&b, ", \"events_sha256\": \"%s\"", hex) != AT_OK;
-    at_hex(res->head, AT_SHA256_LEN, hex);
-    bad |= at_buf_printf(&b, ", \"head\": \"%s\"", hex) != AT_OK;
-    snprintf(n, sizeof n, "%llu", (unsigned long long)res->skipped_lines);
-    bad |= put_num(&b, "skipped_lines", n, 0);
-    bad |= at_buf_adds(&b, "}\n") != AT_OK;
+    int bad = report_import(&b, res, info) != AT_OK || at_buf_addc(&b, '\n') != AT_OK;
     if (!bad)
         fwrite(b.data, 1, b.len, stdout);
     at_buf_fini(&b);
@@ -124,7 +105,7 @@ static int import_one(at_store *store, const char *file, const char *source_opt,
     at_commit_info info;
     if (at_store_commit_import(store, &st, &res, &info, &err) != AT_OK)
         goto fail;
-    rc = print_summary(&res);
+    rc = print_summary(&res, &info);
     char note[80];
     at_redact_summary(note, sizeof note, res.redacted_events, res.meta_redacted);
     if (note[0])

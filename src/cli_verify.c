@@ -1,6 +1,7 @@
 /* cli_verify.c - `agent-traced verify`: check the hash chain of events.ndjson
  * files or session directories, one JSON verdict line per path. */
 #include "cli.h"
+#include "api/report.h"
 
 #include "agenttrace/json.h"
 #include "agenttrace/verify.h"
@@ -84,28 +85,14 @@ static at_result argv_to_wtf8(at_buf *out, const char *arg)
 static int print_verdict(const char *path, const at_verify_report *rep)
 {
     at_buf b, name;
-    at_result r;
     at_buf_init(&b, 0);
     at_buf_init(&name, 0);
-    r = at_buf_adds(&b, "{\"path\": ");
+    at_result r = argv_to_wtf8(&name, path);
+    report_verify_opts o = {"path", name.data, name.len, false, -2};
     if (r == AT_OK)
-        r = argv_to_wtf8(&name, path);
+        r = report_verify(&b, rep, &o);
     if (r == AT_OK)
-        r = at_json_write_wtf8(&b, name.data ? name.data : "", name.len);
-    if (r == AT_OK)
-        r = at_buf_printf(&b,
-                          ", \"ok\": %s, \"total_events\": %llu, \"broken_at\": ", rep->ok ? "true" : "false",
-                          (unsigned long long)rep->total_events);
-    if (r == AT_OK)
-        r = rep->broken_at < 0 ? at_buf_adds(&b, "null")
-                               : at_buf_printf(&b, "%lld", (long long)rep->broken_at);
-    if (r == AT_OK)
-        r = at_buf_adds(&b, ", \"broken_event_id\": ");
-    if (r == AT_OK)
-        r = rep->broken_event_id ? at_json_write_wtf8(&b, rep->broken_event_id, strlen(rep->broken_event_id))
-                                 : at_buf_adds(&b, "null");
-    if (r == AT_OK)
-        r = at_buf_adds(&b, "}\n");
+        r = at_buf_addc(&b, '\n');
     if (r == AT_OK)
         fwrite(b.data, 1, b.len, stdout);
     else

@@ -69,6 +69,7 @@ const char *at_result_str(at_result r)
     case AT_ERR_INVALID: return "invalid";
     case AT_ERR_NOT_FOUND: return "not found";
     case AT_ERR_EMPTY: return "empty input";
+    case AT_ERR_CONFLICT: return "conflict";
     }
     return "unknown error";
 }

@@ -23,6 +23,9 @@ void http_response_fini(http_response *r)
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
+    if (r->stream.read && r->stream.free)
+        r->stream.free(r->stream.ctx);
+    r->stream.read = NULL;
 }
 
 void http_response_json(http_response *r, int status, const char *json, size_t n)
@@ -36,13 +39,10 @@ void http_response_json(http_response *r, int status, const char *json, size_t n
     }
 }
 
-void http_response_error(http_response *r, int status, const char *fmt, ...)
+static void error_body(http_response *r, int status, const char *extra, const char *fmt, va_list ap)
 {
     char m[1024];
-    va_list ap;
-    va_start(ap, fmt);
     int k = vsnprintf(m, sizeof m, fmt, ap);
-    va_end(ap);
     size_t n = k < 0 ? 0 : (size_t)k < sizeof m ? (size_t)k : sizeof m - 1;
     if (r->fd >= 0) {
         close(r->fd);
@@ -55,8 +55,25 @@ void http_response_error(http_response *r, int status, const char *fmt, ...)
     /* Messages may quote client bytes (ids): json.dumps escapes them, and a
      * message cut inside a UTF-8 sequence is still written as WTF-8. */
     if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK || at_json_write_wtf8(&r->body, m, n) != AT_OK ||
+        (extra && (at_buf_adds(&r->body, ", ") != AT_OK || at_buf_adds(&r->body, extra) != AT_OK)) ||
         at_buf_adds(&r->body, "}") != AT_OK) {
         r->status = 500;
         at_buf_reset(&r->body);
     }
+}
+
+void http_response_error(http_response *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_body(r, status, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void http_response_error_extra(http_response *r, int status, const char *extra, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_body(r, status, extra, fmt, ap);
+    va_end(ap);
 }

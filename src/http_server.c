@@ -19,10 +19,16 @@
 
 #include "http.h"
 #include "http_routes.h"
+#include "collector.h"
+#include "sessions.h"
+#include "tree.h"
+#include "api/history.h"
+#include "api/report.h"
 #include "index.h"
 #include "metrics.h"
 #include "tree_cost.h"
 
+#include "agenttrace/catalog.h"
 #include "agenttrace/importer.h"
 #include "agenttrace/json.h"
 #include "agenttrace/redact.h"
@@ -59,7 +65,9 @@ typedef enum MHD_Result MHD_RESULT;
 static const char serve_usage[] =
     "usage: agent-traced serve [--host H] [--port P] [--storage DIR] [--auth-key KEY]...\n"
     "                          [--max-upload BYTES] [--threads N] [--timeout SECONDS]\n"
-    "                          [--request-timeout SECONDS] [--no-redact]\n"
+    "                          [--request-timeout SECONDS] [--no-redact] [--gc-interval SECONDS]\n"
+    "                          [--keep-versions N] [--max-age-days D] [--max-sessions N]\n"
+    "                          [--max-size-mb M]\n"
     "\n"
     "Serves a storage directory over HTTP: the agent-strace collector endpoints\n"
     "and transcript upload, session trees, event lookup, chain verification,\n"
@@ -78,6 +86,11 @@ static const char serve_usage[] =
     "  --request-timeout SECONDS\n"
     "                     close a connection whose request body is still arriving\n"
     "                     this long after its headers (default 3600; 0: no limit)\n"
+    "  --gc-interval SECONDS\n"
+    "                     sweep crash leftovers and collect garbage this often, with\n"
+    "                     the retention options below (default 3600; 0: only at start)\n"
+    "  --keep-versions N, --max-age-days D, --max-sessions N, --max-size-mb M\n"
+    "                     retention, as `agent-traced gc` applies it (default: keep all)\n"
     "  --no-redact        store secrets as received (default: redact them, as\n"
     "                     agent-strace does; also AGENT_TRACE_NO_REDACT=1 or\n"
     "                     AGENT_STRACE_NO_REDACT=1)\n"
@@ -135,9 +148,12 @@ typedef struct {
     at_verifier *verifier; /* POST /verify */
     at_import *im;         /* /import */
     at_redact *rd;         /* the import's redactor (NULL: redaction off) */
-    uint64_t redacted;     /* events whose secrets were redacted */
-    bool redacted_meta;    /* and the session metadata */
-    index_batch *rows;     /* the event index rows the import wrote */
+    char *resume;          /* an incremental import's saved importer state */
+    int64_t recorded;      /* a 409's transcript_bytes (-1: null), when has_recorded */
+    bool has_recorded;
+    uint64_t redacted;  /* events whose secrets were redacted */
+    bool redacted_meta; /* and the session metadata */
+    index_batch *rows;  /* the event index rows the import wrote */
     at_stage stage;
     char *source;
     uint64_t events; /* stored by a successful import */
@@ -193,13 +209,56 @@ static void req_fail(request *rq, int status, const char *fmt, ...)
     va_end(ap);
 }
 
+static bool parse_u64(const char *s, uint64_t *out, bool suffix);
+
+/* The recorded error as the response: {"error"}, and for a 409 of an
+ * incremental import the transcript length the server holds. */
+static void request_error(const request *rq, http_response *hr)
+{
+    if (rq->err_status == 409 && rq->has_recorded) {
+        char extra[48];
+        if (rq->recorded >= 0)
+            snprintf(extra, sizeof extra, "\"transcript_bytes\": %lld", (long long)rq->recorded);
+        else
+            snprintf(extra, sizeof extra, "\"transcript_bytes\": null");
+        http_response_error_extra(hr, 409, extra, "%s", rq->err_msg);
+    } else {
+        http_response_error(hr, rq->err_status, "%s", rq->err_msg);
+    }
+}
+
 /* ---- responses -------------------------------------------------------- */
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    http_stream *st = cls;
+    ssize_t k = st->read(st->ctx, pos, buf, max);
+    return k > 0 ? k : MHD_CONTENT_READER_END_WITH_ERROR; /* short of size: the file went away */
+}
+
+static void stream_free(void *cls)
+{
+    http_stream *st = cls;
+    if (st->free)
+        st->free(st->ctx);
+    free(st);
+}
 
 static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr, http_handler_id h)
 {
     struct MHD_Response *resp;
     uint64_t size;
-    if (hr->fd >= 0) {
+    if (hr->stream.read) {
+        size = hr->stream.size;
+        http_stream *st = malloc(sizeof *st);
+        resp = st ? MHD_create_response_from_callback(size, 64 * 1024, stream_read, st, stream_free) : NULL;
+        if (resp) {
+            *st = hr->stream;
+            hr->stream.read = NULL; /* owned by the response now */
+        } else {
+            free(st);
+        }
+    } else if (hr->fd >= 0) {
         size = hr->fd_size;
         resp = MHD_create_response_from_fd((size_t)hr->fd_size, hr->fd);
         if (resp)
@@ -293,53 +352,6 @@ static bool authorized(const server *srv, struct MHD_Connection *c)
 
 /* ---- GET handlers ------------------------------------------------------ */
 
-static at_result put_hex_or_null(at_buf *b, const char *key, const uint8_t *digest, bool have)
-{
-    char hex[AT_SHA256_HEX];
-    if (!have)
-        return at_buf_printf(b, ", \"%s\": null", key);
-    at_hex(digest, AT_SHA256_LEN, hex);
-    return at_buf_printf(b, ", \"%s\": \"%s\"", key, hex);
-}
-
-/* The verification report as JSON. session_id NULL: the POST /verify form
- * (no session_id, no object_ok). object_ok: 1, 0, or -1 for null. */
-static at_result write_verify_json(at_buf *b, const char *session_id, const at_verify_report *rep,
-                                   int object_ok)
-{
-    at_result r = at_buf_adds(b, "{");
-    if (r == AT_OK && session_id) {
-        r = at_buf_adds(b, "\"session_id\": ");
-        if (r == AT_OK)
-            r = at_json_write_wtf8(b, session_id, strlen(session_id));
-        if (r == AT_OK)
-            r = at_buf_adds(b, ", ");
-    }
-    if (r == AT_OK)
-        r = at_buf_printf(b, "\"ok\": %s, \"total_events\": %llu", rep->ok ? "true" : "false",
-                          (unsigned long long)rep->total_events);
-    if (r == AT_OK)
-        r = rep->broken_at < 0 ? at_buf_adds(b, ", \"broken_at\": null")
-                               : at_buf_printf(b, ", \"broken_at\": %lld", (long long)rep->broken_at);
-    if (r == AT_OK)
-        r = at_buf_adds(b, ", \"broken_event_id\": ");
-    if (r == AT_OK)
-        r = rep->broken_event_id ? at_json_write_wtf8(b, rep->broken_event_id, strlen(rep->broken_event_id))
-                                 : at_buf_adds(b, "null");
-    if (r == AT_OK)
-        r = put_hex_or_null(b, "events_sha256", rep->file_sha256, true);
-    if (r == AT_OK && session_id)
-        r = at_buf_printf(b, ", \"object_ok\": %s",
-                          object_ok > 0    ? "true"
-                          : object_ok == 0 ? "false"
-                                           : "null");
-    if (r == AT_OK)
-        r = put_hex_or_null(b, "head", rep->head, rep->have_head);
-    if (r == AT_OK)
-        r = at_buf_adds(b, "}");
-    return r;
-}
-
 /* ?mode=: strict (default) or legacy; -1 for anything else. */
 static int verify_mode(struct MHD_Connection *c)
 {
@@ -351,50 +363,110 @@ static int verify_mode(struct MHD_Connection *c)
     return -1;
 }
 
+/* The stream contract over a store object reader. */
+static ssize_t object_stream_read(void *ctx, uint64_t pos, char *buf, size_t n)
+{
+    return at_object_read(ctx, pos, buf, n);
+}
+
+static void object_stream_free(void *ctx)
+{
+    at_object_reader_free(ctx);
+}
+
+/* ?version=: 0 when absent; -1 when malformed. */
+static int64_t version_param(struct MHD_Connection *c)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "version");
+    if (!v)
+        return 0;
+    uint64_t x = 0;
+    if (!*v)
+        return -1;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9' || x > (UINT64_MAX - 9) / 10 / 2)
+            return -1;
+        x = x * 10 + (uint64_t)(*p - '0');
+    }
+    return x == 0 ? -1 : (int64_t)x;
+}
+
 static void handle_session_verify(server *srv, struct MHD_Connection *c, const char *id, http_response *hr)
 {
     int mode = verify_mode(c);
+    int64_t version = version_param(c);
     if (mode < 0) {
         http_response_error(hr, 400, "unknown mode: use strict or legacy");
+        return;
+    }
+    if (version < 0) {
+        http_response_error(hr, 400, "version must be a positive integer");
         return;
     }
     char *sid = NULL;
     if (sessions_resolve(&srv->ctx, id, &sid, hr) != 200)
         return;
-    char path[PATH_MAX], obj[PATH_MAX], hex[AT_SHA256_HEX];
-    at_store_session_path(srv->ctx.store, sid, "events.ndjson", path, sizeof path);
     at_verify_report rep;
     memset(&rep, 0, sizeof rep);
     at_error err;
     memset(&err, 0, sizeof err);
-    struct stat before, after, ob;
-    bool have_before = stat(path, &before) == 0;
-    at_result r = at_verify_file(path, (at_verify_mode)mode, &rep, &err);
-    if (r == AT_ERR_NOT_FOUND || (r != AT_OK && !have_before)) {
+    at_version cur;
+    bool have = false;
+    at_object_reader *rd = NULL;
+    at_verifier *v = NULL;
+    at_result r = at_store_current(srv->ctx.store, sid, &cur, &have, &err);
+    if (r == AT_OK && !have) {
         http_response_error(hr, 404, "session has no events: %s", sid);
-    } else if (r != AT_OK) {
-        http_response_error(hr, 500, "cannot verify: %s", err.message[0] ? err.message : at_result_str(r));
-    } else {
-        /* object_ok: events.ndjson is a hard link to objects/sha256/<hex>.ndjson
-         * when we wrote it. true: it hashes to the name of the object it is
-         * linked to; false: it is linked to an object (link count > 1) but its
-         * bytes no longer match that name; null: it has no object (written by
-         * agent-strace or appended through POST /events). */
-        int object_ok = -1;
-        at_hex(rep.file_sha256, AT_SHA256_LEN, hex);
-        at_store_object_path(srv->ctx.store, hex, obj, sizeof obj);
-        bool same_file = stat(path, &after) == 0 && have_before && after.st_ino == before.st_ino &&
-                         after.st_size == before.st_size;
-        if (stat(obj, &ob) == 0 && have_before && ob.st_ino == before.st_ino && ob.st_dev == before.st_dev)
-            object_ok = 1;
-        else if (have_before && before.st_nlink > 1 && same_file)
-            object_ok = 0;
-        at_buf_reset(&hr->body);
-        if (write_verify_json(&hr->body, sid, &rep, object_ok) != AT_OK)
-            http_response_error(hr, 500, "out of memory");
-        else
-            hr->status = 200;
+        goto out;
     }
+    /* The version's bytes, read from its object: they cannot change under
+     * the check. object_ok: they hash to the version's recorded digest. */
+    if (r == AT_OK)
+        r = at_store_open_version(srv->ctx.store, sid, (uint64_t)version, &rd, &err);
+    if (r == AT_ERR_NOT_FOUND) {
+        http_response_error(hr, 404, "%s", err.message);
+        goto out;
+    }
+    if (r == AT_OK && !(v = at_verifier_new((at_verify_mode)mode)))
+        r = at_error_set(&err, AT_ERR_NOMEM, -1, "out of memory");
+    char *buf = r == AT_OK ? malloc(1 << 16) : NULL;
+    if (r == AT_OK && !buf)
+        r = at_error_set(&err, AT_ERR_NOMEM, -1, "out of memory");
+    for (uint64_t off = 0; r == AT_OK && off < at_object_size(rd);) {
+        ssize_t k = at_object_read(rd, off, buf, 1 << 16);
+        if (k <= 0)
+            r = at_error_set(&err, AT_ERR_IO, -1, "cannot read the events");
+        else if ((r = at_verifier_feed(v, buf, (size_t)k, &err)) == AT_OK)
+            off += (uint64_t)k;
+    }
+    free(buf);
+    if (r == AT_OK)
+        r = at_verifier_finish(v, &rep, &err);
+    if (r != AT_OK) {
+        http_response_error(hr, 500, "cannot verify: %s", err.message[0] ? err.message : at_result_str(r));
+        goto out;
+    }
+    int object_ok = -1;
+    if (version == 0)
+        object_ok = memcmp(rep.file_sha256, cur.events_sha256, AT_SHA256_LEN) == 0;
+    else {
+        at_version *vs = NULL;
+        size_t nv = 0;
+        if (at_store_versions(srv->ctx.store, sid, &vs, &nv, NULL) == AT_OK)
+            for (size_t i = 0; i < nv; i++)
+                if (vs[i].version == (uint64_t)version)
+                    object_ok = memcmp(rep.file_sha256, vs[i].events_sha256, AT_SHA256_LEN) == 0;
+        free(vs);
+    }
+    at_buf_reset(&hr->body);
+    report_verify_opts ro = {"session_id", sid, strlen(sid), true, object_ok};
+    if (report_verify(&hr->body, &rep, &ro) != AT_OK)
+        http_response_error(hr, 500, "out of memory");
+    else
+        hr->status = 200;
+out:
+    at_verifier_free(v);
+    at_object_reader_free(rd);
     at_verify_report_fini(&rep);
     free(sid);
 }
@@ -402,41 +474,35 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
 static void handle_object(server *srv, struct MHD_Connection *c, const char *hexs, http_response *hr)
 {
     uint8_t d[AT_SHA256_LEN];
-    char hex[AT_SHA256_HEX], path[PATH_MAX];
+    char hex[AT_SHA256_HEX];
     if (!at_unhex_sha256(hexs, strlen(hexs), d)) {
         http_response_error(hr, 400, "malformed digest: expected 64 hex digits");
         return;
     }
     at_hex(d, AT_SHA256_LEN, hex);
-    at_store_object_path(srv->ctx.store, hex, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            http_response_error(hr, 404, "object not found: %s", hex);
-        else
-            http_response_error(hr, 500, "cannot open object: %s", strerror(errno));
+    at_object_reader *rd;
+    at_error err = {0};
+    at_result r = at_store_open_object(srv->ctx.store, hex, &rd, &err);
+    if (r == AT_ERR_NOT_FOUND) {
+        http_response_error(hr, 404, "object not found: %s", hex);
         return;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        http_response_error(hr, 500, "cannot read object");
+    if (r != AT_OK) {
+        http_response_error(hr, 500, "cannot read object: %s", err.message);
         return;
     }
     memcpy(hr->etag, hex, AT_SHA256_HEX);
+    hr->content_type = "application/x-ndjson";
     const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     char quoted[80];
     snprintf(quoted, sizeof quoted, "\"%s\"", hex);
     if (inm && (strcmp(inm, quoted) == 0 || strcmp(inm, "*") == 0)) {
-        close(fd);
+        at_object_reader_free(rd);
         hr->status = 304;
-        hr->content_type = "application/x-ndjson";
         return;
     }
     hr->status = 200;
-    hr->content_type = "application/x-ndjson";
-    hr->fd = fd;
-    hr->fd_size = (uint64_t)st.st_size;
+    hr->stream = (http_stream){object_stream_read, object_stream_free, rd, at_object_size(rd)};
 }
 
 /* Gauges and counters owned by other modules, after metrics.c's own. */
@@ -485,8 +551,16 @@ static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *
     case H_HEALTH: collector_health(ctx, &hr); break;
     case H_LIST_SESSIONS: collector_list_sessions(ctx, &hr); break;
     case H_GET_SESSION: collector_get_session(ctx, a, &hr); break;
-    case H_GET_SESSION_EVENTS: collector_get_events(ctx, a, &hr); break;
+    case H_GET_SESSION_EVENTS: {
+        int64_t v = version_param(c);
+        if (v < 0)
+            http_response_error(&hr, 400, "version must be a positive integer");
+        else
+            collector_get_events(ctx, a, (uint64_t)v, &hr);
+        break;
+    }
     case H_GET_SESSION_EVENT: index_lookup(ctx, b, a, &hr); break;
+    case H_GET_VERSIONS: history_versions(ctx, a, &hr); break;
     case H_GET_EVENT: index_lookup(ctx, a, NULL, &hr); break;
     case H_GET_TREE: {
         const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
@@ -651,13 +725,43 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
     case H_IMPORT: {
         rq->is_import = true;
         const char *s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "source");
+        const char *sess = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "session");
+        const char *offs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset");
+        size_t resume_len = 0;
+        if (sess || offs) {
+            /* An incremental import: only the bytes from offset on. */
+            uint64_t offset;
+            if (!sess || !*sess || !offs || !parse_u64(offs, &offset, false)) {
+                req_fail(rq, 400, "an incremental import needs session=<id> and offset=<bytes>");
+                return 400;
+            }
+            if (!sessions_id_acceptable(sess, strlen(sess))) {
+                req_fail(rq, 400, "invalid session id");
+                return 400;
+            }
+            at_result rr = at_store_resume_state(srv->ctx.store, sess, offset, &rq->resume, &resume_len,
+                                                 &rq->recorded, &err);
+            if (rr == AT_ERR_NOT_FOUND) {
+                req_fail(rq, 404, "session not found: %s", sess);
+                return 404;
+            }
+            if (rr == AT_ERR_CONFLICT) {
+                rq->has_recorded = true;
+                req_fail(rq, 409, "%s", err.message);
+                return 409;
+            }
+            if (rr != AT_OK) {
+                req_fail(rq, 500, "cannot read the import state: %s", err.message);
+                return 500;
+            }
+        }
         if (!s || !*s)
-            s = "upload.jsonl";
-        if (strlen(s) > MAX_SOURCE_LEN) {
+            s = rq->resume ? NULL : "upload.jsonl";
+        if (s && strlen(s) > MAX_SOURCE_LEN) {
             req_fail(rq, 400, "source longer than %d bytes", MAX_SOURCE_LEN);
             return 400;
         }
-        if (!(rq->source = strdup(s))) {
+        if (s && !(rq->source = strdup(s))) {
             req_fail(rq, 500, "out of memory");
             return 500;
         }
@@ -665,7 +769,12 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
             req_fail(rq, 500, "cannot stage the upload: %s", err.message);
             return 500;
         }
-        at_import_options o = {.source = rq->source, .out_fd = rq->stage.fd, .tmp_dir = srv->tmp_dir};
+        at_import_options o = {.source = rq->source,
+                               .out_fd = rq->stage.fd,
+                               .tmp_dir = srv->tmp_dir,
+                               .resume = rq->resume,
+                               .resume_len = resume_len,
+                               .keep_state = true};
         if (srv->ctx.redact && !(o.redact = rq->rd = at_redact_new(&err))) {
             req_fail(rq, 500, "cannot start the import: %s", err.message);
             return 500;
@@ -675,6 +784,11 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
             o.on_line_ctx = rq->rows;
         }
         if (!(rq->im = at_import_new(&o, &err))) {
+            if (rq->resume && err.code == AT_ERR_INVALID) {
+                rq->has_recorded = true; /* the offset matched the recorded length */
+                req_fail(rq, 409, "%s: upload the whole transcript", err.message);
+                return 409;
+            }
             req_fail(rq, 500, "cannot start the import: %s", err.message);
             return 500;
         }
@@ -695,44 +809,6 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
     default: at_buf_init(&rq->body, srv->ctx.max_upload ? srv->ctx.max_upload : 1); break;
     }
     return 0;
-}
-
-static at_result put_u64(at_buf *b, const char *key, uint64_t v)
-{
-    return at_buf_printf(b, ", \"%s\": %llu", key, (unsigned long long)v);
-}
-
-static at_result write_import_json(at_buf *b, const at_import_result *res, const at_commit_info *info)
-{
-    char hex[AT_SHA256_HEX];
-    at_result r = at_buf_adds(b, "{\"session_id\": ");
-    if (r == AT_OK)
-        r = at_json_write_wtf8(b, res->session_id, strlen(res->session_id));
-    if (r == AT_OK)
-        r = put_u64(b, "events", res->events);
-    if (r == AT_OK)
-        r = at_buf_printf(b, ", \"tool_calls\": %s, \"llm_requests\": %s, \"total_tokens\": %s",
-                          res->tool_calls, res->llm_requests, res->total_tokens);
-    if (r == AT_OK) {
-        at_hex(res->events_sha256, AT_SHA256_LEN, hex);
-        r = at_buf_printf(b, ", \"events_sha256\": \"%s\"", hex);
-    }
-    if (r == AT_OK) {
-        at_hex(res->head, AT_SHA256_LEN, hex);
-        r = at_buf_printf(b, ", \"head\": \"%s\"", hex);
-    }
-    if (r == AT_OK)
-        r = put_u64(b, "skipped_lines", res->skipped_lines);
-    if (r == AT_OK && res->parent_session_id) {
-        r = at_buf_adds(b, ", \"parent_session_id\": ");
-        if (r == AT_OK)
-            r = at_json_write_wtf8(b, res->parent_session_id, strlen(res->parent_session_id));
-    }
-    if (r == AT_OK && info->status == AT_COMMIT_REPLACED)
-        r = at_buf_printf(b, ", \"replaced\": \"%s\"", info->replaced);
-    if (r == AT_OK)
-        r = at_buf_adds(b, "}");
-    return r;
 }
 
 static void finish_import(server *srv, request *rq, http_response *hr)
@@ -759,9 +835,6 @@ static void finish_import(server *srv, request *rq, http_response *hr)
     }
     rq->redacted = res.redacted_events;
     rq->redacted_meta = res.meta_redacted;
-    /* what the staged file is, for the index rows (commit renames it) */
-    struct stat staged;
-    bool have_staged = fstat(rq->stage.fd, &staged) == 0;
     r = at_store_commit_import(srv->ctx.store, &rq->stage, &res, &info, &err);
     /* the stage is consumed in every case */
     rq->stage.fd = -1;
@@ -771,21 +844,24 @@ static void finish_import(server *srv, request *rq, http_response *hr)
         goto out;
     }
     event_index *ix = server_index(&srv->ctx);
-    if (ix && info.status != AT_COMMIT_UNCHANGED) {
-        if (have_staged && rq->rows) {
-            event_index_refresh_from_batch(ix, res.session_id, rq->rows, (uint64_t)staged.st_ino,
-                                           (uint64_t)staged.st_size);
+    if (ix && info.result != AT_UPLOAD_UNCHANGED) {
+        if (rq->rows && info.events_inode && info.kept_lines) {
+            event_index_extend_from_batch(ix, res.session_id, rq->rows, info.events_inode, info.events_size,
+                                          info.kept_lines, info.previous_size);
+            rq->rows = NULL; /* taken */
+        } else if (rq->rows && info.events_inode) {
+            event_index_refresh_from_batch(ix, res.session_id, rq->rows, info.events_inode, info.events_size);
             rq->rows = NULL; /* taken */
         } else {
             event_index_refresh_session(ix, res.session_id);
         }
     }
     at_buf_reset(&hr->body);
-    if (write_import_json(&hr->body, &res, &info) != AT_OK) {
+    if (report_import(&hr->body, &res, &info) != AT_OK) {
         req_fail(rq, 500, "out of memory");
         goto out;
     }
-    hr->status = info.status == AT_COMMIT_UNCHANGED ? 200 : 201;
+    hr->status = info.result == AT_UPLOAD_UNCHANGED ? 200 : 201;
     rq->events = res.events;
 out:
     at_import_result_fini(&res);
@@ -800,7 +876,7 @@ static void finish_verify(request *rq, http_response *hr)
     at_result r = at_verifier_finish(rq->verifier, &rep, &err);
     if (r != AT_OK)
         req_fail(rq, r == AT_ERR_TOO_BIG ? 413 : 500, "%s", err.message[0] ? err.message : at_result_str(r));
-    else if (write_verify_json(&hr->body, NULL, &rep, -1) != AT_OK)
+    else if (report_verify(&hr->body, &rep, &(report_verify_opts){NULL, NULL, 0, true, -2}) != AT_OK)
         req_fail(rq, 500, "out of memory");
     else
         hr->status = 200;
@@ -838,7 +914,7 @@ static MHD_RESULT body_finish(server *srv, request *rq, struct MHD_Connection *c
         }
     }
     if (rq->err_status)
-        http_response_error(&hr, rq->err_status, "%s", rq->err_msg);
+        request_error(rq, &hr);
     MHD_RESULT r = queue(rq, c, &hr, h);
     http_response_fini(&hr);
     return r;
@@ -902,8 +978,14 @@ static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, cons
                     return early_error(rq, c, 500, "out of memory");
             return MHD_YES;
         }
-        if (body_begin(srv, rq, c, http_routes[i].handler) != 0)
-            return queue_error(rq, c, rq->err_status, "%s", rq->err_msg);
+        if (body_begin(srv, rq, c, http_routes[i].handler) != 0) {
+            http_response hr;
+            http_response_init(&hr);
+            request_error(rq, &hr);
+            MHD_RESULT res = queue(rq, c, &hr, H_HEALTH);
+            http_response_fini(&hr);
+            return res;
+        }
         return MHD_YES;
     }
     if (path_known)
@@ -984,6 +1066,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     at_stage_discard(&rq->stage);
     at_import_free(rq->im);
     at_redact_free(rq->rd);
+    free(rq->resume);
     index_batch_free(rq->rows);
     at_verifier_free(rq->verifier);
     at_buf_fini(&rq->body);
@@ -1037,6 +1120,44 @@ static bool parse_u64(const char *s, uint64_t *out, bool suffix)
     return true;
 }
 
+/* The periodic upkeep of `serve`: sweeping what killed writers left and
+ * collecting garbage under the retention policy (at_store_gc does both). */
+typedef struct {
+    at_store *store;
+    at_gc_policy policy;
+    uint64_t interval; /* seconds */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+} maintenance;
+
+static void *maintenance_run(void *arg)
+{
+    maintenance *mt = arg;
+    pthread_mutex_lock(&mt->mu);
+    while (!mt->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)mt->interval;
+        while (!mt->stop && pthread_cond_timedwait(&mt->cv, &mt->mu, &until) != ETIMEDOUT)
+            ;
+        if (mt->stop)
+            break;
+        pthread_mutex_unlock(&mt->mu);
+        at_gc_report rep;
+        at_error err = {0};
+        if (at_store_gc(mt->store, &mt->policy, &rep, &err) != AT_OK)
+            logf_line("agent-traced serve: gc failed: %s", err.message);
+        else if (rep.sessions_removed || rep.versions_removed || rep.objects_removed)
+            logf_line("agent-traced serve: gc removed %llu sessions, %llu versions, %llu objects, %llu bytes",
+                      (unsigned long long)rep.sessions_removed, (unsigned long long)rep.versions_removed,
+                      (unsigned long long)rep.objects_removed, (unsigned long long)rep.bytes_freed);
+        pthread_mutex_lock(&mt->mu);
+    }
+    pthread_mutex_unlock(&mt->mu);
+    return NULL;
+}
+
 static bool add_key(server *srv, const char *k, size_t n)
 {
     while (n && (*k == ' ' || *k == '\t')) {
@@ -1071,6 +1192,11 @@ int cli_serve(int argc, char **argv)
         {"timeout", required_argument, NULL, 'T'},
         {"request-timeout", required_argument, NULL, 'R'},
         {"no-redact", no_argument, NULL, 'N'},
+        {"gc-interval", required_argument, NULL, 'G'},
+        {"keep-versions", required_argument, NULL, 'K'},
+        {"max-age-days", required_argument, NULL, 'A'},
+        {"max-sessions", required_argument, NULL, 'S'},
+        {"max-size-mb", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1080,6 +1206,8 @@ int cli_serve(int argc, char **argv)
     uint64_t port = 4317, max_upload = 1024ull * 1024 * 1024, threads = 0, timeout = 60,
              request_timeout = 3600;
     bool cli_keys = false, redact = !at_redact_env_disabled();
+    uint64_t gc_interval = 3600;
+    at_gc_policy policy = {0};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1112,6 +1240,34 @@ int cli_serve(int argc, char **argv)
                 goto usage;
             break;
         case 'N': redact = false; break;
+        case 'G':
+            if (!parse_u64(optarg, &gc_interval, false) || gc_interval > 366ull * 86400)
+                goto usage;
+            break;
+        case 'K':
+        case 'S': {
+            uint64_t v;
+            if (!parse_u64(optarg, &v, false) || v == 0 || v > INT64_MAX)
+                goto usage;
+            if (c == 'K')
+                policy.keep_versions = (int64_t)v;
+            else
+                policy.max_sessions = (int64_t)v;
+            break;
+        }
+        case 'A':
+        case 'M': {
+            char *end;
+            errno = 0;
+            double v = strtod(optarg, &end);
+            if (*end || errno || !(v > 0))
+                goto usage;
+            if (c == 'A')
+                policy.max_age_days = v;
+            else
+                policy.max_size_mb = v;
+            break;
+        }
         case 'h': fputs(serve_usage, stdout); return 0;
         default: goto usage;
         }
@@ -1166,6 +1322,11 @@ int cli_serve(int argc, char **argv)
         return 1;
     }
     srv.ctx.store = store;
+    if (!(srv.ctx.catalog = at_catalog_open(at_store_root(store), &err))) {
+        fprintf(stderr, "agent-traced serve: %s\n", err.message);
+        at_store_free(store);
+        return 1;
+    }
     srv.ctx.root = at_store_root(store);
     srv.ctx.max_upload = max_upload;
     srv.ctx.redact = redact;
@@ -1174,6 +1335,7 @@ int cli_serve(int argc, char **argv)
         at_redact *probe = at_redact_new(&err);
         if (!probe) {
             fprintf(stderr, "agent-traced serve: %s\n", err.message);
+            at_catalog_free(srv.ctx.catalog);
             at_store_free(store);
             return 1;
         }
@@ -1186,11 +1348,6 @@ int cli_serve(int argc, char **argv)
         static char names[METRICS_MAX_ROUTES][80];
         snprintf(names[i], sizeof names[i], "%s %s", http_routes[i].method, http_routes[i].pattern);
         srv.route_names[i] = names[i];
-    }
-    if (!(srv.ctx.appends = append_cache_new())) {
-        fprintf(stderr, "agent-traced serve: out of memory\n");
-        at_store_free(store);
-        return 1;
     }
 
     /* SIGINT/SIGTERM are taken by sigwait in this thread; the MHD threads
@@ -1217,7 +1374,7 @@ int cli_serve(int argc, char **argv)
         MHD_OPTION_END);
     if (!srv.daemon) {
         fprintf(stderr, "agent-traced serve: cannot listen on %s:%llu\n", host, (unsigned long long)port);
-        append_cache_free(srv.ctx.appends);
+        at_catalog_free(srv.ctx.catalog);
         at_store_free(store);
         return 1;
     }
@@ -1235,6 +1392,11 @@ int cli_serve(int argc, char **argv)
     unsigned swept = at_store_sweep(store);
     if (swept)
         logf_line("agent-traced serve: removed %u staging entries left by killed writers", swept);
+    maintenance mt = {.store = store, .policy = policy, .interval = gc_interval};
+    pthread_t mt_thread;
+    pthread_mutex_init(&mt.mu, NULL);
+    pthread_cond_init(&mt.cv, NULL);
+    bool mt_running = gc_interval > 0 && pthread_create(&mt_thread, NULL, maintenance_run, &mt) == 0;
     event_index *ix = event_index_open(srv.ctx.root, &err);
     __atomic_store_n(&srv.ctx.index, ix, __ATOMIC_RELEASE); /* handlers run already */
     if (!ix)
@@ -1258,9 +1420,16 @@ int cli_serve(int argc, char **argv)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    if (mt_running) {
+        pthread_mutex_lock(&mt.mu);
+        mt.stop = true;
+        pthread_cond_signal(&mt.cv);
+        pthread_mutex_unlock(&mt.mu);
+        pthread_join(mt_thread, NULL);
+    }
     MHD_stop_daemon(srv.daemon);
     event_index_close(srv.ctx.index);
-    append_cache_free(srv.ctx.appends);
+    at_catalog_free(srv.ctx.catalog);
     at_store_free(store);
     logf_line("agent-traced serve: stopped");
     return 0;

@@ -24,6 +24,7 @@
 #include "index.h"
 
 #include "index_batch.h"
+#include "sessions.h"
 #include "lines.h"
 
 #include "agenttrace/json.h"
@@ -80,7 +81,7 @@ struct event_index {
 
     pthread_mutex_t write_mu; /* guards everything below */
     sqlite3 *wdb;
-    sqlite3_stmt *ins_event, *del_events, *upsert_sess, *del_sess, *list_sess, *sel_sess;
+    sqlite3_stmt *ins_event, *del_events, *del_events_from, *upsert_sess, *del_sess, *list_sess, *sel_sess;
     at_json_doc doc;
     at_buf dec;
     uint64_t last_sync_ns; /* monotonic start time of the last full pass */
@@ -99,6 +100,7 @@ typedef struct job {
     char *sid;
     index_batch *rows;
     uint64_t inode, size;
+    uint64_t from_line, prev_size; /* an extension in place (from_line > 0) */
     struct job *next;
 } job;
 
@@ -147,7 +149,7 @@ static int exec(sqlite3 *db, const char *sql)
 
 static void writer_close(event_index *ix)
 {
-    sqlite3_stmt **st[] = {&ix->ins_event, &ix->del_events, &ix->upsert_sess,
+    sqlite3_stmt **st[] = {&ix->ins_event, &ix->del_events, &ix->del_events_from, &ix->upsert_sess,
                            &ix->del_sess,  &ix->list_sess,  &ix->sel_sess};
     for (size_t k = 0; k < sizeof st / sizeof st[0]; k++) {
         sqlite3_finalize(*st[k]);
@@ -222,6 +224,7 @@ static int writer_open(event_index *ix, bool *fresh)
         {&ix->ins_event, "INSERT INTO events(event_id, session_id, line, sha256, prev_hash, offset,"
                          " length) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
         {&ix->del_events, "DELETE FROM events WHERE session_id = ?1"},
+        {&ix->del_events_from, "DELETE FROM events WHERE session_id = ?1 AND line >= ?2"},
         {&ix->upsert_sess, "INSERT OR REPLACE INTO sessions(session_id, size, mtime_ns, inode)"
                            " VALUES(?1, ?2, ?3, ?4)"},
         {&ix->del_sess, "DELETE FROM sessions WHERE session_id = ?1"},
@@ -543,8 +546,18 @@ void event_index_refresh_session(event_index *ix, const char *session_id)
     pthread_mutex_unlock(&ix->write_mu);
 }
 
+static at_result delete_events_from(event_index *ix, const char *sid, size_t sidn, uint64_t line,
+                                    at_error *err)
+{
+    sqlite3_bind_text(ix->del_events_from, 1, sid, (int)sidn, SQLITE_STATIC);
+    sqlite3_bind_int64(ix->del_events_from, 2, (sqlite3_int64)line);
+    int rc = sqlite3_step(ix->del_events_from);
+    sqlite3_reset(ix->del_events_from);
+    return rc == SQLITE_DONE ? AT_OK : db_fail(err, ix->wdb, "delete");
+}
+
 static void refresh_from_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
-                               uint64_t size)
+                               uint64_t size, uint64_t from_line, uint64_t prev_size)
 {
     size_t n;
     char path[PATH_MAX];
@@ -560,10 +573,16 @@ static void refresh_from_batch(event_index *ix, const char *session_id, index_ba
     bool ours = index_batch_usable(b) && stat(path, &st) == 0 && (uint64_t)st.st_ino == inode &&
                 (uint64_t)st.st_size == size;
     fstamp rec;
-    if (ours && recorded_stamp(ix, session_id, n, &rec) && stamp_eq(rec, stamp_of(&st)))
+    bool have_rec = recorded_stamp(ix, session_id, n, &rec);
+    /* an extension keeps the rows before from_line only if they describe
+     * the file as it was: same inode, the previous size */
+    if (ours && from_line && !(have_rec && (uint64_t)rec.inode == inode && (uint64_t)rec.size == prev_size))
+        ours = false;
+    if (ours && have_rec && stamp_eq(rec, stamp_of(&st)))
         r = AT_OK; /* a lookup indexed it already */
     else if (ours && exec(ix->wdb, "BEGIN IMMEDIATE") == SQLITE_OK) {
-        r = delete_events(ix, session_id, n, &err);
+        r = from_line ? delete_events_from(ix, session_id, n, from_line, &err)
+                      : delete_events(ix, session_id, n, &err);
         if (r == AT_OK)
             r = index_batch_rewind(b);
         index_row row;
@@ -616,7 +635,7 @@ static void *worker_main(void *arg)
         ix->q_len--;
         ix->q_busy = true;
         pthread_mutex_unlock(&ix->q_mu);
-        refresh_from_batch(ix, j->sid, j->rows, j->inode, j->size);
+        refresh_from_batch(ix, j->sid, j->rows, j->inode, j->size, j->from_line, j->prev_size);
         job_free(j);
         pthread_mutex_lock(&ix->q_mu);
         ix->q_busy = false;
@@ -627,8 +646,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-void event_index_refresh_from_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
-                                    uint64_t size)
+static void queue_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
+                        uint64_t size, uint64_t from_line, uint64_t prev_size)
 {
     if (!ix || !session_id) {
         index_batch_free(b);
@@ -648,6 +667,8 @@ void event_index_refresh_from_batch(event_index *ix, const char *session_id, ind
             j->rows = b;
             j->inode = inode;
             j->size = size;
+            j->from_line = from_line;
+            j->prev_size = prev_size;
             if (ix->q_tail)
                 ix->q_tail->next = j;
             else
@@ -662,8 +683,20 @@ void event_index_refresh_from_batch(event_index *ix, const char *session_id, ind
     if (queued)
         return;
     job_free(j);
-    refresh_from_batch(ix, session_id, b, inode, size);
+    refresh_from_batch(ix, session_id, b, inode, size, from_line, prev_size);
     index_batch_free(b);
+}
+
+void event_index_refresh_from_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
+                                    uint64_t size)
+{
+    queue_batch(ix, session_id, b, inode, size, 0, 0);
+}
+
+void event_index_extend_from_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
+                                   uint64_t size, uint64_t from_line, uint64_t prev_size)
+{
+    queue_batch(ix, session_id, b, inode, size, from_line, prev_size);
 }
 
 void event_index_drain(event_index *ix)

@@ -1,5 +1,6 @@
-/* index.h - the event index (index.c) beyond what http.h declares: refresh
- * after a write, counts for `reindex`, and the `reindex` command. */
+/* index.h - the event index (index.c): opening and rebuilding it, the
+ * lookups behind GET /events/{event_id}, refresh after a write, counts for
+ * `reindex`, and the `reindex` command. */
 #ifndef AGENTTRACED_INDEX_H
 #define AGENTTRACED_INDEX_H
 
@@ -9,6 +10,15 @@
 #include "agenttrace/common.h"
 #include <stdbool.h>
 #include <stdint.h>
+
+/* Opens (building or rebuilding when missing or stale) the event index of a
+ * storage directory. NULL with a message in err on failure. */
+event_index *event_index_open(const char *root, at_error *err);
+void event_index_close(event_index *ix);
+/* Rebuilds from the files (agent-traced reindex). */
+at_result event_index_rebuild(event_index *ix, at_error *err);
+/* GET /events/{event_id} (session NULL) and GET /sessions/{id}/events/{event_id}. */
+void index_lookup(server_ctx *ctx, const char *event_id, const char *session, http_response *resp);
 
 /* <root>/.agent-traced/index.sqlite */
 #define EVENT_INDEX_FILE "index.sqlite"
@@ -29,6 +39,11 @@ void event_index_refresh_session(event_index *ix, const char *session_id);
  * the caller when the queue is full); lookups do not depend on it. */
 void event_index_refresh_from_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
                                     uint64_t size);
+/* The same for a file extended in place from line from_line on (an
+ * incremental import): the rows before it stay when the index was current
+ * for the file's previous size prev_size, on the same inode. */
+void event_index_extend_from_batch(event_index *ix, const char *session_id, index_batch *b, uint64_t inode,
+                                   uint64_t size, uint64_t from_line, uint64_t prev_size);
 
 /* Waits until every queued import is indexed. */
 void event_index_drain(event_index *ix);

@@ -1,10 +1,12 @@
 /* sessions.c - session ids: what may reach the file system, prefix
  * resolution, and the listing of <root>/(*)/meta.json.
  *
- * No listing is cached: the storage directory is shared with agent-strace
- * and other writers, so every call reads it again (one readdir plus one
- * fstatat per entry; an exact id costs a single stat). */
+ * With a catalog (serve) prefixes resolve from memory; without one (tests,
+ * tools) every call reads the directory again (one readdir plus one fstatat
+ * per entry; an exact id costs a single stat). */
 #include "sessions.h"
+
+#include "agenttrace/catalog.h"
 
 #include "http.h"
 
@@ -126,6 +128,21 @@ int sessions_resolve(server_ctx *ctx, const char *id, char **out, http_response 
     if (!sessions_id_acceptable(id, n)) {
         http_response_error(resp, 400, "invalid session id");
         return 400;
+    }
+    if (ctx->catalog) {
+        at_result r = at_catalog_resolve(ctx->catalog, id, out);
+        if (r == AT_OK)
+            return 200;
+        if (r == AT_ERR_INVALID) {
+            http_response_error(resp, 400, "invalid session id");
+            return 400;
+        }
+        if (r == AT_ERR_NOT_FOUND) {
+            http_response_error(resp, 404, "session not found: %s", id);
+            return 404;
+        }
+        http_response_error(resp, 500, "cannot list sessions: %s", at_result_str(r));
+        return 500;
     }
     if (sessions_exists(ctx->root, id)) {
         if (!(*out = strdup(id))) {

@@ -1,15 +1,23 @@
-/* sessions.h - listing the sessions of a storage directory (sessions.c).
- *
- * The public part (id checks, prefix resolution) is declared in http.h;
- * this is what collector.c needs besides. The storage directory is the
- * only truth: nothing here caches a listing, so sessions written by other
- * processes appear at the next call. */
+/* sessions.h - session ids in requests and the listing of a storage
+ * directory (sessions.c): what may reach the file system, prefix
+ * resolution, and the session directories. */
 #ifndef AGENTTRACED_SESSIONS_H
 #define AGENTTRACED_SESSIONS_H
+
+#include "http.h"
 
 #include "agenttrace/common.h"
 #include <stdbool.h>
 #include <stddef.h>
+
+/* Rejects ids that must never reach the file system (400): '/', '\\', NUL,
+ * a leading '.', longer than 255 bytes. */
+bool sessions_id_acceptable(const char *id, size_t n);
+/* Resolves an exact id or an unambiguous prefix (agent-strace semantics) to
+ * a session that has a meta.json. On success returns 200 and *out (malloc'd
+ * id); else the HTTP status (400 unacceptable id, 404 not found) with the
+ * error already set in resp. */
+int sessions_resolve(server_ctx *ctx, const char *id, char **out, http_response *resp);
 
 /* Is <root>/<name> a session, i.e. does it hold a meta.json? "objects" and
  * dot-names never are. name must already be an acceptable id. */

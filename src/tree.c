@@ -30,7 +30,7 @@
 #include "tree.h"
 #include "tree_cost.h"
 
-#include "http.h"
+#include "sessions.h"
 
 #include "agenttrace/json.h"
 #include "agenttrace/meta.h"

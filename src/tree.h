@@ -3,9 +3,14 @@
 #ifndef AGENTTRACED_TREE_H
 #define AGENTTRACED_TREE_H
 
+#include "http.h"
+
 #include "agenttrace/buf.h"
 #include "agenttrace/common.h"
 #include <stdbool.h>
+
+/* GET /sessions/{id}/tree[?format=text] */
+void tree_handle(server_ctx *ctx, const char *id, bool text, http_response *resp);
 
 /* Appends to out what `agent-strace tree <id> --format json` (text: false)
  * or `--format text` prints for the session stored in <root>/<session_dir>

@@ -15,7 +15,9 @@ compare() { # compare EXPECTED_DIR STORAGE LABEL
         sid=$(basename "$d")
         check "$3: $sid events.ndjson" cmp -s "$d/events.ndjson" "$2/$sid/events.ndjson"
         check "$3: $sid meta.json" cmp -s "$d/meta.json" "$2/$sid/meta.json"
-        check "$3: $sid events is a link to its object" test "$(stat -c %h "$2/$sid/events.ndjson" 2>/dev/null)" -ge 2
+        check "$3: $sid events.ndjson is a file of its own" test "$(stat -c %h "$2/$sid/events.ndjson" 2>/dev/null)" -eq 1
+        h=$(sha256sum < "$2/$sid/events.ndjson" | cut -c1-64)
+        check "$3: $sid its object exists" test -f "$2/objects/sha256/${h:0:2}/$h.ndjson"
     done
 }
 
@@ -90,7 +92,7 @@ check "late session id: the entry that gives it decides" grep -q '"command": "im
 
 # The summary line of one import.
 line=$("$BIN" import --storage "$work/one" --source tools.jsonl --no-redact "$FIX/claude-edge/tools.jsonl")
-want='{"session_id": "0e0e0e0e-0000-4000-8000-000000000002", "events": 15, "tool_calls": 4, "llm_requests": 2, "total_tokens": 102, "events_sha256": "'$(sha256sum < "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | cut -c1-64)'", "head": "'$(tail -n1 "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | tr -d '\n' | sha256sum | cut -c1-64)'", "skipped_lines": 0}'
+want='{"session_id": "0e0e0e0e-0000-4000-8000-000000000002", "events": 15, "tool_calls": 4, "llm_requests": 2, "total_tokens": 102, "events_sha256": "'$(sha256sum < "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | cut -c1-64)'", "head": "'$(tail -n1 "$FIX/expected-edge/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | tr -d '\n' | sha256sum | cut -c1-64)'", "skipped_lines": 0, "result": "created", "version": 1, "previous_head": null}'
 check "summary line" test "$line" = "$want"
 [ "$line" = "$want" ] || { echo "got:  $line"; echo "want: $want"; }
 
@@ -122,12 +124,18 @@ check "import --help" test $? -eq 0
 "$BIN" --help | grep -q "import"
 check "top-level --help" test $? -eq 0
 
-# A grown transcript replaces the session's events; the old object stays.
+# A grown transcript extends the session (its events equal a direct import);
+# the old version's object stays.
 head -n 5 "$FIX/claude-edge/tools.jsonl" > "$work/grow.jsonl"
 "$BIN" import --storage "$work/grow" --source tools.jsonl "$work/grow.jsonl" > /dev/null
 old=$(sha256sum < "$work/grow/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" | cut -c1-64)
-"$BIN" import --storage "$work/grow" --source tools.jsonl "$FIX/claude-edge/tools.jsonl" > /dev/null
+line=$("$BIN" import --storage "$work/grow" --source tools.jsonl "$FIX/claude-edge/tools.jsonl")
+check "grown transcript: extended, version 2" test -n "$(echo "$line" | grep '"result": "extended", "version": 2')"
 check "grown transcript: new events" cmp -s "$work/grow/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" "$FIX/expected-edge-redacted/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson"
 check "grown transcript: old object kept" test -f "$work/grow/objects/sha256/${old:0:2}/$old.ndjson"
+# The older snapshot afterwards changes nothing.
+line=$("$BIN" import --storage "$work/grow" --source tools.jsonl "$work/grow.jsonl")
+check "older snapshot: unchanged and stale" test -n "$(echo "$line" | grep '"result": "unchanged", "version": 2' | grep '"stale": true')"
+check "older snapshot: events kept" cmp -s "$work/grow/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson" "$FIX/expected-edge-redacted/0e0e0e0e-0000-4000-8000-000000000002/events.ndjson"
 
 finish parity

@@ -18,6 +18,7 @@ typedef enum {
     AT_ERR_INVALID,   /* a value is well-formed but not acceptable (bad id, bad field) */
     AT_ERR_NOT_FOUND, /* no such session, event or object */
     AT_ERR_EMPTY,     /* input had no bytes at all */
+    AT_ERR_CONFLICT,  /* the request does not fit the stored state (a wrong resume offset) */
 } at_result;
 
 /* Where and why an operation failed. Callers pass one in; functions fill it

@@ -1,27 +1,40 @@
-/* store.h - the storage directory (trace-format.md §1, §6).
+/* store.h - the storage directory, and the only module that writes to it.
  *
- *   <root>/<session-id>/meta.json        SessionMeta (pretty JSON)
- *   <root>/<session-id>/events.ndjson    hard link to the object below
- *   <root>/objects/sha256/<2>/<64>.ndjson  immutable, named by its digest
- *   <root>/.agent-traced/                our own state: staging files,
- *       tmp/  links/<session-id>  lock    subagent links, the commit lock
+ *   <root>/<id>/meta.json         SessionMeta (pretty JSON), agent-strace's
+ *   <root>/<id>/events.ndjson     the current version's events, a plain file of
+ *                                 its own: agent-strace reads it and may append
+ *   <root>/objects/sha256/<2>/<64>.ndjson   an immutable object: the events of
+ *                                 one version, named by their SHA-256
+ *   <root>/objects/sha256/<2>/<64>.delta    the same, stored as another object's
+ *                                 first bytes plus a tail (see store/object.c)
+ *   <root>/.agent-traced/         our own state (agent-strace ignores dot names):
+ *       lock                      shared by writers, exclusive for gc
+ *       tmp/                      staging files, swept when their writer is gone
+ *       history/<id>/versions     the session's versions, one JSON line each
+ *       history/<id>/import.state the importer's state after the current version
+ *       history/<id>/lock         serializes writers of one session across processes
+ *       links/<id>                subagent links
  *
- * agent-strace reads <root>/<id>/meta.json and ignores everything else, and
- * no session id can start with "." or be "objects", so ours never collide.
- * Every change is written to a temporary name, fsynced and renamed, under
- * an flock on .agent-traced/lock, so other processes sharing the directory
- * see either the old state or the new one. */
+ * Every write reaches stable storage (file and directory entries fsynced)
+ * before the call returns: a successful return means the data is durable.
+ * Concurrent writers share their fsyncs (group commit). Design notes: the
+ * comment at the top of src/store/store.c. */
 #ifndef AGENTTRACE_STORE_H
 #define AGENTTRACE_STORE_H
 
+#include "agenttrace/chain.h"
 #include "agenttrace/common.h"
 #include "agenttrace/importer.h"
+#include "agenttrace/meta.h"
 #include "agenttrace/sha256.h"
 #include <stdbool.h>
+#include <sys/types.h>
 
 typedef struct at_store at_store;
 
-/* Opens (creating when missing) a storage directory. */
+/* Opens (creating when missing) a storage directory, upgrading a layout of
+ * an older agent-traced once (events.ndjson hard-linked to its object gets
+ * an inode of its own; every session gets a history). */
 at_store *at_store_open(const char *root, at_error *err);
 void at_store_free(at_store *s);
 const char *at_store_root(const at_store *s);
@@ -30,6 +43,60 @@ const char *at_store_root(const at_store *s);
  * than AT_MAX_SESSION_ID bytes, with '/', '\\' or NUL, starting with '.',
  * and the reserved name "objects". */
 bool at_session_id_ok(const char *id, size_t n);
+
+/* Does the session exist (a directory with a meta.json)? */
+bool at_store_session_exists(at_store *s, const char *sid);
+
+/* ---- versions ------------------------------------------------------------ */
+
+typedef enum {
+    AT_CAUSE_IMPORT,   /* an upload or `agent-traced import` */
+    AT_CAUSE_APPEND,   /* POST /events */
+    AT_CAUSE_EXTERNAL, /* another program changed events.ndjson */
+} at_cause;
+
+const char *at_cause_name(at_cause c);
+
+/* One version of a session's events. */
+typedef struct {
+    uint64_t version; /* from 1 */
+    uint64_t events;  /* lines */
+    uint64_t size;    /* bytes */
+    uint8_t events_sha256[AT_SHA256_LEN];
+    uint8_t head[AT_SHA256_LEN]; /* SHA-256 of the last line, without its "\n" */
+    bool have_head;              /* false: no lines */
+    int64_t transcript_bytes;    /* -1 unless the version came from an import */
+    uint8_t transcript_sha256[AT_SHA256_LEN];
+    at_cause cause;
+    double time; /* seconds since the epoch */
+} at_version;
+
+/* The session's versions, oldest first (*out malloc'd, *n 0 when it has
+ * none yet). Notices an external change of events.ndjson first.
+ * AT_ERR_NOT_FOUND when the session does not exist. */
+at_result at_store_versions(at_store *s, const char *sid, at_version **out, size_t *n, at_error *err) AT_WUR;
+
+/* The current version, after noticing an external change: *have false
+ * when the session has no events yet. AT_ERR_NOT_FOUND: no such session. */
+at_result at_store_current(at_store *s, const char *sid, at_version *v, bool *have, at_error *err) AT_WUR;
+
+/* ---- reading events -------------------------------------------------------- */
+
+/* A version's events, read through the object that holds them. */
+typedef struct at_object_reader at_object_reader;
+
+/* Opens version `version` of a session (0: the current one, after noticing
+ * an external change), or an object by its digest (hex, 64 lowercase).
+ * AT_ERR_NOT_FOUND when there is no such session, version or object. */
+at_result at_store_open_version(at_store *s, const char *sid, uint64_t version, at_object_reader **out,
+                                at_error *err) AT_WUR;
+at_result at_store_open_object(at_store *s, const char *hex, at_object_reader **out, at_error *err) AT_WUR;
+uint64_t at_object_size(const at_object_reader *rd);
+/* Reads up to n bytes at pos; returns the count (0 at the end), -1 on error. */
+ssize_t at_object_read(at_object_reader *rd, uint64_t pos, char *buf, size_t n);
+void at_object_reader_free(at_object_reader *rd);
+
+/* ---- importing ------------------------------------------------------------- */
 
 /* A staging file for events being written: read-write, in the store's
  * filesystem so it can be renamed into place. */
@@ -42,39 +109,108 @@ at_result at_store_stage(at_store *s, at_stage *st, at_error *err) AT_WUR;
 /* Closes and removes a staging file that will not be committed. */
 void at_stage_discard(at_stage *st);
 
-/* Removes what killed writers left in .agent-traced/tmp: staging files no
- * process holds (a live stager keeps an flock on its file) and sessions
- * built aside long ago. Entries younger than a minute are left alone.
- * Returns how many were removed. Safe while other processes use the store. */
-unsigned at_store_sweep(at_store *s);
-
 typedef enum {
-    AT_COMMIT_CREATED,   /* a new session */
-    AT_COMMIT_UNCHANGED, /* the identical events were already stored */
-    AT_COMMIT_REPLACED,  /* the session's events changed; see replaced */
-} at_commit_status;
+    AT_UPLOAD_CREATED,   /* a new session */
+    AT_UPLOAD_UNCHANGED, /* nothing written: the same events, or an older snapshot of them */
+    AT_UPLOAD_EXTENDED,  /* the transcript grew: the new events continue the current ones */
+    AT_UPLOAD_REPLACED,  /* anything else: a new version; the old ones stay */
+} at_upload_result;
+
+const char *at_upload_result_name(at_upload_result r);
 
 typedef struct {
-    at_commit_status status;
-    char replaced[AT_SHA256_HEX];                    /* digest of the superseded events (REPLACED) */
+    at_upload_result result;
+    bool stale;       /* unchanged, and the current version holds more events */
+    uint64_t version; /* the session's current version after the commit */
+    bool have_previous_head;
+    uint8_t previous_head[AT_SHA256_LEN];            /* the head before the commit */
     char parent_event_id[AT_MAX_EVENT_ID_BYTES + 1]; /* for a subagent, when its parent is known */
     size_t parent_event_id_len;                      /* 0: not known */
     int depth;                                       /* for a subagent */
+    /* An incremental import extends events.ndjson in place: its first
+     * kept_lines lines (previous_size bytes before) did not move. 0: the
+     * file was replaced whole. */
+    uint64_t kept_lines, previous_size;
+    uint64_t events_inode, events_size; /* events.ndjson as the commit left it */
 } at_commit_info;
 
-/* Makes an import visible: the staged events become an object and the
- * session's events.ndjson, res->meta (completed with the subagent fields)
- * its meta.json, the links of its subagents are recorded and the metas of
- * those already stored are completed. Consumes the stage in every case. */
+/* Makes an import visible under the rules of the upload (created /
+ * unchanged / extended / replaced): the staged events become an object
+ * and, unless nothing changed, a new version, the session's events.ndjson
+ * and its meta.json (res->meta, completed with the subagent fields); the
+ * links of its subagents are recorded and the metas of those stored are
+ * completed. When res carries an importer state it is kept for an
+ * incremental import. Consumes the stage in every case. */
 at_result at_store_commit_import(at_store *s, at_stage *st, at_import_result *res, at_commit_info *info,
                                  at_error *err) AT_WUR;
 
-/* <root>/<id> into out (a buffer of at least PATH_MAX bytes). */
-void at_store_session_path(const at_store *s, const char *id, const char *file, char *out, size_t outlen);
-/* <root>/objects/sha256/<2>/<hex>.ndjson */
-void at_store_object_path(const at_store *s, const char *hex, char *out, size_t outlen);
+/* The importer state to resume session sid's transcript at byte offset
+ * (*state malloc'd), for POST /import?session=&offset=. AT_ERR_CONFLICT
+ * when the current version did not come from an import or offset is not
+ * its transcript_bytes (*recorded: that length, -1 when null);
+ * AT_ERR_NOT_FOUND when there is no such session. */
+at_result at_store_resume_state(at_store *s, const char *sid, uint64_t offset, char **state, size_t *len,
+                                int64_t *recorded, at_error *err) AT_WUR;
 
-/* Writes data to path atomically (temporary name, fsync, rename). */
+/* ---- appending (POST /events) --------------------------------------------- */
+
+/* Appends events to a session as one new version (cause append), creating
+ * the session with fresh metadata when it does not exist. Each event's
+ * prev_hash, when absent, chains to the line before. All or nothing.
+ * *version: the version made. */
+at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev, size_t n, uint64_t *version,
+                          at_error *err) AT_WUR;
+
+/* ---- metadata (POST /sessions) -------------------------------------------- */
+
+/* Loads a session's meta.json. AT_ERR_NOT_FOUND when there is none. */
+at_result at_store_meta_load(at_store *s, const char *sid, at_meta *m, at_error *err) AT_WUR;
+/* Called with the session locked on the metadata about to be written (the
+ * stored fields overwritten by the new ones): the place to redact it. */
+typedef at_result (*at_meta_edit_fn)(void *ctx, at_meta *m);
+
+/* Creates the session with meta m (*created true), or, when it exists,
+ * overwrites the fields m sets (*created false); edit (may be NULL) sees
+ * the result before it is written. */
+at_result at_store_meta_put(at_store *s, const char *sid, const at_meta *m, at_meta_edit_fn edit,
+                            void *edit_ctx, bool *created, at_error *err) AT_WUR;
+
+/* ---- upkeep ------------------------------------------------------------------ */
+
+/* Removes what killed writers left behind: staging files and temporary
+ * copies no process holds (a live writer keeps an flock on its file), and
+ * sessions built aside long ago. Entries younger than a minute are left
+ * alone. Returns how many were removed. Safe while other processes use the
+ * store. */
+unsigned at_store_sweep(at_store *s);
+
+/* Retention and garbage collection (agent-traced gc, and serve). */
+typedef struct {
+    int64_t keep_versions; /* per session, newest first; <= 0: all */
+    double max_age_days;   /* sessions that ended longer ago go; <= 0: no limit */
+    int64_t max_sessions;  /* then the oldest beyond this many; <= 0: no limit */
+    double max_size_mb;    /* then the oldest until the store is under this; <= 0: no limit */
+    bool dry_run;          /* report, remove nothing */
+} at_gc_policy;
+
+typedef struct {
+    uint64_t sessions_removed;
+    uint64_t versions_removed;
+    uint64_t objects_removed;
+    uint64_t bytes_freed;
+    uint64_t objects_kept;
+} at_gc_report;
+
+at_result at_store_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_error *err) AT_WUR;
+
+/* ---- paths, for readers that have not moved behind the store yet ------------- */
+
+/* <root>/<id>[/<file>] into out; AT_ERR_TOO_BIG when it does not fit. */
+at_result at_store_session_path(const at_store *s, const char *id, const char *file, char *out,
+                                size_t outlen) AT_WUR;
+
+/* Writes data to path atomically (temporary name, fsync, rename, directory
+ * fsync). */
 at_result at_write_file_atomic(const char *path, const char *data, size_t n, at_error *err) AT_WUR;
 
 #endif

@@ -1,6 +1,29 @@
-/* store.c - the storage directory: staging, content-addressed objects,
- * atomic session commits, subagent links. */
-#include "agenttrace/store.h"
+/* store.c - the storage directory: opening and upgrading it, paths, locks,
+ * staging, sweeping, metadata.
+ *
+ * Design. A session's events exist twice: as objects (immutable files named
+ * by their SHA-256, one per version, written once and never opened for
+ * writing again) and as <id>/events.ndjson, a plain file of its own that
+ * agent-strace reads and may append to. The history (history/<id>/versions,
+ * one JSON line per version, append-only) says which object each version
+ * is and what we last saw of events.ndjson; anything else found in the file
+ * is either a commit of ours that a crash cut short (the file still has the
+ * stamp of an older version: it is rebuilt from the object) or a change by
+ * another program (a new version of cause external). See sess.c.
+ *
+ * Writes, for every kind of change: the object first (fsynced with its
+ * directory), then the version record, then events.ndjson (a fresh file
+ * renamed into place, or an O_APPEND write for appends) and meta.json; the
+ * record is the commit point. A crash before it leaves an unreferenced
+ * object (gc removes it); after it, events.ndjson is repaired from the
+ * object the next time the session is touched.
+ *
+ * Locks, outermost first: the store lock (flock on .agent-traced/lock:
+ * shared by every writer, exclusive for gc and the layout upgrade), then
+ * the session lock (a stripe mutex in this process plus an flock on
+ * history/<id>/lock across processes). Readers take none: objects never
+ * change, and events.ndjson is replaced by rename. */
+#include "store_int.h"
 
 #include "agenttrace/buf.h"
 #include "agenttrace/json.h"
@@ -10,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +42,37 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SWEEP_MIN_AGE 60   /* seconds: younger staging entries are never swept */
+#define SWEEP_MIN_AGE 60   /* seconds: younger leftovers are never swept */
 #define SWEEP_DIR_AGE 3600 /* seconds: a session built aside older than this is dead */
+#define LAYOUT        "2\n"
 
-struct at_store {
-    char *root;
-};
+/* ---- small helpers ------------------------------------------------------- */
 
-static at_result sys_fail(at_error *err, const char *what, const char *path)
+at_result sys_fail(at_error *err, const char *what, const char *path)
 {
     int e = errno;
     at_result r = at_error_set(err, AT_ERR_IO, -1, "%s %s: %s", what, path, strerror(e));
     if (err)
         err->sys_errno = e;
+    errno = e;
     return r;
 }
 
-static int mkdir_p(const char *path)
+at_result store_path(const at_store *s, char *out, size_t cap, const char *fmt, ...)
+{
+    int k = snprintf(out, cap, "%s/", s->root);
+    if (k < 0 || (size_t)k >= cap)
+        return AT_ERR_TOO_BIG;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(out + k, cap - (size_t)k, fmt, ap);
+    va_end(ap);
+    if (m < 0 || (size_t)m >= cap - (size_t)k)
+        return AT_ERR_TOO_BIG;
+    return AT_OK;
+}
+
+int mkdir_p(const char *path)
 {
     char tmp[PATH_MAX];
     size_t n = strlen(path);
@@ -52,43 +90,189 @@ static int mkdir_p(const char *path)
     return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-at_store *at_store_open(const char *root, at_error *err)
+at_result fsync_dir(const char *path)
 {
-    char p[PATH_MAX];
-    /* Leaves room below PATH_MAX for every name we build under root. */
-    if (strlen(root) > PATH_MAX - 1024) {
-        at_error_set(err, AT_ERR_INVALID, -1, "storage path too long");
-        return NULL;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return AT_ERR_IO;
+    int r = fsync(fd);
+    close(fd);
+    return r < 0 && errno != EINVAL ? AT_ERR_IO : AT_OK;
+}
+
+void stamp_of(const struct stat *sb, file_stamp *out)
+{
+    out->exists = true;
+    out->dev = (uint64_t)sb->st_dev;
+    out->ino = (uint64_t)sb->st_ino;
+    out->size = (uint64_t)sb->st_size;
+    out->mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+    out->ctime_ns = (int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec;
+}
+
+bool stamp_equal(const file_stamp *a, const file_stamp *b)
+{
+    if (a->exists != b->exists)
+        return false;
+    return !a->exists || (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+                          a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns);
+}
+
+at_result copy_range(int src, uint64_t off, uint64_t len, int dst)
+{
+    loff_t in = (loff_t)off;
+    uint64_t left = len;
+    while (left) {
+        ssize_t k = copy_file_range(src, &in, dst, NULL, left, 0);
+        if (k > 0) {
+            left -= (uint64_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k == 0)
+            return AT_ERR_IO; /* the source is shorter than it should be */
+        break;                /* not supported here: read and write */
     }
-    static const char *const dirs[] = {"objects/sha256", ".agent-traced/tmp", ".agent-traced/links"};
-    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
-        snprintf(p, sizeof p, "%s/%s", root, dirs[i]);
-        if (mkdir_p(p) < 0) {
-            sys_fail(err, "cannot create", p);
-            return NULL;
+    char buf[1 << 16];
+    while (left) {
+        size_t want = left > sizeof buf ? sizeof buf : (size_t)left;
+        ssize_t got = pread(src, buf, want, in);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0 || at_write_all(dst, buf, (size_t)got) != AT_OK)
+            return AT_ERR_IO;
+        in += got;
+        left -= (uint64_t)got;
+    }
+    return AT_OK;
+}
+
+at_result same_range(int a, uint64_t aoff, int b, uint64_t boff, uint64_t len, bool *same)
+{
+    enum { BLK = 1 << 16 };
+    char *x = malloc(2 * BLK);
+    if (!x)
+        return AT_ERR_NOMEM;
+    char *y = x + BLK;
+    *same = true;
+    at_result r = AT_OK;
+    for (uint64_t off = 0; off < len && *same;) {
+        size_t want = len - off > BLK ? BLK : (size_t)(len - off);
+        ssize_t ka = pread(a, x, want, (off_t)(aoff + off)), kb = pread(b, y, want, (off_t)(boff + off));
+        if (ka < 0 || kb < 0) {
+            r = AT_ERR_IO;
+            break;
+        }
+        if ((size_t)ka != want || (size_t)kb != want || memcmp(x, y, want) != 0)
+            *same = false;
+        off += want;
+    }
+    free(x);
+    return r;
+}
+
+at_result same_prefix(int a, int b, uint64_t len, bool *same)
+{
+    return same_range(a, 0, b, 0, len, same);
+}
+
+const char *at_cause_name(at_cause c)
+{
+    switch (c) {
+    case AT_CAUSE_IMPORT: return "import";
+    case AT_CAUSE_APPEND: return "append";
+    case AT_CAUSE_EXTERNAL: return "external";
+    }
+    return "external";
+}
+
+const char *at_upload_result_name(at_upload_result r)
+{
+    switch (r) {
+    case AT_UPLOAD_CREATED: return "created";
+    case AT_UPLOAD_UNCHANGED: return "unchanged";
+    case AT_UPLOAD_EXTENDED: return "extended";
+    case AT_UPLOAD_REPLACED: return "replaced";
+    }
+    return "replaced";
+}
+
+/* ---- locks ------------------------------------------------------------------- */
+
+static int flock_path(const char *path, int op)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, op) < 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
         }
     }
-    at_store *s = calloc(1, sizeof *s);
-    if (!s || !(s->root = strdup(root))) {
-        free(s);
-        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
-        return NULL;
+    return fd;
+}
+
+int lock_store(at_store *s, bool exclusive)
+{
+    char p[PATH_MAX];
+    if (store_path(s, p, sizeof p, ".agent-traced/lock") != AT_OK)
+        return -1;
+    return flock_path(p, exclusive ? LOCK_EX : LOCK_SH);
+}
+
+void unlock_store(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* releases the flock */
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+at_result lock_session(at_store *s, const char *sid, sess_lock *lk, at_error *err)
+{
+    char p[PATH_MAX];
+    lk->stripe = &s->stripes[fnv1a(sid) % SESSION_STRIPES];
+    lk->fd = -1;
+    if (store_path(s, p, sizeof p, ".agent-traced/history/%s", sid) != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return sys_fail(err, "cannot create", p);
+    if (store_path(s, p, sizeof p, ".agent-traced/history/%s/lock", sid) != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
+    pthread_mutex_lock(&lk->stripe->mu);
+    if ((lk->fd = flock_path(p, LOCK_EX)) < 0) {
+        pthread_mutex_unlock(&lk->stripe->mu);
+        lk->stripe = NULL;
+        return sys_fail(err, "cannot lock", p);
     }
-    return s;
+    return AT_OK;
 }
 
-void at_store_free(at_store *s)
+void unlock_session(sess_lock *lk)
 {
-    if (!s)
+    if (!lk->stripe)
         return;
-    free(s->root);
-    free(s);
+    if (lk->fd >= 0)
+        close(lk->fd);
+    pthread_mutex_unlock(&lk->stripe->mu);
+    lk->stripe = NULL;
+    lk->fd = -1;
 }
 
-const char *at_store_root(const at_store *s)
-{
-    return s->root;
-}
+/* ---- opening ------------------------------------------------------------------ */
 
 bool at_session_id_ok(const char *id, size_t n)
 {
@@ -102,23 +286,145 @@ bool at_session_id_ok(const char *id, size_t n)
     return true;
 }
 
-void at_store_session_path(const at_store *s, const char *id, const char *file, char *out, size_t outlen)
+at_result at_store_session_path(const at_store *s, const char *id, const char *file, char *out, size_t outlen)
 {
-    if (file)
-        snprintf(out, outlen, "%s/%s/%s", s->root, id, file);
-    else
-        snprintf(out, outlen, "%s/%s", s->root, id);
+    return file ? store_path(s, out, outlen, "%s/%s", id, file) : store_path(s, out, outlen, "%s", id);
 }
 
-void at_store_object_path(const at_store *s, const char *hex, char *out, size_t outlen)
+bool at_store_session_exists(at_store *s, const char *sid)
 {
-    snprintf(out, outlen, "%s/objects/sha256/%.2s/%s.ndjson", s->root, hex, hex);
+    char p[PATH_MAX];
+    struct stat sb;
+    if (!at_session_id_ok(sid, strlen(sid)) || store_path(s, p, sizeof p, "%s/meta.json", sid) != AT_OK)
+        return false;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
+
+/* Gives events.ndjson an inode of its own where an older agent-traced made
+ * it a hard link to its object: agent-strace appends to it in place. */
+static at_result unlink_objects(at_store *s, at_error *err)
+{
+    DIR *d = opendir(s->root);
+    if (!d)
+        return sys_fail(err, "cannot list", s->root);
+    at_result r = AT_OK;
+    struct dirent *e;
+    while (r == AT_OK && (e = readdir(d))) {
+        char p[PATH_MAX], tmp[PATH_MAX];
+        struct stat sb;
+        if (e->d_name[0] == '.' || !at_session_id_ok(e->d_name, strlen(e->d_name)) ||
+            store_path(s, p, sizeof p, "%s/events.ndjson", e->d_name) != AT_OK || lstat(p, &sb) < 0 ||
+            !S_ISREG(sb.st_mode) || sb.st_nlink < 2)
+            continue;
+        if (store_path(s, tmp, sizeof tmp, "%s/.events.ndjson.copy-XXXXXX", e->d_name) != AT_OK)
+            continue;
+        int src = open(p, O_RDONLY | O_CLOEXEC), dst = mkostemp(tmp, O_CLOEXEC);
+        if (src < 0 || dst < 0 || copy_range(src, 0, (uint64_t)sb.st_size, dst) != AT_OK ||
+            fchmod(dst, 0644) < 0 || fsync(dst) < 0 || rename(tmp, p) < 0) {
+            r = sys_fail(err, "cannot give its own inode to", p);
+            if (dst >= 0)
+                unlink(tmp);
+        } else {
+            fsync_dir(p);
+        }
+        if (src >= 0)
+            close(src);
+        if (dst >= 0)
+            close(dst);
+    }
+    closedir(d);
+    return r;
+}
+
+/* Upgrades an older layout once, under the exclusive store lock. */
+static at_result upgrade_layout(at_store *s, at_error *err)
+{
+    char p[PATH_MAX];
+    if (store_path(s, p, sizeof p, ".agent-traced/layout") != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
+    char buf[8] = "";
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (k > 0 && strncmp(buf, LAYOUT, sizeof LAYOUT - 1) == 0)
+            return AT_OK;
+    }
+    int lk = lock_store(s, true);
+    if (lk < 0)
+        return sys_fail(err, "cannot lock", s->root);
+    at_result r = unlink_objects(s, err);
+    if (r == AT_OK)
+        r = at_write_file_atomic(p, LAYOUT, sizeof LAYOUT - 1, err);
+    unlock_store(lk);
+    return r;
+}
+
+at_store *at_store_open(const char *root, at_error *err)
+{
+    char p[PATH_MAX];
+    /* Leaves room below PATH_MAX for every name we build under root. */
+    if (strlen(root) > PATH_MAX - 1024) {
+        at_error_set(err, AT_ERR_INVALID, -1, "storage path too long");
+        return NULL;
+    }
+    static const char *const dirs[] = {"objects/sha256", ".agent-traced/tmp", ".agent-traced/links",
+                                       ".agent-traced/history"};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, dirs[i]);
+        if (mkdir_p(p) < 0) {
+            sys_fail(err, "cannot create", p);
+            return NULL;
+        }
+    }
+    at_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->root = strdup(root))) {
+        free(s);
+        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        return NULL;
+    }
+    sync_group_init(&s->sync);
+    for (size_t i = 0; i < SESSION_STRIPES; i++)
+        pthread_mutex_init(&s->stripes[i].mu, NULL);
+    if (upgrade_layout(s, err) != AT_OK) {
+        at_store_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void at_store_free(at_store *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < SESSION_STRIPES; i++) {
+        for (sess_cache *c = s->stripes[i].cache, *next; c; c = next) {
+            next = c->next;
+            at_sha256_free(c->hash);
+            free(c->sid);
+            free(c);
+        }
+        pthread_mutex_destroy(&s->stripes[i].mu);
+    }
+    sync_group_fini(&s->sync);
+    free(s->root);
+    free(s);
+}
+
+const char *at_store_root(const at_store *s)
+{
+    return s->root;
+}
+
+/* ---- staging ------------------------------------------------------------------- */
 
 at_result at_store_stage(at_store *s, at_stage *st, at_error *err)
 {
     char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/.agent-traced/tmp/import-XXXXXX", s->root);
+    st->fd = -1;
+    st->path = NULL;
+    if (store_path(s, p, sizeof p, ".agent-traced/tmp/import-XXXXXX") != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
     st->fd = mkostemp(p, O_CLOEXEC);
     if (st->fd < 0)
         return sys_fail(err, "cannot create staging file in", s->root);
@@ -134,6 +440,19 @@ at_result at_store_stage(at_store *s, at_stage *st, at_error *err)
     }
     return AT_OK;
 }
+
+void at_stage_discard(at_stage *st)
+{
+    if (st->fd >= 0)
+        close(st->fd);
+    if (st->path)
+        unlink(st->path);
+    free(st->path);
+    st->fd = -1;
+    st->path = NULL;
+}
+
+/* ---- sweeping ---------------------------------------------------------------------- */
 
 /* Removes dir/name/<files> and the directory (one level: what a session
  * built aside holds). */
@@ -155,82 +474,112 @@ static bool remove_flat_dir(int dirfd, const char *name)
     return unlinkat(dirfd, name, AT_REMOVEDIR) == 0;
 }
 
-unsigned at_store_sweep(at_store *s)
+/* A temporary file of ours nobody holds (its writer keeps an flock). */
+static bool take_orphan(int dfd, const char *name)
 {
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/.agent-traced/tmp", s->root);
-    DIR *d = opendir(p);
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool removed = flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dfd, name, 0) == 0;
+    close(fd);
+    return removed;
+}
+
+/* Is name one of our temporary names (what at_write_file_atomic, the
+ * object writer and the older copy-on-write append leave while writing)? */
+static bool temp_name(const char *name)
+{
+    return strstr(name, ".tmp-") || strncmp(name, ".events.ndjson.cow-", 19) == 0 ||
+           strncmp(name, ".events.ndjson.copy-", 20) == 0 || strncmp(name, ".events.ndjson.new", 18) == 0;
+}
+
+static unsigned sweep_dir(const char *path, time_t now, bool staging)
+{
+    DIR *d = opendir(path);
     if (!d)
         return 0;
     int dfd = dirfd(d);
-    time_t now = time(NULL);
     unsigned removed = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         struct stat st;
+        if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0)))
+            continue;
         if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || now - st.st_mtime < SWEEP_MIN_AGE)
             continue; /* just made: its writer may not hold its lock yet */
-        if (strncmp(e->d_name, "import-", 7) == 0 && S_ISREG(st.st_mode)) {
-            int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0)
-                continue;
-            if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dfd, e->d_name, 0) == 0)
-                removed++; /* nobody holds it: its upload died */
-            close(fd);
-        } else if (strncmp(e->d_name, "session-", 8) == 0 && S_ISDIR(st.st_mode) &&
-                   now - st.st_mtime >= SWEEP_DIR_AGE) {
-            /* built and renamed within milliseconds; an old one was left by a crash */
-            removed += remove_flat_dir(dfd, e->d_name);
-        }
+        if (staging && strncmp(e->d_name, "import-", 7) == 0 && S_ISREG(st.st_mode))
+            removed += take_orphan(dfd, e->d_name);
+        else if (staging && strncmp(e->d_name, "session-", 8) == 0 && S_ISDIR(st.st_mode) &&
+                 now - st.st_mtime >= SWEEP_DIR_AGE)
+            removed += remove_flat_dir(dfd, e->d_name); /* built and renamed within milliseconds */
+        else if (S_ISREG(st.st_mode) && temp_name(e->d_name))
+            removed += take_orphan(dfd, e->d_name);
     }
     closedir(d);
     return removed;
 }
 
-void at_stage_discard(at_stage *st)
+unsigned at_store_sweep(at_store *s)
 {
-    if (st->fd >= 0)
-        close(st->fd);
-    if (st->path)
-        unlink(st->path);
-    free(st->path);
-    st->fd = -1;
-    st->path = NULL;
+    char p[PATH_MAX];
+    time_t now = time(NULL);
+    unsigned removed = 0;
+    if (store_path(s, p, sizeof p, ".agent-traced/tmp") == AT_OK)
+        removed += sweep_dir(p, now, true);
+    static const char *const dirs[] = {".agent-traced/links", ".agent-traced", "objects/sha256"};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+        if (store_path(s, p, sizeof p, "%s", dirs[i]) == AT_OK)
+            removed += sweep_dir(p, now, false);
+    /* Session directories, their histories, and the object fan-out. */
+    static const char *const parents[] = {"", ".agent-traced/history", "objects/sha256"};
+    for (size_t i = 0; i < sizeof parents / sizeof *parents; i++) {
+        char base[PATH_MAX];
+        if (store_path(s, base, sizeof base, "%s", parents[i]) != AT_OK)
+            continue;
+        DIR *d = opendir(base);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.' || (i == 0 && strcmp(e->d_name, "objects") == 0))
+                continue;
+            char sub[PATH_MAX];
+            int k = snprintf(sub, sizeof sub, "%s/%s", base, e->d_name);
+            if (k > 0 && (size_t)k < sizeof sub)
+                removed += sweep_dir(sub, now, false);
+        }
+        if (d)
+            closedir(d);
+    }
+    return removed;
 }
 
-static int fsync_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = 0;
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
+/* ---- atomic files ------------------------------------------------------------------ */
 
 at_result at_write_file_atomic(const char *path, const char *data, size_t n, at_error *err)
 {
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path);
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    /* ".<name>.tmp-XXXXXX": a dot name agent-strace ignores, swept if we die */
+    int k = snprintf(tmp, sizeof tmp, "%.*s.%s.tmp-XXXXXX", (int)dirlen, path, path + dirlen);
+    if (k < 0 || (size_t)k >= sizeof tmp)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "path too long: %s", path);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return sys_fail(err, "cannot create", tmp);
+    flock(fd, LOCK_EX | LOCK_NB);
     if (at_write_all(fd, data, n) != AT_OK)
         goto fail;
     if (fchmod(fd, 0644) < 0 || fsync(fd) < 0)
         goto fail;
-    close(fd);
     if (rename(tmp, path) < 0) {
         sys_fail(err, "cannot rename into", path);
+        close(fd);
         unlink(tmp);
         return AT_ERR_IO;
     }
-    fsync_dir(path);
+    close(fd);
+    if (fsync_dir(path) != AT_OK)
+        return sys_fail(err, "cannot sync the directory of", path);
     return AT_OK;
 fail:
     sys_fail(err, "cannot write", tmp);
@@ -239,110 +588,17 @@ fail:
     return AT_ERR_IO;
 }
 
-/* Streams a file through SHA-256. */
-static at_result hash_file(const char *path, char hex[AT_SHA256_HEX])
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return AT_ERR_IO;
-    at_sha256 *h = at_sha256_new();
-    static __thread char block[1 << 16];
-    at_result r = h ? AT_OK : AT_ERR_NOMEM;
-    for (ssize_t k; r == AT_OK && (k = read(fd, block, sizeof block)) != 0;) {
-        if (k < 0) {
-            if (errno != EINTR)
-                r = AT_ERR_IO;
-            continue;
-        }
-        at_sha256_update(h, block, (size_t)k);
-    }
-    close(fd);
-    if (r == AT_OK) {
-        uint8_t dg[AT_SHA256_LEN];
-        at_sha256_final(h, dg);
-        at_hex(dg, AT_SHA256_LEN, hex);
-    }
-    at_sha256_free(h);
-    return r;
-}
+/* ---- metadata ---------------------------------------------------------------------- */
 
-/* ---- subagent links ------------------------------------------------------ */
-
-/* links/<parent> holds one JSON array ["<agent id>", "<event id>"] per line. */
-static at_result write_links(at_store *s, const char *sid, const at_import_result *res, at_error *err)
+at_result at_store_meta_load(at_store *s, const char *sid, at_meta *m, at_error *err)
 {
     char p[PATH_MAX];
-    at_buf b;
-    at_buf_init(&b, 0);
-    at_result r = AT_OK;
-    for (size_t i = 0; r == AT_OK && i < res->nlinks; i++) {
-        if ((r = at_buf_addc(&b, '[')) == AT_OK &&
-            (r = at_json_write_wtf8(&b, res->links[i].agent_id, strlen(res->links[i].agent_id))) == AT_OK &&
-            (r = at_buf_addc(&b, ',')) == AT_OK &&
-            (r = at_json_write_wtf8(&b, res->links[i].event_id, res->links[i].event_id_len)) == AT_OK)
-            r = at_buf_add(&b, "]\n", 2);
-    }
-    snprintf(p, sizeof p, "%s/.agent-traced/links/%s", s->root, sid);
-    if (r == AT_OK)
-        r = at_write_file_atomic(p, b.data ? b.data : "", b.len, err);
-    at_buf_fini(&b);
-    return r;
+    if (!at_session_id_ok(sid, strlen(sid)) || store_path(s, p, sizeof p, "%s/meta.json", sid) != AT_OK)
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid session id");
+    return at_meta_load(m, p, err);
 }
 
-/* The event id of the tool call in `parent` that spawned `agent_id`, if
- * the parent's links are known. Returns true when found (*outn may be 0). */
-static bool find_link(at_store *s, const char *parent, const char *agent_id,
-                      char out[AT_MAX_EVENT_ID_BYTES + 1], size_t *outn)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/.agent-traced/links/%s", s->root, parent);
-    FILE *f = fopen(p, "re");
-    if (!f)
-        return false;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    bool found = false;
-    at_json_doc d;
-    at_json_doc_init(&d);
-    at_buf a;
-    at_buf_init(&a, 0);
-    while (!found && (n = getline(&line, &cap, f)) > 0) {
-        if (at_json_parse(&d, line, (size_t)n, NULL) != AT_OK || !at_json_is(&d, 0, AT_JSON_ARRAY) ||
-            d.nodes[0].len != 2)
-            continue;
-        uint32_t k = at_json_first(&d, 0), e = at_json_next(&d, 0, k);
-        if (!at_json_str_eq(&d, k, agent_id, strlen(agent_id)) || !at_json_is(&d, e, AT_JSON_STRING))
-            continue;
-        at_buf_reset(&a);
-        if (at_json_str_decode(&d, e, &a) == AT_OK && a.len <= AT_MAX_EVENT_ID_BYTES) {
-            memset(out, 0, AT_MAX_EVENT_ID_BYTES + 1);
-            memcpy(out, a.data ? a.data : "", a.len);
-            *outn = a.len;
-            found = true;
-        }
-    }
-    at_buf_fini(&a);
-    at_json_doc_fini(&d);
-    free(line);
-    fclose(f);
-    return found;
-}
-
-static int session_depth(at_store *s, const char *sid)
-{
-    char p[PATH_MAX];
-    at_meta m;
-    at_meta_init(&m);
-    at_store_session_path(s, sid, "meta.json", p, sizeof p);
-    int depth = -1;
-    if (at_meta_load(&m, p, NULL) == AT_OK)
-        depth = (int)at_meta_get_number(&m, AT_META_DEPTH, 0.0);
-    at_meta_fini(&m);
-    return depth;
-}
-
-static at_result write_meta(const char *path, const at_meta *m, at_error *err)
+static at_result write_meta_file(const char *path, const at_meta *m, at_error *err)
 {
     at_buf b;
     at_buf_init(&b, AT_MAX_META_BYTES);
@@ -355,188 +611,92 @@ static at_result write_meta(const char *path, const at_meta *m, at_error *err)
     return r;
 }
 
-/* A parent just arrived: complete the metas of its stored subagents. */
-static at_result complete_children(at_store *s, const char *sid, const at_import_result *res, int depth,
-                                   at_error *err)
-{
-    char child[PATH_MAX], p[PATH_MAX];
-    for (size_t i = 0; i < res->nlinks; i++) {
-        snprintf(child, sizeof child, "agent-%s.%s", res->links[i].agent_id, sid);
-        if (!at_session_id_ok(child, strlen(child)))
-            continue;
-        at_store_session_path(s, child, "meta.json", p, sizeof p);
-        at_meta m;
-        at_meta_init(&m);
-        at_result r = at_meta_load(&m, p, NULL);
-        if (r == AT_OK) {
-            r = at_meta_set_int(&m, AT_META_DEPTH, depth + 1);
-            if (r == AT_OK && res->links[i].event_id_len)
-                r = at_meta_set_string(&m, AT_META_PARENT_EVENT_ID, res->links[i].event_id,
-                                       res->links[i].event_id_len);
-            if (r == AT_OK)
-                r = write_meta(p, &m, err);
-        }
-        at_meta_fini(&m);
-        if (r != AT_OK && r != AT_ERR_NOT_FOUND)
-            return r;
-    }
-    return AT_OK;
-}
-
-/* ---- commit -------------------------------------------------------------- */
-
-static int lock_store(at_store *s)
+at_result store_write_meta(at_store *s, const char *sid, const at_meta *m, at_error *err)
 {
     char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/.agent-traced/lock", s->root);
-    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    while (flock(fd, LOCK_EX) < 0) {
-        if (errno != EINTR) {
-            close(fd);
-            return -1;
-        }
-    }
-    return fd;
+    if (store_path(s, p, sizeof p, "%s/meta.json", sid) != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
+    return write_meta_file(p, m, err);
 }
 
-static void unlock_store(int fd)
+at_result store_create_session(at_store *s, const char *sid, const at_meta *m, const char *events_path,
+                               at_error *err)
 {
-    if (fd >= 0) {
-        flock(fd, LOCK_UN);
-        close(fd);
-    }
-}
-
-/* Places the staged file as the object for hex (or drops it if that object
- * already exists). */
-static at_result place_object(at_store *s, at_stage *st, const char *hex, char *obj, size_t objlen,
-                              at_error *err)
-{
-    char dir[PATH_MAX];
-    at_store_object_path(s, hex, obj, objlen);
-    snprintf(dir, sizeof dir, "%s/objects/sha256/%.2s", s->root, hex);
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return sys_fail(err, "cannot create", dir);
-    if (fsync(st->fd) < 0)
-        return sys_fail(err, "cannot sync", st->path);
+    char tmpdir[PATH_MAX], f[PATH_MAX], e[PATH_MAX], dir[PATH_MAX];
+    if (store_path(s, tmpdir, sizeof tmpdir, ".agent-traced/tmp/session-XXXXXX") != AT_OK ||
+        at_store_session_path(s, sid, NULL, dir, sizeof dir) != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
     struct stat sb;
-    if (stat(obj, &sb) == 0)
-        return AT_OK; /* identical bytes are stored once */
-    /* Objects are immutable: read-only, so nothing appends through a link. */
-    if (fchmod(st->fd, 0444) < 0 || rename(st->path, obj) < 0)
-        return sys_fail(err, "cannot store object", obj);
-    free(st->path);
-    st->path = NULL;
-    fsync_dir(obj);
+    if (stat(dir, &sb) == 0) {
+        /* A directory without meta.json (another program's, half made):
+         * complete it in place. */
+        if (!S_ISDIR(sb.st_mode) || at_store_session_exists(s, sid))
+            return at_error_set(err, AT_ERR_CONFLICT, -1, "session %s exists", sid);
+        if (events_path && (snprintf(e, sizeof e, "%s/events.ndjson", dir), rename(events_path, e) < 0))
+            return sys_fail(err, "cannot move events into", dir);
+        return store_write_meta(s, sid, m, err);
+    }
+    if (!mkdtemp(tmpdir))
+        return sys_fail(err, "cannot create", tmpdir);
+    snprintf(f, sizeof f, "%s/meta.json", tmpdir);
+    snprintf(e, sizeof e, "%s/events.ndjson", tmpdir);
+    at_result r = write_meta_file(f, m, err);
+    if (r == AT_OK && events_path && rename(events_path, e) < 0)
+        r = sys_fail(err, "cannot move events into", tmpdir);
+    if (r == AT_OK && chmod(tmpdir, 0755) < 0)
+        r = sys_fail(err, "cannot chmod", tmpdir);
+    if (r == AT_OK && rename(tmpdir, dir) < 0) {
+        r = errno == EEXIST || errno == ENOTEMPTY ? at_error_set(err, AT_ERR_CONFLICT, -1, "session exists")
+                                                  : sys_fail(err, "cannot create session", dir);
+    }
+    if (r != AT_OK) {
+        if (events_path)
+            rename(e, events_path); /* give the caller its file back */
+        unlink(f);
+        rmdir(tmpdir);
+        return r;
+    }
+    /* the entries inside the new directory, then its own entry in root */
+    snprintf(f, sizeof f, "%s/meta.json", dir);
+    if (fsync_dir(f) != AT_OK || fsync_dir(dir) != AT_OK)
+        return sys_fail(err, "cannot sync", dir);
     return AT_OK;
 }
 
-at_result at_store_commit_import(at_store *s, at_stage *st, at_import_result *res, at_commit_info *info,
-                                 at_error *err)
+at_result at_store_meta_put(at_store *s, const char *sid, const at_meta *m, at_meta_edit_fn edit,
+                            void *edit_ctx, bool *created, at_error *err)
 {
-    char hex[AT_SHA256_HEX], obj[PATH_MAX], dir[PATH_MAX], p[PATH_MAX], tmpdir[PATH_MAX];
-    at_result r = AT_OK;
-    int lock = -1;
-    memset(info, 0, sizeof *info);
-    const char *sid = res->session_id;
-    if (!at_session_id_ok(sid, strlen(sid))) {
-        r = at_error_set(err, AT_ERR_INVALID, -1, "unsafe session id: %.80s", sid);
-        goto out;
+    *created = false;
+    if (!at_session_id_ok(sid, strlen(sid)))
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid session id");
+    int slock = lock_store(s, false);
+    sess_lock lk;
+    at_result r = lock_session(s, sid, &lk, err);
+    if (r != AT_OK) {
+        unlock_store(slock);
+        return r;
     }
-    at_hex(res->events_sha256, AT_SHA256_LEN, hex);
-    if ((lock = lock_store(s)) < 0) {
-        r = sys_fail(err, "cannot lock", s->root);
-        goto out;
+    at_meta cur;
+    at_meta_init(&cur);
+    r = at_store_meta_load(s, sid, &cur, NULL);
+    bool fresh = r == AT_ERR_NOT_FOUND;
+    if (fresh)
+        r = AT_OK;
+    else if (r != AT_OK)
+        at_error_set(err, r, -1, "cannot read session metadata");
+    for (int f = 0; f < AT_META_NFIELDS && r == AT_OK; f++)
+        if (m->raw[f])
+            r = at_meta_set_raw(&cur, (at_meta_field)f, m->raw[f], m->len[f]);
+    if (r == AT_OK && edit)
+        r = edit(edit_ctx, &cur);
+    if (r == AT_OK && fresh) {
+        r = store_create_session(s, sid, &cur, NULL, err);
+        *created = r == AT_OK;
+    } else if (r == AT_OK) {
+        r = store_write_meta(s, sid, &cur, err);
     }
-    if ((r = place_object(s, st, hex, obj, sizeof obj, err)) != AT_OK)
-        goto out;
-
-    /* Subagent fields: known when the parent (and its links) are. */
-    if (res->parent_session_id) {
-        int pdepth = session_depth(s, res->parent_session_id);
-        info->depth = pdepth >= 0 ? pdepth + 1 : 1;
-        if ((r = at_meta_set_int(&res->meta, AT_META_DEPTH, info->depth)) != AT_OK)
-            goto out;
-        if (find_link(s, res->parent_session_id, res->agent_id, info->parent_event_id,
-                      &info->parent_event_id_len) &&
-            info->parent_event_id_len &&
-            (r = at_meta_set_string(&res->meta, AT_META_PARENT_EVENT_ID, info->parent_event_id,
-                                    info->parent_event_id_len)) != AT_OK)
-            goto out;
-    }
-
-    at_store_session_path(s, sid, NULL, dir, sizeof dir);
-    at_store_session_path(s, sid, "events.ndjson", p, sizeof p);
-    struct stat cur, ob;
-    if (stat(dir, &cur) < 0) {
-        /* New session: build it aside, then rename it into place whole. */
-        snprintf(tmpdir, sizeof tmpdir, "%s/.agent-traced/tmp/session-XXXXXX", s->root);
-        if (!mkdtemp(tmpdir)) {
-            r = sys_fail(err, "cannot create", tmpdir);
-            goto out;
-        }
-        char f[PATH_MAX];
-        snprintf(f, sizeof f, "%s/meta.json", tmpdir);
-        if ((r = write_meta(f, &res->meta, err)) == AT_OK) {
-            snprintf(f, sizeof f, "%s/events.ndjson", tmpdir);
-            if (link(obj, f) < 0)
-                r = sys_fail(err, "cannot link", f);
-        }
-        if (r == AT_OK && chmod(tmpdir, 0755) < 0)
-            r = sys_fail(err, "cannot chmod", tmpdir);
-        if (r == AT_OK && rename(tmpdir, dir) < 0)
-            r = sys_fail(err, "cannot create session", dir);
-        if (r != AT_OK) {
-            snprintf(f, sizeof f, "%s/meta.json", tmpdir);
-            unlink(f);
-            snprintf(f, sizeof f, "%s/events.ndjson", tmpdir);
-            unlink(f);
-            rmdir(tmpdir);
-            goto out;
-        }
-        fsync_dir(dir);
-        info->status = AT_COMMIT_CREATED;
-    } else if (stat(p, &cur) == 0 && stat(obj, &ob) == 0 && cur.st_ino == ob.st_ino &&
-               cur.st_dev == ob.st_dev) {
-        info->status = AT_COMMIT_UNCHANGED;
-        at_store_session_path(s, sid, "meta.json", p, sizeof p);
-        if ((r = write_meta(p, &res->meta, err)) != AT_OK)
-            goto out;
-    } else {
-        /* Replace: events first (a rename is atomic), then meta. */
-        char old[AT_SHA256_HEX] = "";
-        if (hash_file(p, old) == AT_OK && strcmp(old, hex) == 0) {
-            info->status = AT_COMMIT_UNCHANGED;
-        } else {
-            info->status = AT_COMMIT_REPLACED;
-            memcpy(info->replaced, old, sizeof old);
-        }
-        char tmp[PATH_MAX];
-        snprintf(tmp, sizeof tmp, "%s/.events.ndjson.new", dir);
-        unlink(tmp);
-        if (link(obj, tmp) < 0 || rename(tmp, p) < 0) {
-            r = sys_fail(err, "cannot replace", p);
-            unlink(tmp);
-            goto out;
-        }
-        at_store_session_path(s, sid, "meta.json", p, sizeof p);
-        if ((r = write_meta(p, &res->meta, err)) != AT_OK)
-            goto out;
-    }
-
-    if (res->nlinks) {
-        if ((r = write_links(s, sid, res, err)) != AT_OK)
-            goto out;
-        int depth = session_depth(s, sid);
-        r = complete_children(s, sid, res, depth < 0 ? 0 : depth, err);
-    } else {
-        snprintf(p, sizeof p, "%s/.agent-traced/links/%s", s->root, sid);
-        unlink(p);
-    }
-out:
-    unlock_store(lock);
-    at_stage_discard(st);
+    at_meta_fini(&cur);
+    unlock_session(&lk);
+    unlock_store(slock);
     return r;
 }

@@ -1,0 +1,190 @@
+/* store_int.h - what the store's files share (store.h is the public side). */
+#ifndef AGENTTRACE_STORE_INT_H
+#define AGENTTRACE_STORE_INT_H
+
+#include "agenttrace/buf.h"
+#include "agenttrace/sha256.h"
+#include "agenttrace/store.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define OBJECT_MAX_DEPTH 48 /* a longer delta chain is cut by a full object */
+#define SESSION_STRIPES  64
+
+/* ---- group commit (sync.c) ------------------------------------------------ */
+
+/* Writers hand the descriptors they dirtied to one fsync round; whoever
+ * finds no round running runs the next one for everybody waiting. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int *fds; /* dup'd descriptors waiting for the next round */
+    size_t nfds, cap;
+    uint64_t next; /* tickets handed out */
+    uint64_t done; /* every ticket <= done has been through a finished round */
+    struct {
+        uint64_t from, to; /* tickets of a round that failed */
+        int errnum;
+    } failed[16]; /* the last ones, in a ring */
+    unsigned nfailed;
+    bool busy;
+} sync_group;
+
+void sync_group_init(sync_group *g);
+void sync_group_fini(sync_group *g);
+/* Returns once fds[0..n) are on stable storage (fsync), sharing the round
+ * with concurrent callers. The descriptors stay the caller's. */
+at_result sync_wait(sync_group *g, const int *fds, size_t n, at_error *err) AT_WUR;
+
+/* ---- the store ------------------------------------------------------------ */
+
+/* A file's identity and last change, as stat shows it. */
+typedef struct {
+    bool exists;
+    uint64_t dev, ino, size;
+    int64_t mtime_ns, ctime_ns;
+} file_stamp;
+
+void stamp_of(const struct stat *sb, file_stamp *out);
+bool stamp_equal(const file_stamp *a, const file_stamp *b);
+
+/* The digest state of a session's current events.ndjson, kept between
+ * appends so an append hashes only what it adds. */
+typedef struct sess_cache {
+    struct sess_cache *next;
+    char *sid;
+    uint64_t version, size;
+    at_sha256 *hash; /* SHA-256 of the version's bytes so far */
+} sess_cache;
+
+typedef struct {
+    pthread_mutex_t mu; /* one writer of any session in the stripe at a time, in this process */
+    sess_cache *cache;
+    size_t ncache;
+} sess_stripe;
+
+struct at_store {
+    char *root;
+    sync_group sync;
+    sess_stripe stripes[SESSION_STRIPES];
+};
+
+/* Builds root + "/" + the formatted rest into out; AT_ERR_TOO_BIG when it
+ * does not fit. The one place a storage path is made. */
+at_result store_path(const at_store *s, char *out, size_t cap, const char *fmt, ...) AT_WUR
+    __attribute__((format(printf, 4, 5)));
+at_result sys_fail(at_error *err, const char *what, const char *path);
+int mkdir_p(const char *path);
+at_result fsync_dir(const char *path_in_dir);
+/* Copies src[off, off+len) to the end of dst (copy_file_range, else read/write). */
+at_result copy_range(int src, uint64_t off, uint64_t len, int dst) AT_WUR;
+/* Are a's len bytes at aoff equal to b's at boff? */
+at_result same_range(int a, uint64_t aoff, int b, uint64_t boff, uint64_t len, bool *same) AT_WUR;
+/* Is the first len bytes of a equal to the first len bytes of b? */
+at_result same_prefix(int a, int b, uint64_t len, bool *same) AT_WUR;
+
+/* The session's lock: its stripe mutex (this process) and the flock on
+ * history/<sid>/lock (other processes). lock_session fills *lk. */
+typedef struct {
+    sess_stripe *stripe;
+    int fd;
+} sess_lock;
+at_result lock_session(at_store *s, const char *sid, sess_lock *lk, at_error *err) AT_WUR;
+void unlock_session(sess_lock *lk);
+/* The store-wide lock: shared by writers, exclusive for gc. -1 on failure. */
+int lock_store(at_store *s, bool exclusive);
+void unlock_store(int fd);
+
+/* Metadata and session directories (store.c). */
+at_result store_write_meta(at_store *s, const char *sid, const at_meta *m, at_error *err) AT_WUR;
+/* Builds a new session aside (meta.json, and events.ndjson when
+ * events_path names a file to move in) and renames it into place whole.
+ * AT_ERR_CONFLICT when the session appeared meanwhile. */
+at_result store_create_session(at_store *s, const char *sid, const at_meta *m, const char *events_path,
+                               at_error *err) AT_WUR;
+bool at_hex_decode(const char *hex, size_t n, uint8_t *out);
+
+/* ---- history (history.c) ---------------------------------------------------- */
+
+/* What the history says of a session, and what we last saw of its file. */
+typedef struct {
+    bool have;      /* a version exists */
+    at_version cur; /* the current version */
+    char object[AT_SHA256_HEX];
+    int depth;        /* delta chain depth of the current object (0: full) */
+    uint64_t end_len; /* bytes of its last line with "\n" when that is a session_end, else 0 */
+    bool have_seen;   /* a stamp of events.ndjson was recorded for the current version */
+    uint64_t seen_version;
+    file_stamp seen;
+    bool have_prev_seen;  /* the last stamp recorded before the current version: */
+    file_stamp prev_seen; /* a file that still has it was not replaced by the last commit */
+} sess_state;
+
+/* Reads the last version and stamp of a session's history. */
+at_result history_load(at_store *s, const char *sid, sess_state *st, at_error *err) AT_WUR;
+/* All versions, oldest first (*out malloc'd), and their objects when objs
+ * is not NULL (*objs malloc'd). */
+at_result history_list(at_store *s, const char *sid, at_version **out, char (**objs)[AT_SHA256_HEX],
+                       size_t *n, at_error *err) AT_WUR;
+/* The object of a version (AT_ERR_NOT_FOUND when there is none). */
+at_result history_object(at_store *s, const char *sid, uint64_t version, char hex[AT_SHA256_HEX],
+                         at_error *err) AT_WUR;
+/* Appends a version record; *fd gets the history file's descriptor (for
+ * the caller's fsync round; the caller closes it). */
+at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, at_error *err) AT_WUR;
+/* Rewrites the history without version v and everything after it. */
+at_result history_drop_from(at_store *s, const char *sid, uint64_t v, at_error *err) AT_WUR;
+/* Records the stamp of events.ndjson that belongs to version v. */
+at_result history_seen(at_store *s, const char *sid, uint64_t v, const file_stamp *fs, at_error *err) AT_WUR;
+
+/* Facts about a finished events file: lines, size, digest, head, and the
+ * length of its last line when that is a session_end event. */
+typedef struct {
+    uint64_t lines, size, end_len;
+    uint8_t sha256[AT_SHA256_LEN];
+    uint8_t head[AT_SHA256_LEN];
+    bool have_head;
+    bool ends_nl; /* the last byte is "\n" (or the file is empty) */
+} events_facts;
+/* Reads fd from the start (hash: when non-NULL, left holding the digest
+ * state of the whole file, for later appends). */
+at_result events_scan(int fd, events_facts *f, at_sha256 *hash) AT_WUR;
+/* Only the tail: the last line's digest and whether it is a session_end. */
+at_result events_tail(int fd, uint64_t size, events_facts *f) AT_WUR;
+
+/* Makes events.ndjson agree with the history (sess.c): a file an earlier
+ * commit did not finish is rebuilt from its object; a change made by another
+ * program becomes a version of cause external. Called with the session
+ * locked, before reading or writing it. */
+at_result session_sync(at_store *s, const char *sid, sess_state *st, at_error *err) AT_WUR;
+
+/* ---- objects (object.c) ------------------------------------------------------ */
+
+bool object_exists(at_store *s, const char *hex);
+/* Where an object's new bytes come from: a file range, or memory. */
+typedef struct {
+    int fd;
+    uint64_t off;
+    const char *mem; /* non-NULL: these bytes instead of fd */
+} obj_src;
+/* Stores size bytes of src as the full object hex. dirty gets the fds to
+ * sync (the object and its directory; *ndirty counts them, room for 2). */
+at_result object_put_full(at_store *s, const char *hex, const obj_src *src, uint64_t size, int *dirty,
+                          size_t *ndirty, at_error *err) AT_WUR;
+/* Stores object hex as base's first prefix bytes followed by len bytes of
+ * src (a delta), or as a full object when base's chain is too long; *depth
+ * gets the new object's chain depth. */
+at_result object_put_delta(at_store *s, const char *hex, const char *base, uint64_t prefix,
+                           const obj_src *src, uint64_t len, int *depth, int *dirty, size_t *ndirty,
+                           at_error *err) AT_WUR;
+/* Delta chain depth of an object (0: full; -1: missing or unreadable). */
+int object_depth(at_store *s, const char *hex);
+/* A reader of no bytes (a session without events yet). */
+at_object_reader *object_reader_empty(void);
+/* The objects an object needs (itself, and its bases), for gc. */
+at_result object_bases(at_store *s, const char *hex, char (**out)[AT_SHA256_HEX], size_t *n) AT_WUR;
+
+#endif
