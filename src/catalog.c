@@ -57,6 +57,7 @@
  * /sessions body is reference counted and copied out after the lock is
  * released; drain_changed calls its callback without the lock. */
 #include "agenttrace/catalog.h"
+#include "agenttrace/store.h"
 
 #include "agenttrace/json.h"
 #include "agenttrace/meta.h"
@@ -509,7 +510,8 @@ static void reload_meta(at_catalog *c, entry *e, bool force)
 {
     char rel[AT_MAX_SESSION_ID + 16];
     struct stat sb;
-    snprintf(rel, sizeof rel, "%s/meta.json", e->name);
+    if (at_storage_path(NULL, AT_PATH_META, e->name, rel, sizeof rel) != AT_OK)
+        rel[0] = 0;
     if (fstatat(root_fd(c), rel, &sb, 0) < 0 || !S_ISREG(sb.st_mode)) {
         e->meta_id.valid = false;
         set_state(c, e, false, false);
@@ -578,7 +580,8 @@ static void ev_identity(at_catalog *c, entry *e, file_id *id)
 {
     char rel[AT_MAX_SESSION_ID + 16];
     struct stat sb;
-    snprintf(rel, sizeof rel, "%s/events.ndjson", e->name);
+    if (at_storage_path(NULL, AT_PATH_EVENTS, e->name, rel, sizeof rel) != AT_OK)
+        rel[0] = 0;
     if (fstatat(root_fd(c), rel, &sb, 0) == 0)
         id_of(id, &sb);
     else
@@ -619,8 +622,7 @@ static bool watch(at_catalog *c, entry *e)
     if (c->nwatched >= c->wtab_cap && !wtab_grow(c))
         return false;
     char path[PATH_MAX];
-    int k = snprintf(path, sizeof path, "%s/%s", c->root, e->name);
-    if (k < 0 || (size_t)k >= sizeof path)
+    if (at_storage_path(c->root, AT_PATH_SESSION, e->name, path, sizeof path) != AT_OK)
         return false;
     int wd = inotify_add_watch(c->ifd, path, SESSION_MASK | (c->mask_create ? IN_MASK_CREATE : 0));
     if (wd < 0 && errno == EINVAL && c->mask_create) { /* a kernel before 4.18 */

@@ -83,7 +83,8 @@ static int import_one(at_store *store, const char *file, const char *source_opt,
         goto fail;
     at_import_options opts = {.source = source, .out_fd = st.fd, .tmp_dir = NULL, .redact = rd};
     char tmpdir[PATH_MAX];
-    snprintf(tmpdir, sizeof tmpdir, "%s/.agent-traced/tmp", at_store_root(store));
+    if (at_storage_path(at_store_root(store), AT_PATH_TMP, NULL, tmpdir, sizeof tmpdir) != AT_OK)
+        tmpdir[0] = 0;
     opts.tmp_dir = tmpdir;
     if (!(im = at_import_new(&opts, &err)))
         goto fail;

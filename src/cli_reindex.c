@@ -4,6 +4,7 @@
 #include "index.h"
 
 #include "agenttrace/json.h"
+#include "agenttrace/store.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -65,7 +66,8 @@ int cli_reindex(int argc, char **argv)
     at_buf b;
     at_buf_init(&b, 0);
     char path[4096];
-    snprintf(path, sizeof path, "%s/.agent-traced/%s", storage, EVENT_INDEX_FILE);
+    if (at_storage_path(storage, AT_PATH_INDEX, NULL, path, sizeof path) != AT_OK)
+        path[0] = 0;
     int bad = at_buf_adds(&b, "{\"storage\": ") != AT_OK ||
               at_json_write_wtf8(&b, storage, strlen(storage)) != AT_OK ||
               at_buf_adds(&b, ", \"index\": ") != AT_OK ||

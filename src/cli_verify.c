@@ -4,7 +4,9 @@
 #include "api/report.h"
 
 #include "agenttrace/json.h"
+#include "agenttrace/store.h"
 #include "agenttrace/verify.h"
+#include "sessions.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <sys/stat.h>
 
 static const char usage[] = "usage: agent-traced verify [--legacy] PATH...\n"
+                            "       agent-traced verify [--legacy] --versions [--storage DIR] [SESSION...]\n"
                             "\n"
                             "Checks the SHA-256 hash chain of each PATH, an events.ndjson file or a\n"
                             "session directory (then PATH/events.ndjson), and prints one JSON line per\n"
@@ -21,6 +24,13 @@ static const char usage[] = "usage: agent-traced verify [--legacy] PATH...\n"
                             "  --legacy    accept lines without prev_hash, as agent-strace's\n"
                             "              `audit --verify-chain` does (events written before hash\n"
                             "              chains); by default every line after the first needs one\n"
+                            "  --versions  check every version of the sessions of a storage directory\n"
+                            "              (all of them when none is named), read from their objects:\n"
+                            "              one line each with session_id, version, the verdict,\n"
+                            "              events_sha256, object_ok (the bytes hash to the version's\n"
+                            "              recorded digest) and head\n"
+                            "  --storage DIR  with --versions (default: $AGENT_STRACE_STORAGE, else\n"
+                            "              ./.agent-traces)\n"
                             "  -h, --help  show this help\n"
                             "\n"
                             "Exit status: 0 when every chain is intact, 1 when one is broken, 2 when a\n"
@@ -88,7 +98,7 @@ static int print_verdict(const char *path, const at_verify_report *rep)
     at_buf_init(&b, 0);
     at_buf_init(&name, 0);
     at_result r = argv_to_wtf8(&name, path);
-    report_verify_opts o = {"path", name.data, name.len, false, -2};
+    report_verify_opts o = {"path", name.data, name.len, 0, false, -2};
     if (r == AT_OK)
         r = report_verify(&b, rep, &o);
     if (r == AT_OK)
@@ -139,13 +149,93 @@ static int verify_one(const char *path, at_verify_mode mode)
     return rc;
 }
 
+/* Every version of the sessions named (all when none is), read from their
+ * objects: one line each with session_id, version, the verdict, the digest
+ * and object_ok (the bytes hash to the digest the version recorded).
+ * Returns the exit status. */
+static int verify_versions(const char *storage, char **ids, int nids, at_verify_mode mode)
+{
+    at_error err = {0};
+    at_store *store = at_store_open(storage, &err);
+    if (!store) {
+        cli_errorf("verify", "%s", err.message);
+        return 2;
+    }
+    char **all = NULL;
+    size_t nall = 0;
+    if (nids == 0) {
+        if (sessions_scan(storage, &all, &nall) != AT_OK) {
+            cli_errorf("verify", "%s: cannot list the sessions", storage);
+            at_store_free(store);
+            return 2;
+        }
+        ids = all;
+        nids = (int)nall;
+    }
+    int status = 0;
+    char *buf = malloc(1 << 16);
+    for (int i = 0; buf && i < nids; i++) {
+        at_version *v = NULL;
+        size_t n = 0;
+        if (at_store_versions(store, ids[i], &v, &n, &err) != AT_OK) {
+            cli_errorf("verify", "%s: %s", ids[i], err.message);
+            status = 2;
+            continue;
+        }
+        for (size_t k = 0; k < n; k++) {
+            at_object_reader *rd = NULL;
+            at_verifier *vf = at_verifier_new(mode);
+            at_verify_report rep;
+            memset(&rep, 0, sizeof rep);
+            at_result r = vf ? at_store_open_version(store, ids[i], v[k].version, &rd, &err) : AT_ERR_NOMEM;
+            for (uint64_t off = 0; r == AT_OK && off < at_object_size(rd);) {
+                ssize_t got = at_object_read(rd, off, buf, 1 << 16);
+                if (got <= 0)
+                    r = at_error_set(&err, AT_ERR_IO, -1, "cannot read the object");
+                else if ((r = at_verifier_feed(vf, buf, (size_t)got, &err)) == AT_OK)
+                    off += (uint64_t)got;
+            }
+            if (r == AT_OK)
+                r = at_verifier_finish(vf, &rep, &err);
+            if (r != AT_OK) {
+                cli_errorf("verify", "%s version %llu: %s", ids[i], (unsigned long long)v[k].version,
+                           err.message[0] ? err.message : at_result_str(r));
+                status = 2;
+            } else {
+                int ok = memcmp(rep.file_sha256, v[k].events_sha256, AT_SHA256_LEN) == 0;
+                at_buf b;
+                at_buf_init(&b, 0);
+                report_verify_opts o = {"session_id",          ids[i], strlen(ids[i]),
+                                        (int64_t)v[k].version, true,   ok};
+                if (report_verify(&b, &rep, &o) == AT_OK && at_buf_addc(&b, '\n') == AT_OK)
+                    fwrite(b.data, 1, b.len, stdout);
+                at_buf_fini(&b);
+                if ((!rep.ok || !ok) && status < 1)
+                    status = 1;
+            }
+            at_verify_report_fini(&rep);
+            at_object_reader_free(rd);
+            at_verifier_free(vf);
+        }
+        free(v);
+    }
+    free(buf);
+    sessions_free_ids(all, nall);
+    at_store_free(store);
+    return status;
+}
+
 int cli_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"legacy", no_argument, NULL, 'L'},
+        {"versions", no_argument, NULL, 'V'},
+        {"storage", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    bool versions = false;
+    const char *storage = NULL;
     at_verify_mode mode = AT_VERIFY_STRICT;
     int c;
     optind = 1;
@@ -153,15 +243,24 @@ int cli_verify(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'L': mode = AT_VERIFY_LEGACY; break;
+        case 'V': versions = true; break;
+        case 's': storage = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default:
-            if (optopt && optopt != 'L' && optopt != 'h')
+            if (optopt && optopt != 'L' && optopt != 'h' && optopt != 'V' && optopt != 's')
                 cli_errorf("verify", "unknown option '-%c'", optopt);
             else
                 cli_errorf("verify", "unknown or malformed option '%s'", argv[optind - 1]);
             fputs(usage, stderr);
             return 2;
         }
+    }
+    if (versions)
+        return verify_versions(storage ? storage : cli_default_storage(), argv + optind, argc - optind, mode);
+    if (storage) {
+        cli_errorf("verify", "--storage goes with --versions");
+        fputs(usage, stderr);
+        return 2;
     }
     if (optind >= argc) {
         cli_errorf("verify", "no PATH given");

@@ -459,7 +459,7 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
         free(vs);
     }
     at_buf_reset(&hr->body);
-    report_verify_opts ro = {"session_id", sid, strlen(sid), true, object_ok};
+    report_verify_opts ro = {"session_id", sid, strlen(sid), 0, true, object_ok};
     if (report_verify(&hr->body, &rep, &ro) != AT_OK)
         http_response_error(hr, 500, "out of memory");
     else
@@ -876,7 +876,7 @@ static void finish_verify(request *rq, http_response *hr)
     at_result r = at_verifier_finish(rq->verifier, &rep, &err);
     if (r != AT_OK)
         req_fail(rq, r == AT_ERR_TOO_BIG ? 413 : 500, "%s", err.message[0] ? err.message : at_result_str(r));
-    else if (report_verify(&hr->body, &rep, &(report_verify_opts){NULL, NULL, 0, true, -2}) != AT_OK)
+    else if (report_verify(&hr->body, &rep, &(report_verify_opts){NULL, NULL, 0, 0, true, -2}) != AT_OK)
         req_fail(rq, 500, "out of memory");
     else
         hr->status = 200;
@@ -1342,7 +1342,8 @@ int cli_serve(int argc, char **argv)
         at_redact_free(probe);
     }
     srv.request_timeout_us = request_timeout * 1000000u;
-    snprintf(srv.tmp_dir, sizeof srv.tmp_dir, "%s/.agent-traced/tmp", srv.ctx.root);
+    if (at_storage_path(srv.ctx.root, AT_PATH_TMP, NULL, srv.tmp_dir, sizeof srv.tmp_dir) != AT_OK)
+        srv.tmp_dir[0] = 0;
     for (size_t i = 0; i < http_nroutes && i < METRICS_MAX_ROUTES; i++) {
         /* "GET /sessions/{id}": method and pattern, one label per table row */
         static char names[METRICS_MAX_ROUTES][80];

@@ -130,8 +130,12 @@ static bool stamp_eq(fstamp a, fstamp b)
 
 static bool events_path(const event_index *ix, const char *sid, size_t n, char *out, size_t outlen)
 {
-    int k = snprintf(out, outlen, "%s/%.*s/events.ndjson", ix->root, (int)n, sid);
-    return k > 0 && (size_t)k < outlen;
+    char id[AT_MAX_SESSION_ID + 1];
+    if (n > AT_MAX_SESSION_ID)
+        return false;
+    memcpy(id, sid, n);
+    id[n] = 0;
+    return at_storage_path(ix->root, AT_PATH_EVENTS, id, out, outlen) == AT_OK;
 }
 
 static at_result db_fail(at_error *err, sqlite3 *db, const char *what)
@@ -802,9 +806,8 @@ event_index *event_index_open_ex(const char *root, bool sync, at_error *err)
     at_json_doc_init(&ix->doc);
     at_buf_init(&ix->dec, AT_MAX_LINE_BYTES);
     char dir[PATH_MAX], db[PATH_MAX];
-    int k1 = snprintf(dir, sizeof dir, "%s/.agent-traced", root);
-    int k2 = snprintf(db, sizeof db, "%s/%s", dir, EVENT_INDEX_FILE);
-    if (k1 < 0 || k2 < 0 || (size_t)k2 >= sizeof db) {
+    if (at_storage_path(root, AT_PATH_PRIVATE, NULL, dir, sizeof dir) != AT_OK ||
+        at_storage_path(root, AT_PATH_INDEX, NULL, db, sizeof db) != AT_OK) {
         at_error_set(err, AT_ERR_INVALID, -1, "storage path too long");
         goto fail;
     }

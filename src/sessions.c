@@ -7,6 +7,7 @@
 #include "sessions.h"
 
 #include "agenttrace/catalog.h"
+#include "agenttrace/store.h"
 
 #include "http.h"
 
@@ -42,7 +43,8 @@ static bool has_meta(int dirfd, const char *name)
     struct stat sb;
     if (reserved(name) || strlen(name) > AT_MAX_SESSION_ID)
         return false;
-    snprintf(rel, sizeof rel, "%s/meta.json", name);
+    if (at_storage_path(NULL, AT_PATH_META, name, rel, sizeof rel) != AT_OK)
+        return false;
     return fstatat(dirfd, rel, &sb, 0) == 0 && S_ISREG(sb.st_mode);
 }
 
@@ -52,7 +54,8 @@ bool sessions_exists(const char *root, const char *name)
     struct stat sb;
     if (reserved(name))
         return false;
-    snprintf(p, sizeof p, "%s/%s/meta.json", root, name);
+    if (at_storage_path(root, AT_PATH_META, name, p, sizeof p) != AT_OK)
+        return false;
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 

@@ -137,8 +137,7 @@ static at_result load_listing(tctx *t)
         size_t nl = strlen(e->d_name);
         if (!at_session_id_ok(e->d_name, nl))
             continue;
-        int k = snprintf(path, sizeof path, "%s/%s/meta.json", t->root, e->d_name);
-        if (k < 0 || (size_t)k >= sizeof path)
+        if (at_storage_path(t->root, AT_PATH_META, e->d_name, path, sizeof path) != AT_OK)
             continue;
         if (t->n == t->cap) {
             size_t nc = t->cap ? t->cap * 2 : 64;
@@ -191,10 +190,10 @@ static at_result session_cost(tctx *t, tsess *s)
     if (s->cost_done)
         return AT_OK;
     char path[PATH_MAX];
-    int k = snprintf(path, sizeof path, "%s/%s/events.ndjson", t->root, s->dir);
+    bool fits = at_storage_path(t->root, AT_PATH_EVENTS, s->dir, path, sizeof path) == AT_OK;
     s->cost_done = true;
     s->cost = 0.0;
-    if (k < 0 || (size_t)k >= sizeof path)
+    if (!fits)
         return AT_OK;
     int64_t tin, tout;
     at_result r = tree_cost_tokens(path, &tin, &tout, t->err);

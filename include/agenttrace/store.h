@@ -203,7 +203,24 @@ typedef struct {
 
 at_result at_store_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_error *err) AT_WUR;
 
-/* ---- paths, for readers that have not moved behind the store yet ------------- */
+/* ---- paths ---------------------------------------------------------------------- */
+
+/* The one place the names under a storage directory are spelled, for the
+ * store and for the readers that work from a root (catalog, trees, the
+ * event index). */
+typedef enum {
+    AT_PATH_SESSION, /* <root>/<id> */
+    AT_PATH_META,    /* <root>/<id>/meta.json */
+    AT_PATH_EVENTS,  /* <root>/<id>/events.ndjson */
+    AT_PATH_PRIVATE, /* <root>/.agent-traced */
+    AT_PATH_TMP,     /* <root>/.agent-traced/tmp */
+    AT_PATH_INDEX,   /* <root>/.agent-traced/index.sqlite */
+} at_path_kind;
+
+/* Writes the path of kind (for sid, where it names one) into out; with a
+ * NULL root, the path relative to the root. AT_ERR_TOO_BIG when it does not
+ * fit. */
+at_result at_storage_path(const char *root, at_path_kind kind, const char *sid, char *out, size_t cap) AT_WUR;
 
 /* <root>/<id>[/<file>] into out; AT_ERR_TOO_BIG when it does not fit. */
 at_result at_store_session_path(const at_store *s, const char *id, const char *file, char *out,

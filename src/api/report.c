@@ -56,6 +56,8 @@ at_result report_verify(at_buf *b, const at_verify_report *rep, const report_ver
         if (r == AT_OK)
             r = at_buf_adds(b, ", ");
     }
+    if (r == AT_OK && o->version > 0)
+        r = at_buf_printf(b, "\"version\": %lld, ", (long long)o->version);
     if (r == AT_OK)
         r = at_buf_printf(b, "\"ok\": %s, \"total_events\": %llu", rep->ok ? "true" : "false",
                           (unsigned long long)rep->total_events);

@@ -286,6 +286,24 @@ bool at_session_id_ok(const char *id, size_t n)
     return true;
 }
 
+at_result at_storage_path(const char *root, at_path_kind kind, const char *sid, char *out, size_t cap)
+{
+    static const char *const file[] = {
+        [AT_PATH_SESSION] = NULL,
+        [AT_PATH_META] = "meta.json",
+        [AT_PATH_EVENTS] = "events.ndjson",
+        [AT_PATH_PRIVATE] = ".agent-traced",
+        [AT_PATH_TMP] = ".agent-traced/tmp",
+        [AT_PATH_INDEX] = ".agent-traced/index.sqlite",
+    };
+    bool named = kind <= AT_PATH_EVENTS;
+    if (named && (!sid || !*sid))
+        return AT_ERR_INVALID;
+    int k = snprintf(out, cap, "%s%s%s%s%s", root ? root : "", root ? "/" : "", named ? sid : "",
+                     named && file[kind] ? "/" : "", file[kind] ? file[kind] : "");
+    return k < 0 || (size_t)k >= cap ? AT_ERR_TOO_BIG : AT_OK;
+}
+
 at_result at_store_session_path(const at_store *s, const char *id, const char *file, char *out, size_t outlen)
 {
     return file ? store_path(s, out, outlen, "%s/%s", id, file) : store_path(s, out, outlen, "%s", id);
