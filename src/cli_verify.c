@@ -98,7 +98,7 @@ static int print_verdict(const char *path, const at_verify_report *rep)
     at_buf_init(&b, 0);
     at_buf_init(&name, 0);
     at_result r = argv_to_wtf8(&name, path);
-    report_verify_opts o = {"path", name.data, name.len, 0, false, -2};
+    report_verify_opts o = {"path", name.data, name.len, 0, false, -2, NULL};
     if (r == AT_OK)
         r = report_verify(&b, rep, &o);
     if (r == AT_OK)
@@ -205,8 +205,8 @@ static int verify_versions(const char *storage, char **ids, int nids, at_verify_
                 int ok = memcmp(rep.file_sha256, v[k].events_sha256, AT_SHA256_LEN) == 0;
                 at_buf b;
                 at_buf_init(&b, 0);
-                report_verify_opts o = {"session_id",          ids[i], strlen(ids[i]),
-                                        (int64_t)v[k].version, true,   ok};
+                report_verify_opts o = {"session_id", ids[i], strlen(ids[i]), (int64_t)v[k].version, true,
+                                        ok,           NULL};
                 if (report_verify(&b, &rep, &o) == AT_OK && at_buf_addc(&b, '\n') == AT_OK)
                     fwrite(b.data, 1, b.len, stdout);
                 at_buf_fini(&b);

@@ -164,6 +164,18 @@ void collector_get_session(server_ctx *ctx, const char *id, http_response *resp)
     char *sid;
     if (sessions_resolve(ctx, id, &sid, resp) != 200)
         return;
+    if (ctx->catalog) {
+        at_buf_reset(&resp->body);
+        at_result cr = at_catalog_meta_json(ctx->catalog, sid, &resp->body);
+        if (cr == AT_OK)
+            resp->status = 200;
+        else if (cr == AT_ERR_NOT_FOUND) /* removed since it was resolved */
+            http_response_error(resp, 404, "session not found: %s", id);
+        else
+            http_response_error(resp, 500, "cannot read session metadata: %s", at_result_str(cr));
+        free(sid);
+        return;
+    }
     at_meta m;
     at_error err = {0};
     at_buf b;

@@ -26,6 +26,8 @@ typedef struct {
     uint64_t max_upload;        /* bytes after decompression */
     bool redact;                /* secret redaction of everything written (redaction.md) */
     struct at_catalog *catalog; /* sessions kept in memory (NULL: scan the directory) */
+    struct at_ledger *ledger;   /* the transparency log (NULL: none) */
+    const char *log_vkey;       /* its verifier key */
 } server_ctx;
 
 /* The event index, NULL until `serve` has opened it: that happens after the
@@ -52,6 +54,7 @@ typedef struct {
     uint64_t fd_size;
     http_stream stream; /* read != NULL: send this (the response takes ownership) */
     char etag[72];      /* optional, without quotes */
+    bool immutable;     /* the payload never changes: cache it forever */
     /* for the request log: what redaction changed (never what it removed) */
     uint64_t redacted_events;
     bool redacted_meta;

@@ -10,6 +10,7 @@ const struct http_route http_routes[] = {
     {"POST", "/sessions", H_POST_SESSIONS, true},
     {"GET", "/sessions/{id}", H_GET_SESSION, false},
     {"GET", "/sessions/{id}/events", H_GET_SESSION_EVENTS, false},
+    {"GET", "/sessions/{id}/proof", H_GET_PROOF, false},
     {"GET", "/sessions/{id}/versions", H_GET_VERSIONS, false},
     {"GET", "/sessions/{id}/events/{event_id}", H_GET_SESSION_EVENT, false},
     {"GET", "/sessions/{id}/tree", H_GET_TREE, false},
@@ -18,6 +19,9 @@ const struct http_route http_routes[] = {
     {"GET", "/events/{event_id}", H_GET_EVENT, false},
     {"POST", "/verify", H_POST_VERIFY, true},
     {"GET", "/objects/sha256/{hex}", H_GET_OBJECT, false},
+    {"GET", "/log/checkpoint", H_LOG_CHECKPOINT, false},
+    {"GET", "/log/key", H_LOG_KEY, false},
+    {"GET", "/log/tile/{tile*}", H_LOG_TILE, false},
     {"POST", "/import", H_IMPORT, true},
     {"PUT", "/import", H_IMPORT, true},
 };
@@ -39,6 +43,15 @@ bool http_route_match(const char *pattern, const char *path, size_t n, http_slic
         while (i < n && path[i] != '/')
             i++;
         size_t sl = i - s;
+        if (ql >= 3 && q[0] == '{' && q[ql - 2] == '*' && q[ql - 1] == '}') {
+            /* {name*}: the rest of the path, one or more segments */
+            if (sl == 0 || np >= HTTP_MAX_PARAMS || q[ql] != 0)
+                return false;
+            params[np].p = path + s;
+            params[np].n = n - s;
+            np++;
+            return path[n - 1] != '/';
+        }
         if (ql >= 2 && q[0] == '{' && q[ql - 1] == '}') {
             if (sl == 0 || np >= HTTP_MAX_PARAMS)
                 return false;

@@ -25,10 +25,15 @@ typedef enum {
     H_GET_OBJECT,
     H_METRICS,
     H_IMPORT,
+    H_GET_PROOF,
+    H_LOG_CHECKPOINT,
+    H_LOG_KEY,
+    H_LOG_TILE,
 } http_handler_id;
 
 /* One route. `pattern` segments written {name} match any one non-empty
- * path segment; `body` says the handler consumes a request body. */
+ * path segment, a last one written {name*} the rest of the path (one or
+ * more segments); `body` says the handler consumes a request body. */
 struct http_route {
     const char *method;
     const char *pattern;

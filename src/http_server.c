@@ -23,6 +23,7 @@
 #include "sessions.h"
 #include "tree.h"
 #include "api/history.h"
+#include "api/log.h"
 #include "api/report.h"
 #include "index.h"
 #include "metrics.h"
@@ -30,6 +31,8 @@
 
 #include "agenttrace/catalog.h"
 #include "agenttrace/importer.h"
+#include "agenttrace/ledger.h"
+#include "agenttrace/merkle.h"
 #include "agenttrace/json.h"
 #include "agenttrace/redact.h"
 #include "agenttrace/sha256.h"
@@ -67,7 +70,7 @@ static const char serve_usage[] =
     "                          [--max-upload BYTES] [--threads N] [--timeout SECONDS]\n"
     "                          [--request-timeout SECONDS] [--no-redact] [--gc-interval SECONDS]\n"
     "                          [--keep-versions N] [--max-age-days D] [--max-sessions N]\n"
-    "                          [--max-size-mb M]\n"
+    "                          [--max-size-mb M] [--log-key FILE] [--log-origin NAME]\n"
     "\n"
     "Serves a storage directory over HTTP: the agent-strace collector endpoints\n"
     "and transcript upload, session trees, event lookup, chain verification,\n"
@@ -91,6 +94,11 @@ static const char serve_usage[] =
     "                     the retention options below (default 3600; 0: only at start)\n"
     "  --keep-versions N, --max-age-days D, --max-sessions N, --max-size-mb M\n"
     "                     retention, as `agent-traced gc` applies it (default: keep all)\n"
+    "  --log-key FILE     the transparency log's private key (Go's note form, mode\n"
+    "                     0600; `agent-traced log keygen` makes one). Default: a key\n"
+    "                     made on first start in the storage's .agent-traced/log/key\n"
+    "  --log-origin NAME  the log's name, the key's name (default: the key's, or\n"
+    "                     <hostname>/agent-traced for a new key)\n"
     "  --no-redact        store secrets as received (default: redact them, as\n"
     "                     agent-strace does; also AGENT_TRACE_NO_REDACT=1 or\n"
     "                     AGENT_STRACE_NO_REDACT=1)\n"
@@ -283,7 +291,7 @@ static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr
         snprintf(etag, sizeof etag, "\"%s\"", hr->etag);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     }
-    if (h == H_GET_OBJECT && hr->status == 200)
+    if ((h == H_GET_OBJECT || hr->immutable) && hr->status == 200)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
     if (hr->status == 405 && rq->path[0]) {
         /* Allow: every method of the routes matching this path */
@@ -391,6 +399,38 @@ static int64_t version_param(struct MHD_Connection *c)
     return x == 0 ? -1 : (int64_t)x;
 }
 
+/* Is entry idx (version v of sid, rebuilt from the history) included in
+ * the signed checkpoint cp? The inclusion proof is checked against the
+ * checkpoint's root, as an auditor would. */
+static bool log_included(server *srv, const char *sid, uint64_t v, uint64_t idx, const at_buf *cp)
+{
+    at_version *vs = NULL;
+    size_t nv = 0;
+    bool ok = false;
+    const char *blank = memmem(cp->data, cp->len, "\n\n", 2);
+    at_note_checkpoint c;
+    if (!blank || at_note_checkpoint_parse(cp->data, (size_t)(blank + 1 - cp->data), &c, NULL) != AT_OK ||
+        at_store_versions(srv->ctx.store, sid, &vs, &nv, NULL) != AT_OK)
+        return false;
+    for (size_t i = 0; i < nv && !ok; i++) {
+        if (vs[i].version != v)
+            continue;
+        at_buf e;
+        at_buf_init(&e, 0);
+        uint8_t leaf[AT_SHA256_LEN];
+        uint8_t(*proof)[AT_SHA256_LEN] = NULL;
+        size_t n = 0;
+        if (at_store_log_entry(sid, &vs[i], &e) == AT_OK &&
+            at_merkle_leaf_hash(e.data, e.len, leaf) == AT_OK &&
+            at_tlog_inclusion(at_ledger_log(srv->ctx.ledger), idx, c.size, &proof, &n, NULL) == AT_OK)
+            ok = at_merkle_verify_inclusion(idx, c.size, leaf, (const uint8_t *)proof, n, c.root) == AT_OK;
+        free(proof);
+        at_buf_fini(&e);
+    }
+    free(vs);
+    return ok;
+}
+
 static void handle_session_verify(server *srv, struct MHD_Connection *c, const char *id, http_response *hr)
 {
     int mode = verify_mode(c);
@@ -459,7 +499,29 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
         free(vs);
     }
     at_buf_reset(&hr->body);
-    report_verify_opts ro = {"session_id", sid, strlen(sid), 0, true, object_ok};
+    /* the log: the version's entry, and whether the latest checkpoint
+     * includes it (its inclusion proof checked against the signed root) */
+    char logjson[160] = "";
+    if (srv->ctx.ledger) {
+        uint64_t idx, lv, size = 0;
+        at_buf cp;
+        at_buf_init(&cp, 0);
+        bool logged = at_store_logged_index(srv->ctx.store, sid, (uint64_t)version, &lv, &idx, NULL) == AT_OK;
+        bool included = false;
+        if (at_ledger_checkpoint(srv->ctx.ledger, &cp, &size) == AT_OK && logged && idx < size)
+            included = log_included(srv, sid, lv, idx, &cp);
+        if (logged)
+            snprintf(logjson, sizeof logjson,
+                     "\"log\": {\"index\": %llu, \"included\": %s, \"checkpoint_size\": %llu}",
+                     (unsigned long long)idx, included ? "true" : "false", (unsigned long long)size);
+        else
+            snprintf(logjson, sizeof logjson,
+                     "\"log\": {\"index\": null, \"included\": false, \"checkpoint_size\": %llu}",
+                     (unsigned long long)size);
+        at_buf_fini(&cp);
+    }
+    report_verify_opts ro = {
+        "session_id", sid, strlen(sid), 0, true, object_ok, srv->ctx.ledger ? logjson : NULL};
     if (report_verify(&hr->body, &rep, &ro) != AT_OK)
         http_response_error(hr, 500, "out of memory");
     else
@@ -561,6 +623,17 @@ static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *
     }
     case H_GET_SESSION_EVENT: index_lookup(ctx, b, a, &hr); break;
     case H_GET_VERSIONS: history_versions(ctx, a, &hr); break;
+    case H_GET_PROOF: {
+        int64_t v = version_param(c);
+        if (v < 0)
+            http_response_error(&hr, 400, "version must be a positive integer");
+        else
+            log_proof(ctx, a, (uint64_t)v, &hr);
+        break;
+    }
+    case H_LOG_CHECKPOINT: log_checkpoint(ctx, &hr); break;
+    case H_LOG_KEY: log_key(ctx, &hr); break;
+    case H_LOG_TILE: log_tile(ctx, a, &hr); break;
     case H_GET_EVENT: index_lookup(ctx, a, NULL, &hr); break;
     case H_GET_TREE: {
         const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
@@ -856,6 +929,16 @@ static void finish_import(server *srv, request *rq, http_response *hr)
             event_index_refresh_session(ix, res.session_id);
         }
     }
+    /* the version's entry in the transparency log (integrated within a
+     * second; an unchanged upload names the entry of the current version) */
+    if (srv->ctx.ledger && info.version) {
+        uint64_t idx, v;
+        at_error lerr = {0};
+        if (info.result == AT_UPLOAD_UNCHANGED
+                ? at_store_logged_index(srv->ctx.store, res.session_id, info.version, &v, &idx, NULL) == AT_OK
+                : at_ledger_wait(srv->ctx.ledger, res.session_id, info.version, &idx, 5000, &lerr) == AT_OK)
+            info.log_index = (int64_t)idx;
+    }
     at_buf_reset(&hr->body);
     if (report_import(&hr->body, &res, &info) != AT_OK) {
         req_fail(rq, 500, "out of memory");
@@ -876,7 +959,7 @@ static void finish_verify(request *rq, http_response *hr)
     at_result r = at_verifier_finish(rq->verifier, &rep, &err);
     if (r != AT_OK)
         req_fail(rq, r == AT_ERR_TOO_BIG ? 413 : 500, "%s", err.message[0] ? err.message : at_result_str(r));
-    else if (report_verify(&hr->body, &rep, &(report_verify_opts){NULL, NULL, 0, 0, true, -2}) != AT_OK)
+    else if (report_verify(&hr->body, &rep, &(report_verify_opts){NULL, NULL, 0, 0, true, -2, NULL}) != AT_OK)
         req_fail(rq, 500, "out of memory");
     else
         hr->status = 200;
@@ -1197,6 +1280,8 @@ int cli_serve(int argc, char **argv)
         {"max-age-days", required_argument, NULL, 'A'},
         {"max-sessions", required_argument, NULL, 'S'},
         {"max-size-mb", required_argument, NULL, 'M'},
+        {"log-key", required_argument, NULL, 'L'},
+        {"log-origin", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1207,6 +1292,7 @@ int cli_serve(int argc, char **argv)
              request_timeout = 3600;
     bool cli_keys = false, redact = !at_redact_env_disabled();
     uint64_t gc_interval = 3600;
+    const char *log_key_path = NULL, *log_origin = NULL;
     at_gc_policy policy = {0};
     int c;
     optind = 1;
@@ -1240,6 +1326,8 @@ int cli_serve(int argc, char **argv)
                 goto usage;
             break;
         case 'N': redact = false; break;
+        case 'L': log_key_path = optarg; break;
+        case 'O': log_origin = optarg; break;
         case 'G':
             if (!parse_u64(optarg, &gc_interval, false) || gc_interval > 366ull * 86400)
                 goto usage;
@@ -1360,6 +1448,46 @@ int cli_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* the transparency log: its key, then the thread that signs */
+    char keyfile[PATH_MAX], hostbuf[256] = "localhost", origin_buf[300];
+    if (!log_key_path &&
+        at_storage_path(srv.ctx.root, AT_PATH_PRIVATE, NULL, keyfile, sizeof keyfile) == AT_OK &&
+        strlen(keyfile) + 9 < sizeof keyfile)
+        strcat(keyfile, "/log/key");
+    if (!log_origin && !log_key_path) {
+        if (gethostname(hostbuf, sizeof hostbuf - 1) != 0 || !hostbuf[0])
+            snprintf(hostbuf, sizeof hostbuf, "localhost");
+        snprintf(origin_buf, sizeof origin_buf, "%s/agent-traced", hostbuf);
+    }
+    at_note_signer *log_signer =
+        at_ledger_key(log_key_path ? log_key_path : keyfile,
+                      log_origin ? log_origin : (log_key_path ? NULL : origin_buf), !log_key_path, &err);
+    at_buf vkey;
+    at_buf_init(&vkey, 0);
+    if (!log_signer || at_note_signer_vkey(log_signer, &vkey) != AT_OK) {
+        fprintf(stderr, "agent-traced serve: %s\n", err.message);
+        at_note_signer_free(log_signer);
+        at_catalog_free(srv.ctx.catalog);
+        at_store_free(store);
+        return 1;
+    }
+    size_t oln;
+    const char *oname = at_note_signer_name(log_signer, &oln);
+    char *origin = strndup(oname, oln);
+    at_ledger_options lo = {.origin = origin, .signer = log_signer, .catalog = srv.ctx.catalog};
+    at_ledger *ledger = origin ? at_ledger_start(store, &lo, &err) : NULL;
+    if (!ledger) {
+        fprintf(stderr, "agent-traced serve: %s\n", err.message);
+        at_note_signer_free(log_signer);
+        free(origin);
+        at_buf_fini(&vkey);
+        at_catalog_free(srv.ctx.catalog);
+        at_store_free(store);
+        return 1;
+    }
+    srv.ctx.log_vkey = vkey.data;
+    srv.ctx.ledger = ledger;
+
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
@@ -1375,6 +1503,10 @@ int cli_serve(int argc, char **argv)
         MHD_OPTION_END);
     if (!srv.daemon) {
         fprintf(stderr, "agent-traced serve: cannot listen on %s:%llu\n", host, (unsigned long long)port);
+        at_ledger_stop(ledger);
+        at_note_signer_free(log_signer);
+        free(origin);
+        at_buf_fini(&vkey);
         at_catalog_free(srv.ctx.catalog);
         at_store_free(store);
         return 1;
@@ -1387,6 +1519,7 @@ int cli_serve(int argc, char **argv)
     else
         inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr, sizeof addr);
     logf_line(v6 ? "listening on [%s]:%u" : "listening on %s:%u", addr, real_port);
+    logf_line("agent-traced serve: log %s, verifier key %s", origin, vkey.data);
 
     /* The index is opened after the port is known so the first line comes
      * quickly; a missing index only disables the event lookups (503). */
@@ -1430,6 +1563,10 @@ int cli_serve(int argc, char **argv)
     }
     MHD_stop_daemon(srv.daemon);
     event_index_close(srv.ctx.index);
+    at_ledger_stop(ledger);
+    at_note_signer_free(log_signer);
+    free(origin);
+    at_buf_fini(&vkey);
     at_catalog_free(srv.ctx.catalog);
     at_store_free(store);
     logf_line("agent-traced serve: stopped");

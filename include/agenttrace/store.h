@@ -132,6 +132,7 @@ typedef struct {
      * file was replaced whole. */
     uint64_t kept_lines, previous_size;
     uint64_t events_inode, events_size; /* events.ndjson as the commit left it */
+    int64_t log_index;                  /* the version's entry in the transparency log; -1: not known */
 } at_commit_info;
 
 /* Makes an import visible under the rules of the upload (created /
@@ -174,6 +175,27 @@ typedef at_result (*at_meta_edit_fn)(void *ctx, at_meta *m);
  * the result before it is written. */
 at_result at_store_meta_put(at_store *s, const char *sid, const at_meta *m, at_meta_edit_fn edit,
                             void *edit_ctx, bool *created, at_error *err) AT_WUR;
+
+/* ---- the transparency log's feed (tlog.md) --------------------------------- */
+
+/* Told of every version this process commits, once it is durable. It may
+ * be called with the session locked: it must not call back into the store
+ * (queue the work). */
+typedef void (*at_version_fn)(void *ctx, const char *sid, const at_version *v);
+void at_store_on_version(at_store *s, at_version_fn fn, void *ctx);
+
+/* The log entry of a version, appended to out:
+ *   agent-traced/head/v1\nsession <json id>\nversion N\nevents N\nhead <hex>\nobject <hex>\n */
+at_result at_store_log_entry(const char *sid, const at_version *v, at_buf *out) AT_WUR;
+/* Records that version v of sid is entry index of the log. */
+at_result at_store_mark_logged(at_store *s, const char *sid, uint64_t v, uint64_t index, at_error *err) AT_WUR;
+/* The log index of version v (0: the current one); AT_ERR_NOT_FOUND while
+ * it is not logged. *version gets the version looked up. */
+at_result at_store_logged_index(at_store *s, const char *sid, uint64_t v, uint64_t *version, uint64_t *index,
+                                at_error *err) AT_WUR;
+/* Calls fn for every version of sid (every session when sid is NULL) not
+ * logged yet, in version order. */
+at_result at_store_each_unlogged(at_store *s, const char *sid, at_version_fn fn, void *ctx, at_error *err) AT_WUR;
 
 /* ---- upkeep ------------------------------------------------------------------ */
 

@@ -41,6 +41,8 @@ at_result report_import(at_buf *b, const at_import_result *res, const at_commit_
         r = put_hex(b, "previous_head", info->previous_head, info->have_previous_head);
     if (r == AT_OK && info->stale)
         r = at_buf_adds(b, ", \"stale\": true");
+    if (r == AT_OK && info->log_index >= 0)
+        r = at_buf_printf(b, ", \"log_index\": %lld", (long long)info->log_index);
     if (r == AT_OK)
         r = at_buf_adds(b, "}");
     return r;
@@ -78,6 +80,8 @@ at_result report_verify(at_buf *b, const at_verify_report *rep, const report_ver
                                               : "null");
     if (r == AT_OK && o->digests)
         r = put_hex(b, "head", rep->head, rep->have_head);
+    if (r == AT_OK && o->extra)
+        r = at_buf_printf(b, ", %s", o->extra);
     if (r == AT_OK)
         r = at_buf_adds(b, "}");
     return r;

@@ -19,9 +19,10 @@ typedef struct {
     const char *key;  /* "path" or "session_id" (NULL: neither, POST /verify) */
     const char *name; /* its value, WTF-8 */
     size_t name_len;
-    int64_t version; /* > 0: a "version" member after the key */
-    bool digests;    /* add events_sha256 and head */
-    int object_ok;   /* -2: leave out; -1: null; 0: false; 1: true */
+    int64_t version;   /* > 0: a "version" member after the key */
+    bool digests;      /* add events_sha256 and head */
+    int object_ok;     /* -2: leave out; -1: null; 0: false; 1: true */
+    const char *extra; /* more members ("\"key\": value"), or NULL */
 } report_verify_opts;
 
 /* {[key,] "ok", "total_events", "broken_at", "broken_event_id"[,

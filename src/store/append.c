@@ -233,6 +233,8 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     unlock_store(slock);
     slock = -1;
     r = sync_wait(&s->sync, dirty, nd, err);
+    if (r == AT_OK)
+        store_notify(s, sid, &next.cur);
 out:
     for (size_t i = 0; i < nd; i++)
         close(dirty[i]);

@@ -301,10 +301,13 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
                                  at_error *err)
 {
     at_result r = AT_OK;
+    at_version made;
+    bool notify = false;
     int slock = -1, dirty[6], hfd = -1;
     size_t nd = 0;
     sess_lock lk = {NULL, -1};
     memset(info, 0, sizeof *info);
+    info->log_index = -1;
     const char *sid = res->session_id;
     if (!at_session_id_ok(sid, strlen(sid))) {
         r = at_error_set(err, AT_ERR_INVALID, -1, "unsafe session id: %.80s", sid);
@@ -407,6 +410,7 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
         (r = sync_wait(&s->sync, &hfd, 1, err)) != AT_OK)
         goto out;
     info->version = next.cur.version;
+    made = next.cur;
 
     char p[PATH_MAX];
     if ((r = at_store_session_path(s, sid, "events.ndjson", p, sizeof p)) != AT_OK)
@@ -462,6 +466,7 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
         int pd = session_depth(s, sid);
         r = complete_children(s, sid, res, pd < 0 ? 0 : pd, err);
     }
+    notify = r == AT_OK;
 out:
     for (size_t i = 0; i < nd; i++)
         close(dirty[i]);
@@ -470,6 +475,8 @@ out:
     unlock_session(&lk);
     unlock_store(slock);
     at_stage_discard(stg);
+    if (notify)
+        store_notify(s, sid, &made);
     return r;
 }
 

@@ -212,8 +212,9 @@ static at_result trim_history(at_store *s, const char *sid, const at_gc_policy *
             while (f && r == AT_OK && (k = getline(&line, &cap, f)) > 0) {
                 if (at_json_parse(&d, line, (size_t)k, NULL) != AT_OK || !at_json_is(&d, 0, AT_JSON_OBJECT))
                     continue;
-                uint32_t seen = at_json_get(&d, 0, "seen"), ver = at_json_get(&d, 0, "version");
-                uint32_t num = seen != AT_JSON_NONE ? seen : ver;
+                uint32_t seen = at_json_get(&d, 0, "seen"), ver = at_json_get(&d, 0, "version"),
+                         logged = at_json_get(&d, 0, "logged");
+                uint32_t num = seen != AT_JSON_NONE ? seen : logged != AT_JSON_NONE ? logged : ver;
                 double vn = at_json_is(&d, num, AT_JSON_INT)
                                 ? at_json_parse_double(d.src + d.nodes[num].off, d.nodes[num].len)
                                 : 0;

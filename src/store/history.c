@@ -15,6 +15,7 @@
 
 #include "agenttrace/json.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -457,7 +458,7 @@ at_result history_drop_from(at_store *s, const char *sid, uint64_t v, at_error *
         if (at_json_parse(&d, line, (size_t)k, NULL) != AT_OK || !at_json_is(&d, 0, AT_JSON_OBJECT))
             continue; /* a torn line */
         uint64_t n = 0;
-        if (!get_u64(&d, "version", &n) && !get_u64(&d, "seen", &n))
+        if (!get_u64(&d, "version", &n) && !get_u64(&d, "seen", &n) && !get_u64(&d, "logged", &n))
             continue;
         if (n < v)
             r = at_buf_add(&keep, line, (size_t)k);
@@ -595,4 +596,173 @@ at_result events_tail(int fd, uint64_t size, events_facts *f)
     f->ends_nl = c == '\n';
     tail_ctx tc = {f, false};
     return each_line_backwards(fd, tail_line, &tc);
+}
+
+/* ---- the log's records -------------------------------------------------------------- */
+
+/* {"logged":V,"index":I}: version V is entry I of the transparency log. */
+
+at_result at_store_mark_logged(at_store *s, const char *sid, uint64_t v, uint64_t index, at_error *err)
+{
+    at_buf b;
+    at_buf_init(&b, 0);
+    at_result r = at_buf_printf(&b, "{\"logged\":%llu,\"index\":%llu}\n", (unsigned long long)v,
+                                (unsigned long long)index);
+    int fd = -1;
+    if (r == AT_OK)
+        r = append_line(s, sid, &b, &fd, err);
+    if (r == AT_OK && fsync(fd) < 0)
+        r = sys_fail(err, "cannot sync the history of", sid);
+    if (fd >= 0)
+        close(fd);
+    at_buf_fini(&b);
+    return r;
+}
+
+typedef struct {
+    at_json_doc doc;
+    uint64_t want;   /* the version asked for (0: the current one) */
+    uint64_t latest; /* the newest version seen (from the end) */
+    bool have_latest;
+    uint64_t index;
+    bool found;
+    /* logged records met before the newest version (read from the end) */
+    uint64_t seen_v[16], seen_i[16];
+    size_t nseen;
+    /* each_unlogged: versions after the last logged one, newest first */
+    at_version *v;
+    size_t n, cap;
+    bool collect;
+    at_result r;
+} logged_ctx;
+
+static bool logged_line(void *ctx, const char *line, size_t n)
+{
+    logged_ctx *lc = ctx;
+    if (at_json_parse(&lc->doc, line, n, NULL) != AT_OK || !at_json_is(&lc->doc, 0, AT_JSON_OBJECT))
+        return true;
+    uint64_t v, i;
+    if (get_u64(&lc->doc, "logged", &v) && get_u64(&lc->doc, "index", &i)) {
+        if (lc->collect)
+            return false; /* every version before is logged (the feed logs in order) */
+        if (lc->want ? v == lc->want : (lc->have_latest && v == lc->latest)) {
+            lc->index = i;
+            lc->found = true;
+            return false;
+        }
+        if (!lc->want && !lc->have_latest && lc->nseen < 16) {
+            lc->seen_v[lc->nseen] = v;
+            lc->seen_i[lc->nseen++] = i;
+        }
+        return true;
+    }
+    if (get_u64(&lc->doc, "seen", &v) || !get_u64(&lc->doc, "version", &v))
+        return true;
+    if (!lc->have_latest) {
+        lc->latest = v;
+        lc->have_latest = true;
+        for (size_t k = 0; !lc->want && !lc->collect && k < lc->nseen; k++)
+            if (lc->seen_v[k] == v) {
+                lc->index = lc->seen_i[k];
+                lc->found = true;
+                return false;
+            }
+    }
+    if (lc->collect) {
+        sess_state st;
+        if (!parse_version(&lc->doc, &st))
+            return true;
+        if (lc->n == lc->cap) {
+            size_t cap = lc->cap ? lc->cap * 2 : 8;
+            at_version *nv = realloc(lc->v, cap * sizeof *nv);
+            if (!nv) {
+                lc->r = AT_ERR_NOMEM;
+                return false;
+            }
+            lc->v = nv;
+            lc->cap = cap;
+        }
+        lc->v[lc->n++] = st.cur;
+        return true;
+    }
+    /* a version older than the one asked for: it is not logged */
+    return !(lc->want ? v < lc->want : false);
+}
+
+static at_result scan_logged(at_store *s, const char *sid, logged_ctx *lc, at_error *err)
+{
+    char p[PATH_MAX];
+    if (history_path(s, sid, p, sizeof p) != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? AT_OK : sys_fail(err, "cannot read", p);
+    at_json_doc_init(&lc->doc);
+    at_result r = each_line_backwards(fd, logged_line, lc);
+    at_json_doc_fini(&lc->doc);
+    close(fd);
+    if (r == AT_OK)
+        r = lc->r;
+    return r == AT_OK ? AT_OK : at_error_set(err, r, -1, "cannot read %s", p);
+}
+
+at_result at_store_logged_index(at_store *s, const char *sid, uint64_t v, uint64_t *version, uint64_t *index,
+                                at_error *err)
+{
+    logged_ctx lc = {.want = v};
+    at_result r = scan_logged(s, sid, &lc, err);
+    if (r != AT_OK)
+        return r;
+    *version = v ? v : lc.latest;
+    if (!lc.found)
+        return at_error_set(err, AT_ERR_NOT_FOUND, -1, "version %llu of %s is not in the log yet",
+                            (unsigned long long)*version, sid);
+    *index = lc.index;
+    return AT_OK;
+}
+
+static at_result unlogged_of(at_store *s, const char *sid, at_version_fn fn, void *ctx, at_error *err)
+{
+    logged_ctx lc = {.collect = true};
+    at_result r = scan_logged(s, sid, &lc, err);
+    for (size_t i = lc.n; r == AT_OK && i-- > 0;) /* oldest first */
+        fn(ctx, sid, &lc.v[i]);
+    free(lc.v);
+    return r;
+}
+
+at_result at_store_each_unlogged(at_store *s, const char *sid, at_version_fn fn, void *ctx, at_error *err)
+{
+    if (sid)
+        return unlogged_of(s, sid, fn, ctx, err);
+    char p[PATH_MAX];
+    if (store_path(s, p, sizeof p, ".agent-traced/history") != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
+    DIR *d = opendir(p);
+    if (!d)
+        return sys_fail(err, "cannot list", p);
+    at_result r = AT_OK;
+    struct dirent *e;
+    while (r == AT_OK && (e = readdir(d)))
+        if (e->d_name[0] != '.' && at_store_session_exists(s, e->d_name))
+            r = unlogged_of(s, e->d_name, fn, ctx, err);
+    closedir(d);
+    return r;
+}
+
+at_result at_store_log_entry(const char *sid, const at_version *v, at_buf *out)
+{
+    char head[AT_SHA256_HEX], obj[AT_SHA256_HEX];
+    uint8_t empty[AT_SHA256_LEN];
+    if (!v->have_head)
+        at_sha256_oneshot("", 0, empty); /* no line at all: the digest of an empty one */
+    at_hex(v->have_head ? v->head : empty, AT_SHA256_LEN, head);
+    at_hex(v->events_sha256, AT_SHA256_LEN, obj);
+    at_result r = at_buf_adds(out, "agent-traced/head/v1\nsession ");
+    if (r == AT_OK)
+        r = at_json_write_wtf8(out, sid, strlen(sid));
+    if (r == AT_OK)
+        r = at_buf_printf(out, "\nversion %llu\nevents %llu\nhead %s\nobject %s\n",
+                          (unsigned long long)v->version, (unsigned long long)v->events, head, obj);
+    return r;
 }

@@ -164,6 +164,7 @@ static at_result take_external(at_store *s, const char *sid, sess_state *st, int
     if (r != AT_OK)
         return r;
     *st = next;
+    store_notify(s, sid, &next.cur);
     return AT_OK;
 }
 

@@ -182,6 +182,18 @@ at_result same_prefix(int a, int b, uint64_t len, bool *same)
     return same_range(a, 0, b, 0, len, same);
 }
 
+void at_store_on_version(at_store *s, at_version_fn fn, void *ctx)
+{
+    s->on_version = fn;
+    s->on_version_ctx = ctx;
+}
+
+void store_notify(at_store *s, const char *sid, const at_version *v)
+{
+    if (s->on_version)
+        s->on_version(s->on_version_ctx, sid, v);
+}
+
 const char *at_cause_name(at_cause c)
 {
     switch (c) {

@@ -70,7 +70,12 @@ struct at_store {
     char *root;
     sync_group sync;
     sess_stripe stripes[SESSION_STRIPES];
+    at_version_fn on_version; /* the log's feed (at_store_on_version) */
+    void *on_version_ctx;
 };
+
+/* Tells the feed of a committed version. */
+void store_notify(at_store *s, const char *sid, const at_version *v);
 
 /* Builds root + "/" + the formatted rest into out; AT_ERR_TOO_BIG when it
  * does not fit. The one place a storage path is made. */

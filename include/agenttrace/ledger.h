@@ -1,0 +1,67 @@
+/* ledger.h - a store's transparency log: every version of every session
+ * becomes an entry of the log (tlog.h), and signed checkpoints over it are
+ * published within a second of a write (tlog.md).
+ *
+ * One thread integrates in batches: versions the store reports as it
+ * commits them (at_store_on_version), and versions other processes wrote
+ * (`agent-traced import` into the same storage: at_ledger_check, or the
+ * startup scan). For each batch: an intent file naming the versions, the
+ * entries appended and synced, a "logged" record in each session's
+ * history, the intent removed, then a checkpoint signed over the new tree
+ * and written atomically. A crash anywhere leaves either versions not yet
+ * logged (found again) or entries whose records the intent restores; never
+ * a version logged twice, never a checkpoint that does not extend the
+ * previous one. */
+#ifndef AGENTTRACE_LEDGER_H
+#define AGENTTRACE_LEDGER_H
+
+#include "agenttrace/buf.h"
+#include "agenttrace/note.h"
+#include "agenttrace/store.h"
+#include "agenttrace/tlog.h"
+
+typedef struct at_ledger at_ledger;
+
+typedef struct {
+    const char *origin;           /* the log's name: the checkpoint's first line and the key's name */
+    const at_note_signer *signer; /* borrowed; its name must be origin */
+    unsigned batch_ms;            /* how long a batch waits for company (default 20) */
+    struct at_catalog *catalog;   /* optional: sessions other processes wrote are looked at each second */
+} at_ledger_options;
+
+/* Loads the log's private key from path (Go's note private-key form),
+ * refusing a file that group or others can read; with create, a missing
+ * file is made (mode 0600) for a new key named origin. A key whose name is
+ * not origin (when origin is given) is refused: the key name is the log's
+ * origin. */
+at_note_signer *at_ledger_key(const char *path, const char *origin, bool create, at_error *err);
+
+/* Opens the log under the store, finishes what a crash left, logs every
+ * version not logged yet and starts the thread. NULL with err set when the
+ * log's files are behind its last checkpoint (restore them: signing a
+ * smaller tree would fork the log) or cannot be read. */
+at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *err);
+void at_ledger_stop(at_ledger *l);
+
+at_tlog *at_ledger_log(at_ledger *l);
+
+/* Waits (at most timeout_ms) until version v of sid is in the log:
+ * *index is its entry. AT_ERR_NOT_FOUND on time out. */
+at_result at_ledger_wait(at_ledger *l, const char *sid, uint64_t v, uint64_t *index, unsigned timeout_ms,
+                         at_error *err) AT_WUR;
+
+/* Appends the latest signed checkpoint to out (*size: its tree size).
+ * AT_ERR_NOT_FOUND before the first one. */
+at_result at_ledger_checkpoint(at_ledger *l, at_buf *out, uint64_t *size) AT_WUR;
+
+/* Another process may have written session sid: log its versions. */
+void at_ledger_check(at_ledger *l, const char *sid);
+
+/* The log entry of version v (0: current) of sid and the proof of its
+ * inclusion in the tree of the latest checkpoint, as a c2sp.org/tlog-proof
+ * file, appended to out; *index and *version say which. AT_ERR_NOT_FOUND
+ * when the version is not in a signed checkpoint yet. */
+at_result at_ledger_proof(at_ledger *l, const char *sid, uint64_t v, at_buf *out, uint64_t *index,
+                          uint64_t *version, at_error *err) AT_WUR;
+
+#endif

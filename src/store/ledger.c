@@ -1,0 +1,594 @@
+/* ledger.c - a store's transparency log (ledger.h): the integration thread,
+ * the intent file, checkpoints, proofs. */
+#include "agenttrace/ledger.h"
+
+#include "agenttrace/catalog.h"
+#include "agenttrace/merkle.h"
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_BATCH 4096
+
+typedef struct item {
+    struct item *next;
+    char *sid;
+    at_version v; /* version 0: look for the session's unlogged versions */
+} item;
+
+struct at_ledger {
+    at_store *store;
+    at_tlog *log;
+    char dir[PATH_MAX];
+    char *origin;
+    const at_note_signer *signer;
+    unsigned batch_ms;
+    struct at_catalog *catalog;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* the queue got something, or stop */
+    pthread_cond_t done; /* a batch was integrated */
+    item *head, *tail;
+    bool stop;
+    pthread_t thread;
+    bool running;
+    at_buf checkpoint; /* the latest signed one */
+    uint64_t signed_size;
+    bool have_checkpoint;
+    uint64_t batches; /* integrated so far: waiters look again after each */
+};
+
+static void feed(void *ctx, const char *sid, const at_version *v);
+
+/* ---- the queue ------------------------------------------------------------------------ */
+
+static void enqueue(at_ledger *l, const char *sid, const at_version *v)
+{
+    item *it = calloc(1, sizeof *it);
+    if (!it || !(it->sid = strdup(sid))) {
+        free(it);
+        return; /* found again by the next scan of that session */
+    }
+    if (v)
+        it->v = *v;
+    pthread_mutex_lock(&l->mu);
+    if (l->tail)
+        l->tail->next = it;
+    else
+        l->head = it;
+    l->tail = it;
+    pthread_cond_signal(&l->work);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void feed(void *ctx, const char *sid, const at_version *v)
+{
+    enqueue(ctx, sid, v);
+}
+
+void at_ledger_check(at_ledger *l, const char *sid)
+{
+    enqueue(l, sid, NULL);
+}
+
+static void drained(void *ctx, const char *sid)
+{
+    at_ledger_check(ctx, sid);
+}
+
+/* ---- the intent file --------------------------------------------------------------------- */
+
+/* intent: "<first index>\n" then one "<version> <session id as JSON>\n" per
+ * entry of the batch, synced before the entries are appended. */
+
+typedef struct {
+    char *sid;
+    at_version v;
+} batch_item;
+
+static at_result write_intent(at_ledger *l, uint64_t first, const batch_item *b, size_t n, at_error *err)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/intent", l->dir);
+    at_buf t;
+    at_buf_init(&t, 0);
+    at_result r = at_buf_printf(&t, "%llu\n", (unsigned long long)first);
+    for (size_t i = 0; r == AT_OK && i < n; i++) {
+        r = at_buf_printf(&t, "%llu ", (unsigned long long)b[i].v.version);
+        if (r == AT_OK)
+            r = at_json_write_wtf8(&t, b[i].sid, strlen(b[i].sid));
+        if (r == AT_OK)
+            r = at_buf_addc(&t, '\n');
+    }
+    if (r == AT_OK)
+        r = at_write_file_atomic(p, t.data, t.len, err);
+    at_buf_fini(&t);
+    return r;
+}
+
+/* A crash between the entries and the "logged" records: the intent names
+ * the versions the entries from its first index on belong to. */
+static at_result finish_intent(at_ledger *l, at_error *err)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/intent", l->dir);
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return errno == ENOENT ? AT_OK : at_error_set(err, AT_ERR_IO, -1, "log: cannot read %s", p);
+    uint64_t size = at_tlog_size(l->log), index = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t k;
+    at_result r = AT_OK;
+    at_json_doc d;
+    at_json_doc_init(&d);
+    at_buf sid;
+    at_buf_init(&sid, 0);
+    bool first = true;
+    while (r == AT_OK && (k = getline(&line, &cap, f)) > 0) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(line, &end, 10);
+        if (errno || end == line) {
+            r = at_error_set(err, AT_ERR_INVALID, -1, "log: %s is damaged", p);
+            break;
+        }
+        if (first) {
+            index = v;
+            first = false;
+            continue;
+        }
+        if (*end != ' ' || at_json_parse(&d, end + 1, (size_t)(k - (end + 1 - line)), NULL) != AT_OK ||
+            !at_json_is(&d, 0, AT_JSON_STRING)) {
+            r = at_error_set(err, AT_ERR_INVALID, -1, "log: %s is damaged", p);
+            break;
+        }
+        at_buf_reset(&sid);
+        if ((r = at_json_str_decode(&d, 0, &sid)) != AT_OK)
+            break;
+        if (index < size) { /* this entry made it: record it unless done */
+            uint64_t got_v, got_i;
+            if (at_store_logged_index(l->store, sid.data, v, &got_v, &got_i, NULL) != AT_OK)
+                r = at_store_mark_logged(l->store, sid.data, v, index, err);
+        }
+        index++;
+    }
+    free(line);
+    fclose(f);
+    at_buf_fini(&sid);
+    at_json_doc_fini(&d);
+    if (r == AT_OK && unlink(p) < 0 && errno != ENOENT)
+        r = at_error_set(err, AT_ERR_IO, -1, "log: cannot remove %s", p);
+    return r;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+static at_result sign_checkpoint(at_ledger *l, uint64_t size, at_error *err)
+{
+    at_note_checkpoint cp = {.origin = l->origin, .origin_len = strlen(l->origin), .size = size};
+    at_result r = at_tlog_root(l->log, size, cp.root, err);
+    at_buf text, note;
+    at_buf_init(&text, 0);
+    at_buf_init(&note, 0);
+    const at_note_signer *signers[1] = {l->signer};
+    if (r == AT_OK)
+        r = at_note_checkpoint_format(&cp, &text, err);
+    if (r == AT_OK)
+        r = at_note_sign(text.data, text.len, signers, 1, &note, err);
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/checkpoint", l->dir);
+    if (r == AT_OK)
+        r = at_write_file_atomic(p, note.data, note.len, err);
+    if (r == AT_OK) {
+        pthread_mutex_lock(&l->mu);
+        at_buf t = l->checkpoint;
+        l->checkpoint = note;
+        note = t;
+        l->signed_size = size;
+        l->have_checkpoint = true;
+        pthread_mutex_unlock(&l->mu);
+    }
+    at_buf_fini(&text);
+    at_buf_fini(&note);
+    return r;
+}
+
+/* The last checkpoint must describe a prefix of the tree the files hold. */
+static at_result load_checkpoint(at_ledger *l, at_error *err)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/checkpoint", l->dir);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? AT_OK : at_error_set(err, AT_ERR_IO, -1, "log: cannot read %s", p);
+    char buf[8192];
+    ssize_t k = read(fd, buf, sizeof buf);
+    close(fd);
+    if (k <= 0)
+        return at_error_set(err, AT_ERR_INVALID, -1, "log: %s is empty", p);
+    /* the text is what comes before the blank line */
+    const char *blank = memmem(buf, (size_t)k, "\n\n", 2);
+    at_note_checkpoint cp;
+    if (!blank || at_note_checkpoint_parse(buf, (size_t)(blank + 1 - buf), &cp, err) != AT_OK)
+        return at_error_set(err, AT_ERR_INVALID, -1, "log: %s does not hold a checkpoint", p);
+    uint8_t root[AT_SHA256_LEN];
+    if (cp.size > at_tlog_size(l->log) || at_tlog_root(l->log, cp.size, root, NULL) != AT_OK ||
+        memcmp(root, cp.root, AT_SHA256_LEN) != 0)
+        return at_error_set(
+            err, AT_ERR_CONFLICT, -1,
+            "log: the files hold %llu entries that do not match the last checkpoint (size %llu): "
+            "restore them; signing now would fork the log",
+            (unsigned long long)at_tlog_size(l->log), (unsigned long long)cp.size);
+    at_buf_reset(&l->checkpoint);
+    at_result r = at_buf_add(&l->checkpoint, buf, (size_t)k);
+    l->signed_size = cp.size;
+    l->have_checkpoint = r == AT_OK;
+    return r;
+}
+
+/* ---- integration ------------------------------------------------------------------------- */
+
+typedef struct {
+    batch_item *b;
+    size_t n, cap;
+} batch;
+
+static void batch_add(void *ctx, const char *sid, const at_version *v)
+{
+    batch *bt = ctx;
+    for (size_t i = 0; i < bt->n; i++)
+        if (bt->b[i].v.version == v->version && strcmp(bt->b[i].sid, sid) == 0)
+            return;
+    if (bt->n == bt->cap) {
+        size_t cap = bt->cap ? bt->cap * 2 : 16;
+        batch_item *nb = realloc(bt->b, cap * sizeof *nb);
+        if (!nb)
+            return;
+        bt->b = nb;
+        bt->cap = cap;
+    }
+    if (!(bt->b[bt->n].sid = strdup(sid)))
+        return;
+    bt->b[bt->n].v = *v;
+    bt->n++;
+}
+
+/* Logs the batch's versions (those not logged yet), in order. */
+static at_result integrate(at_ledger *l, batch *bt, at_error *err)
+{
+    at_slice *e = calloc(bt->n ? bt->n : 1, sizeof *e);
+    at_buf *texts = calloc(bt->n ? bt->n : 1, sizeof *texts);
+    batch_item *keep = calloc(bt->n ? bt->n : 1, sizeof *keep);
+    size_t n = 0;
+    at_result r = e && texts && keep ? AT_OK : at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    for (size_t i = 0; r == AT_OK && i < bt->n; i++) {
+        uint64_t v, idx;
+        if (at_store_logged_index(l->store, bt->b[i].sid, bt->b[i].v.version, &v, &idx, NULL) == AT_OK)
+            continue; /* logged already (the feed and a scan both saw it) */
+        at_buf_init(&texts[n], AT_TLOG_MAX_ENTRY);
+        if ((r = at_store_log_entry(bt->b[i].sid, &bt->b[i].v, &texts[n])) != AT_OK) {
+            at_error_set(err, r, -1, "log: cannot write the entry of %s", bt->b[i].sid);
+            n++;
+            break;
+        }
+        e[n] = (at_slice){texts[n].data, texts[n].len};
+        keep[n] = bt->b[i];
+        n++;
+    }
+    uint64_t first = at_tlog_size(l->log);
+    if (r == AT_OK && n)
+        r = write_intent(l, first, keep, n, err);
+    if (r == AT_OK && n)
+        r = at_tlog_append(l->log, e, n, &first, err);
+    for (size_t i = 0; r == AT_OK && i < n; i++)
+        r = at_store_mark_logged(l->store, keep[i].sid, keep[i].v.version, first + i, err);
+    if (r == AT_OK && n) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/intent", l->dir);
+        unlink(p);
+    }
+    for (size_t i = 0; texts && i < n; i++)
+        at_buf_fini(&texts[i]);
+    free(texts);
+    free(e);
+    free(keep);
+    return r;
+}
+
+static void *run(void *arg)
+{
+    at_ledger *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        if (!l->head) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&l->work, &l->mu, &until);
+            if (!l->head && !l->stop) {
+                /* idle: sessions other processes wrote, then sign */
+                pthread_mutex_unlock(&l->mu);
+                if (l->catalog)
+                    at_catalog_drain_changed(l->catalog, drained, l);
+                uint64_t size = at_tlog_size(l->log);
+                at_error err = {0};
+                if (size > l->signed_size && sign_checkpoint(l, size, &err) != AT_OK)
+                    fprintf(stderr, "agent-traced: %s\n", err.message);
+                pthread_mutex_lock(&l->mu);
+            }
+            continue;
+        }
+        /* a short wait gathers what arrives together into one batch */
+        pthread_mutex_unlock(&l->mu);
+        struct timespec d = {0, (long)l->batch_ms * 1000000L};
+        nanosleep(&d, NULL);
+        pthread_mutex_lock(&l->mu);
+        item *list = l->head;
+        l->head = l->tail = NULL;
+        pthread_mutex_unlock(&l->mu);
+
+        batch bt = {0};
+        at_error err = {0};
+        for (item *it = list, *next; it; it = next) {
+            next = it->next;
+            if (it->v.version)
+                batch_add(&bt, it->sid, &it->v);
+            else if (at_store_each_unlogged(l->store, it->sid, batch_add, &bt, &err) != AT_OK)
+                fprintf(stderr, "agent-traced: log: %s\n", err.message);
+            free(it->sid);
+            free(it);
+            if (bt.n >= MAX_BATCH)
+                break; /* the rest of the list is dropped: found again by the next check */
+        }
+        at_result r = integrate(l, &bt, &err);
+        uint64_t size = at_tlog_size(l->log);
+        if (r == AT_OK && size > l->signed_size)
+            r = sign_checkpoint(l, size, &err);
+        if (r != AT_OK)
+            fprintf(stderr, "agent-traced: log: %s\n", err.message);
+        for (size_t i = 0; i < bt.n; i++)
+            free(bt.b[i].sid);
+        free(bt.b);
+        pthread_mutex_lock(&l->mu);
+        l->batches++;
+        pthread_cond_broadcast(&l->done);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* ---- the API -------------------------------------------------------------------------------- */
+
+at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *err)
+{
+    at_ledger *l = calloc(1, sizeof *l);
+    if (!l || !(l->origin = strdup(o->origin))) {
+        free(l);
+        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        return NULL;
+    }
+    l->store = s;
+    l->signer = o->signer;
+    l->batch_ms = o->batch_ms ? o->batch_ms : 20;
+    l->catalog = o->catalog;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->work, NULL);
+    pthread_cond_init(&l->done, NULL);
+    at_buf_init(&l->checkpoint, 0);
+    at_result r = store_path(s, l->dir, sizeof l->dir, ".agent-traced/log") == AT_OK
+                      ? AT_OK
+                      : at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
+    if (r == AT_OK && !(l->log = at_tlog_open(l->dir, err)))
+        r = AT_ERR_IO;
+    if (r == AT_OK)
+        r = load_checkpoint(l, err);
+    if (r == AT_OK)
+        r = finish_intent(l, err);
+    if (r == AT_OK) {
+        /* whatever was written while no ledger ran */
+        batch bt = {0};
+        r = at_store_each_unlogged(s, NULL, batch_add, &bt, err);
+        if (r == AT_OK)
+            r = integrate(l, &bt, err);
+        for (size_t i = 0; i < bt.n; i++)
+            free(bt.b[i].sid);
+        free(bt.b);
+    }
+    if (r == AT_OK && (at_tlog_size(l->log) > l->signed_size || !l->have_checkpoint))
+        r = sign_checkpoint(l, at_tlog_size(l->log), err);
+    if (r == AT_OK && pthread_create(&l->thread, NULL, run, l) != 0)
+        r = at_error_set(err, AT_ERR_IO, -1, "log: cannot start its thread");
+    if (r != AT_OK) {
+        at_ledger_stop(l);
+        return NULL;
+    }
+    l->running = true;
+    at_store_on_version(s, feed, l);
+    return l;
+}
+
+void at_ledger_stop(at_ledger *l)
+{
+    if (!l)
+        return;
+    if (l->running) {
+        at_store_on_version(l->store, NULL, NULL);
+        pthread_mutex_lock(&l->mu);
+        l->stop = true;
+        pthread_cond_signal(&l->work);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+    }
+    for (item *it = l->head, *next; it; it = next) {
+        next = it->next;
+        free(it->sid);
+        free(it);
+    }
+    at_tlog_free(l->log);
+    at_buf_fini(&l->checkpoint);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->work);
+    pthread_cond_destroy(&l->done);
+    free(l->origin);
+    free(l);
+}
+
+at_tlog *at_ledger_log(at_ledger *l)
+{
+    return l->log;
+}
+
+at_result at_ledger_wait(at_ledger *l, const char *sid, uint64_t v, uint64_t *index, unsigned timeout_ms,
+                         at_error *err)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        uint64_t got_v;
+        pthread_mutex_lock(&l->mu);
+        uint64_t seen = l->batches;
+        pthread_mutex_unlock(&l->mu);
+        if (at_store_logged_index(l->store, sid, v, &got_v, index, NULL) == AT_OK)
+            return AT_OK;
+        pthread_mutex_lock(&l->mu);
+        int rc = 0;
+        while (l->batches == seen && rc == 0)
+            rc = pthread_cond_timedwait(&l->done, &l->mu, &until);
+        pthread_mutex_unlock(&l->mu);
+        if (rc == ETIMEDOUT)
+            return at_error_set(err, AT_ERR_NOT_FOUND, -1, "version %llu of %s is not in the log yet",
+                                (unsigned long long)v, sid);
+    }
+}
+
+at_result at_ledger_checkpoint(at_ledger *l, at_buf *out, uint64_t *size)
+{
+    pthread_mutex_lock(&l->mu);
+    at_result r =
+        l->have_checkpoint ? at_buf_add(out, l->checkpoint.data, l->checkpoint.len) : AT_ERR_NOT_FOUND;
+    *size = l->signed_size;
+    pthread_mutex_unlock(&l->mu);
+    return r;
+}
+
+at_result at_ledger_proof(at_ledger *l, const char *sid, uint64_t v, at_buf *out, uint64_t *index,
+                          uint64_t *version, at_error *err)
+{
+    at_result r = at_store_logged_index(l->store, sid, v, version, index, err);
+    if (r != AT_OK)
+        return r;
+    at_buf cp;
+    at_buf_init(&cp, 0);
+    uint64_t size;
+    if ((r = at_ledger_checkpoint(l, &cp, &size)) != AT_OK || *index >= size) {
+        at_buf_fini(&cp);
+        return at_error_set(err, AT_ERR_NOT_FOUND, -1, "version %llu of %s is not in a signed checkpoint yet",
+                            (unsigned long long)*version, sid);
+    }
+    uint8_t(*proof)[AT_SHA256_LEN] = NULL;
+    size_t n = 0;
+    r = at_tlog_inclusion(l->log, *index, size, &proof, &n, err);
+    if (r == AT_OK)
+        r = at_buf_printf(out, "c2sp.org/tlog-proof@v1\nindex %llu\n", (unsigned long long)*index);
+    for (size_t i = 0; r == AT_OK && i < n; i++) {
+        r = at_note_base64_encode(proof[i], AT_SHA256_LEN, out);
+        if (r == AT_OK)
+            r = at_buf_addc(out, '\n');
+    }
+    if (r == AT_OK)
+        r = at_buf_addc(out, '\n');
+    if (r == AT_OK)
+        r = at_buf_add(out, cp.data, cp.len);
+    free(proof);
+    at_buf_fini(&cp);
+    return r;
+}
+
+/* ---- the key ------------------------------------------------------------------------------ */
+
+at_note_signer *at_ledger_key(const char *path, const char *origin, bool create, at_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    at_buf text;
+    at_buf_init(&text, AT_NOTE_MAX_BYTES);
+    at_note_signer *signer = NULL;
+    if (fd < 0 && errno == ENOENT && create) {
+        if (!origin || !*origin) {
+            at_error_set(err, AT_ERR_INVALID, -1, "log: a new key needs an origin");
+            goto out;
+        }
+        if (at_note_keygen(origin, strlen(origin), AT_NOTE_ED25519, &text, NULL, err) != AT_OK)
+            goto out;
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            mkdir(dir, 0755); /* the log's directory, on a first start */
+        }
+        int wfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (wfd < 0 || at_write_all(wfd, text.data, text.len) != AT_OK ||
+            at_write_all(wfd, "\n", 1) != AT_OK || fsync(wfd) < 0) {
+            at_error_set(err, AT_ERR_IO, -1, "log: cannot write the key %s: %s", path, strerror(errno));
+            if (wfd >= 0) {
+                close(wfd);
+                unlink(path);
+            }
+            goto out;
+        }
+        close(wfd);
+    } else if (fd < 0) {
+        at_error_set(err, AT_ERR_IO, -1, "log: cannot read the key %s: %s", path, strerror(errno));
+        goto out;
+    } else {
+        struct stat sb;
+        if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+            at_error_set(err, AT_ERR_INVALID, -1, "log: the key %s is not a file", path);
+            goto out;
+        }
+        if (sb.st_mode & 077) {
+            at_error_set(err, AT_ERR_INVALID, -1,
+                         "log: the key %s can be read by others (mode %03o): chmod 600 it", path,
+                         (unsigned)(sb.st_mode & 0777));
+            goto out;
+        }
+        char buf[4096];
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k <= 0 || at_buf_add(&text, buf, (size_t)k) != AT_OK) {
+            at_error_set(err, AT_ERR_IO, -1, "log: cannot read the key %s", path);
+            goto out;
+        }
+        while (text.len && (text.data[text.len - 1] == '\n' || text.data[text.len - 1] == '\r'))
+            text.data[--text.len] = 0;
+    }
+    if (at_note_signer_new(text.data, text.len, AT_NOTE_ED25519, &signer, err) != AT_OK)
+        goto out;
+    size_t nl;
+    const char *name = at_note_signer_name(signer, &nl);
+    if (origin && *origin && (nl != strlen(origin) || memcmp(name, origin, nl) != 0)) {
+        at_error_set(err, AT_ERR_INVALID, -1, "log: the key %s is named %.*s, not the origin %s", path,
+                     (int)nl, name, origin);
+        at_note_signer_free(signer);
+        signer = NULL;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    at_buf_fini(&text);
+    return signer;
+}
