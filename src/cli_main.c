@@ -19,6 +19,7 @@ static const char usage[] = "usage: agent-traced <command> [options]\n"
                             "  verify   check the hash chains of events.ndjson files or session directories\n"
                             "  reindex  rebuild the event index of a storage directory\n"
                             "  gc       apply retention and remove what no kept version needs\n"
+                            "  log      the transparency log: `log keygen` makes its key\n"
                             "  serve    run the HTTP service (agent-strace collector API, uploads, trees)\n"
                             "  keygen   print a new API key (ast_ + 32 hex digits)\n"
                             "\n"
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
         return cli_import(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0)
         return cli_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "log") == 0)
+        return cli_log(argc - 1, argv + 1);
     if (strcmp(cmd, "gc") == 0)
         return cli_gc(argc - 1, argv + 1);
     if (strcmp(cmd, "reindex") == 0)

@@ -13,28 +13,44 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char usage[] = "usage: agent-traced verify [--legacy] PATH...\n"
-                            "       agent-traced verify [--legacy] --versions [--storage DIR] [SESSION...]\n"
-                            "\n"
-                            "Checks the SHA-256 hash chain of each PATH, an events.ndjson file or a\n"
-                            "session directory (then PATH/events.ndjson), and prints one JSON line per\n"
-                            "path: path, ok, total_events, broken_at (0-based index of the first bad\n"
-                            "event line, or null), broken_event_id (its event_id, or null).\n"
-                            "\n"
-                            "  --legacy    accept lines without prev_hash, as agent-strace's\n"
-                            "              `audit --verify-chain` does (events written before hash\n"
-                            "              chains); by default every line after the first needs one\n"
-                            "  --versions  check every version of the sessions of a storage directory\n"
-                            "              (all of them when none is named), read from their objects:\n"
-                            "              one line each with session_id, version, the verdict,\n"
-                            "              events_sha256, object_ok (the bytes hash to the version's\n"
-                            "              recorded digest) and head\n"
-                            "  --storage DIR  with --versions (default: $AGENT_STRACE_STORAGE, else\n"
-                            "              ./.agent-traces)\n"
-                            "  -h, --help  show this help\n"
-                            "\n"
-                            "Exit status: 0 when every chain is intact, 1 when one is broken, 2 when a\n"
-                            "path cannot be read or on usage errors (2 wins over 1).\n";
+static const char usage[] =
+    "usage: agent-traced verify [--legacy] PATH...\n"
+    "       agent-traced verify [--legacy] --versions [--storage DIR] [SESSION...]\n"
+    "       agent-traced verify --log URL_OR_STORAGE --vkey KEY [--checkpoint FILE] [PATH...]\n"
+    "       agent-traced verify --proof FILE.tlog-proof --vkey KEY PATH\n"
+    "\n"
+    "Checks the SHA-256 hash chain of each PATH, an events.ndjson file or a\n"
+    "session directory (then PATH/events.ndjson), and prints one JSON line per\n"
+    "path: path, ok, total_events, broken_at (0-based index of the first bad\n"
+    "event line, or null), broken_event_id (its event_id, or null).\n"
+    "\n"
+    "  --legacy    accept lines without prev_hash, as agent-strace's\n"
+    "              `audit --verify-chain` does (events written before hash\n"
+    "              chains); by default every line after the first needs one\n"
+    "  --versions  check every version of the sessions of a storage directory\n"
+    "              (all of them when none is named), read from their objects:\n"
+    "              one line each with session_id, version, the verdict,\n"
+    "              events_sha256, object_ok (the bytes hash to the version's\n"
+    "              recorded digest) and head\n"
+    "  --storage DIR  with --versions (default: $AGENT_STRACE_STORAGE, else\n"
+    "              ./.agent-traces)\n"
+    "  --log URL_OR_STORAGE\n"
+    "              check each session (PATH: its directory or events.ndjson;\n"
+    "              with a storage and no PATH, all of them) against the signed\n"
+    "              transparency log of a server or a storage directory: its\n"
+    "              current version's entry is in the tree of a checkpoint\n"
+    "              signed by KEY, and the file's line count, last line and\n"
+    "              digest are the entry's. One JSON line per session, saying\n"
+    "              what differs when not ok.\n"
+    "  --proof FILE  the same offline, from a proof file (GET\n"
+    "              /sessions/{id}/proof) and the events alone\n"
+    "  --vkey KEY  the log's verifier key, or a file holding it\n"
+    "  --checkpoint FILE  a checkpoint saved earlier: the log must still\n"
+    "              extend it (a rolled back or rewritten log fails)\n"
+    "  -h, --help  show this help\n"
+    "\n"
+    "Exit status: 0 when every chain is intact, 1 when one is broken, 2 when a\n"
+    "path cannot be read or on usage errors (2 wins over 1).\n";
 
 /* Length of the strictly valid UTF-8 sequence at s[0..n), or 0 if none starts there. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -234,6 +250,10 @@ int cli_verify(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--log") == 0 || strncmp(argv[i], "--log=", 6) == 0 ||
+            strcmp(argv[i], "--proof") == 0 || strncmp(argv[i], "--proof=", 8) == 0)
+            return cli_audit(argc, argv);
     bool versions = false;
     const char *storage = NULL;
     at_verify_mode mode = AT_VERIFY_STRICT;

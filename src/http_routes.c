@@ -21,6 +21,7 @@ const struct http_route http_routes[] = {
     {"GET", "/objects/sha256/{hex}", H_GET_OBJECT, false},
     {"GET", "/log/checkpoint", H_LOG_CHECKPOINT, false},
     {"GET", "/log/key", H_LOG_KEY, false},
+    {"GET", "/log/consistency", H_LOG_CONSISTENCY, false},
     {"GET", "/log/tile/{tile*}", H_LOG_TILE, false},
     {"POST", "/import", H_IMPORT, true},
     {"PUT", "/import", H_IMPORT, true},

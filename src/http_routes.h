@@ -29,6 +29,7 @@ typedef enum {
     H_LOG_CHECKPOINT,
     H_LOG_KEY,
     H_LOG_TILE,
+    H_LOG_CONSISTENCY,
 } http_handler_id;
 
 /* One route. `pattern` segments written {name} match any one non-empty

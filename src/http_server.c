@@ -634,6 +634,16 @@ static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *
     case H_LOG_CHECKPOINT: log_checkpoint(ctx, &hr); break;
     case H_LOG_KEY: log_key(ctx, &hr); break;
     case H_LOG_TILE: log_tile(ctx, a, &hr); break;
+    case H_LOG_CONSISTENCY: {
+        uint64_t from = 0, to = 0;
+        const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
+        const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
+        if (!f || !parse_u64(f, &from, false) || (t && !parse_u64(t, &to, false)))
+            http_response_error(&hr, 400, "from=<size> is required (and to=<size> optional)");
+        else
+            log_consistency(ctx, from, to, &hr);
+        break;
+    }
     case H_GET_EVENT: index_lookup(ctx, a, NULL, &hr); break;
     case H_GET_TREE: {
         const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");

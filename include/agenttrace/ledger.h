@@ -59,9 +59,14 @@ void at_ledger_check(at_ledger *l, const char *sid);
 
 /* The log entry of version v (0: current) of sid and the proof of its
  * inclusion in the tree of the latest checkpoint, as a c2sp.org/tlog-proof
- * file, appended to out; *index and *version say which. AT_ERR_NOT_FOUND
+ * file whose extra line is the base64 of the entry itself, appended to
+ * out; *index and *version say which. AT_ERR_NOT_FOUND
  * when the version is not in a signed checkpoint yet. */
 at_result at_ledger_proof(at_ledger *l, const char *sid, uint64_t v, at_buf *out, uint64_t *index,
                           uint64_t *version, at_error *err) AT_WUR;
+/* The same from a storage directory without a running ledger (the CLI):
+ * the checkpoint last written there. */
+at_result at_ledger_proof_offline(at_store *s, const char *sid, uint64_t v, at_buf *out, uint64_t *index,
+                                  uint64_t *version, at_error *err) AT_WUR;
 
 #endif

@@ -61,27 +61,29 @@ typedef struct {
  * (1 + the trailing one bits of size) to *count. Reads the left siblings it
  * needs through read. AT_ERR_TOO_BIG when size is UINT64_MAX; a reader's
  * error as is; out and *count are then unspecified. */
-at_result at_merkle_append(at_merkle_read_fn read, void *ctx, uint64_t size, const uint8_t leaf[AT_MERKLE_HASH_LEN],
-                           at_merkle_stored out[AT_MERKLE_MAX_APPEND], size_t *count) AT_WUR;
+at_result at_merkle_append(at_merkle_read_fn read, void *ctx, uint64_t size,
+                           const uint8_t leaf[AT_MERKLE_HASH_LEN], at_merkle_stored out[AT_MERKLE_MAX_APPEND],
+                           size_t *count) AT_WUR;
 
 /* The tree hash of the first size leaves (RFC 6962 MTH), from one stored
  * hash per one bit of size; the empty tree's root for size 0. The caller
  * vouches that the store holds a tree of at least size leaves. */
-at_result at_merkle_root(at_merkle_read_fn read, void *ctx, uint64_t size, uint8_t root[AT_MERKLE_HASH_LEN]) AT_WUR;
+at_result at_merkle_root(at_merkle_read_fn read, void *ctx, uint64_t size,
+                         uint8_t root[AT_MERKLE_HASH_LEN]) AT_WUR;
 
 /* The inclusion proof of leaf index in the tree of the first size leaves
  * (RFC 6962 §2.1.1 PATH, leaf side first): writes *len hashes, at most
  * AT_MERKLE_MAX_PROOF, to proof (room for cap hashes). AT_ERR_INVALID when
  * index >= size, AT_ERR_TOO_BIG when cap is too small, a reader's error as
  * is. O(log size) stored hashes are read. */
-at_result at_merkle_prove_inclusion(at_merkle_read_fn read, void *ctx, uint64_t index, uint64_t size, uint8_t *proof,
-                                    size_t cap, size_t *len) AT_WUR;
+at_result at_merkle_prove_inclusion(at_merkle_read_fn read, void *ctx, uint64_t index, uint64_t size,
+                                    uint8_t *proof, size_t cap, size_t *len) AT_WUR;
 
 /* The consistency proof between the trees of the first m and the first n
  * leaves (RFC 6962 §2.1.2 PROOF), into proof like the above; empty when
  * m == n or m == 0 (RFC 9162 §2.1.4). AT_ERR_INVALID when m > n. */
-at_result at_merkle_prove_consistency(at_merkle_read_fn read, void *ctx, uint64_t m, uint64_t n, uint8_t *proof,
-                                      size_t cap, size_t *len) AT_WUR;
+at_result at_merkle_prove_consistency(at_merkle_read_fn read, void *ctx, uint64_t m, uint64_t n,
+                                      uint8_t *proof, size_t cap, size_t *len) AT_WUR;
 
 /* ---- the auditor side: hashes only, no store --------------------------- */
 
@@ -90,13 +92,15 @@ at_result at_merkle_prove_consistency(at_merkle_read_fn read, void *ctx, uint64_
  * comparison). AT_ERR_INVALID when index >= size or the proof has the wrong
  * number of hashes for that index and size. */
 at_result at_merkle_root_from_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[AT_MERKLE_HASH_LEN],
-                                        const uint8_t *proof, size_t len, uint8_t root[AT_MERKLE_HASH_LEN]) AT_WUR;
+                                        const uint8_t *proof, size_t len,
+                                        uint8_t root[AT_MERKLE_HASH_LEN]) AT_WUR;
 
 /* AT_OK when proof (len hashes) shows that leaf is leaf number index of the
  * tree of size leaves with hash root (RFC 9162 §2.1.3.2); AT_ERR_INVALID
  * otherwise. */
 at_result at_merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[AT_MERKLE_HASH_LEN],
-                                     const uint8_t *proof, size_t len, const uint8_t root[AT_MERKLE_HASH_LEN]) AT_WUR;
+                                     const uint8_t *proof, size_t len,
+                                     const uint8_t root[AT_MERKLE_HASH_LEN]) AT_WUR;
 
 /* AT_OK when proof (len hashes) shows that the tree of size m with hash
  * root_m is a prefix of the tree of size n with hash root_n (RFC 9162
@@ -114,7 +118,7 @@ at_result at_merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t *pr
 #define AT_MERKLE_TILE_ENTRIES   (-1) /* at_merkle_tile.level of an entry bundle */
 /* Room for the longest tile path and its NUL ("entries/x018/x446/x744/
  * x073/x709/x551/615.p/255" is 47 bytes). */
-#define AT_MERKLE_TILE_PATH_MAX 64
+#define AT_MERKLE_TILE_PATH_MAX  64
 
 /* A tile: level L in 0..63, or AT_MERKLE_TILE_ENTRIES for an entry bundle;
  * its index N; its width, 1..255 for a partial tile, AT_MERKLE_TILE_WIDTH
@@ -165,7 +169,7 @@ unsigned at_merkle_tile_width(uint64_t size, int level, uint64_t index);
  * (tiles above level 7 never exist in a uint64 tree), AT_ERR_INVALID for an
  * entry bundle or a width out of range, AT_ERR_TOO_BIG when cap is too
  * small, a reader's error as is. */
-at_result at_merkle_tile_read(at_merkle_read_fn read, void *ctx, uint64_t size, const at_merkle_tile *t, uint8_t *out,
-                              size_t cap) AT_WUR;
+at_result at_merkle_tile_read(at_merkle_read_fn read, void *ctx, uint64_t size, const at_merkle_tile *t,
+                              uint8_t *out, size_t cap) AT_WUR;
 
 #endif

@@ -99,3 +99,43 @@ void log_proof(server_ctx *ctx, const char *id, uint64_t version, http_response 
     }
     free(sid);
 }
+
+void log_consistency(server_ctx *ctx, uint64_t from, uint64_t to, http_response *resp)
+{
+    if (!have_log(ctx, resp))
+        return;
+    at_buf cp;
+    at_buf_init(&cp, 0);
+    uint64_t size = 0;
+    if (at_ledger_checkpoint(ctx->ledger, &cp, &size) != AT_OK)
+        size = 0;
+    at_buf_fini(&cp);
+    if (!to)
+        to = size;
+    if (from > to || to > size) {
+        http_response_error(resp, 400, "need from <= to <= %llu (the latest checkpoint's size)",
+                            (unsigned long long)size);
+        return;
+    }
+    uint8_t(*proof)[AT_SHA256_LEN] = NULL;
+    size_t n = 0;
+    at_error err = {0};
+    if (at_tlog_consistency(at_ledger_log(ctx->ledger), from, to, &proof, &n, &err) != AT_OK) {
+        http_response_error(resp, 500, "%s", err.message);
+        return;
+    }
+    at_buf_reset(&resp->body);
+    at_result r = AT_OK;
+    for (size_t i = 0; r == AT_OK && i < n; i++) {
+        r = at_note_base64_encode(proof[i], AT_SHA256_LEN, &resp->body);
+        if (r == AT_OK)
+            r = at_buf_addc(&resp->body, '\n');
+    }
+    free(proof);
+    if (r != AT_OK) {
+        http_response_error(resp, 500, "out of memory");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/plain; charset=utf-8";
+}

@@ -115,8 +115,8 @@ typedef struct {
 
 /* Hashes the ranges sib[count - 1], ..., sib[0] (the order the RFC lists
  * them: the deepest sibling first) into proof + first hashes. */
-static at_result hash_siblings(at_merkle_read_fn read, void *ctx, const span_t *sib, int count, uint8_t *proof,
-                               size_t first)
+static at_result hash_siblings(at_merkle_read_fn read, void *ctx, const span_t *sib, int count,
+                               uint8_t *proof, size_t first)
 {
     for (int j = 0; j < count; j++) {
         const span_t *s = &sib[count - 1 - j];
@@ -170,8 +170,8 @@ at_result at_merkle_root(at_merkle_read_fn read, void *ctx, uint64_t size, uint8
     return range_hash(read, ctx, 0, size, root);
 }
 
-at_result at_merkle_prove_inclusion(at_merkle_read_fn read, void *ctx, uint64_t index, uint64_t size, uint8_t *proof,
-                                    size_t cap, size_t *len)
+at_result at_merkle_prove_inclusion(at_merkle_read_fn read, void *ctx, uint64_t index, uint64_t size,
+                                    uint8_t *proof, size_t cap, size_t *len)
 {
     span_t sib[AT_MERKLE_MAX_LEVELS];
     int depth = 0;
@@ -199,8 +199,8 @@ at_result at_merkle_prove_inclusion(at_merkle_read_fn read, void *ctx, uint64_t 
     return AT_OK;
 }
 
-at_result at_merkle_prove_consistency(at_merkle_read_fn read, void *ctx, uint64_t m, uint64_t n, uint8_t *proof,
-                                      size_t cap, size_t *len)
+at_result at_merkle_prove_consistency(at_merkle_read_fn read, void *ctx, uint64_t m, uint64_t n,
+                                      uint8_t *proof, size_t cap, size_t *len)
 {
     span_t sib[AT_MERKLE_MAX_LEVELS];
     int depth = 0;
@@ -241,8 +241,8 @@ at_result at_merkle_prove_consistency(at_merkle_read_fn read, void *ctx, uint64_
 
 /* ---- the auditor side --------------------------------------------------- */
 
-at_result at_merkle_root_from_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[HL], const uint8_t *proof,
-                                        size_t len, uint8_t root[HL])
+at_result at_merkle_root_from_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[HL],
+                                        const uint8_t *proof, size_t len, uint8_t root[HL])
 {
     /* RFC 9162 §2.1.3.2, steps 1-5 (the comparison with the root aside). */
     uint64_t fn = index, sn;
@@ -273,14 +273,20 @@ at_result at_merkle_root_from_inclusion(uint64_t index, uint64_t size, const uin
     return AT_OK;
 }
 
-at_result at_merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[HL], const uint8_t *proof,
-                                     size_t len, const uint8_t root[HL])
+at_result at_merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[HL],
+                                     const uint8_t *proof, size_t len, const uint8_t root[HL])
 {
     uint8_t got[HL];
     at_result r = at_merkle_root_from_inclusion(index, size, leaf, proof, len, got);
     if (r != AT_OK)
         return r;
     return memcmp(got, root, HL) == 0 ? AT_OK : AT_ERR_INVALID;
+}
+
+/* Hash i of RFC 9162's consistency_path: root_m first when pre is 1. */
+static const uint8_t *path_at(const uint8_t *root_m, const uint8_t *proof, size_t pre, size_t i)
+{
+    return i < pre ? root_m : proof + (i - pre) * HL;
 }
 
 at_result at_merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t *proof, size_t len,
@@ -305,7 +311,6 @@ at_result at_merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t *pr
      * through `pre` rather than copied). */
     size_t pre = (m & (m - 1)) == 0 ? 1 : 0;
     size_t total = len + pre;
-#define PATH_AT(i) ((i) < pre ? root_m : proof + ((i) - pre) * HL)
     /* 3, 4 */
     uint64_t fn = m - 1, sn = n - 1;
     while (fn & 1) {
@@ -313,11 +318,11 @@ at_result at_merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t *pr
         sn >>= 1;
     }
     /* 5 */
-    memcpy(fr, PATH_AT(0), HL);
-    memcpy(sr, PATH_AT(0), HL);
+    memcpy(fr, path_at(root_m, proof, pre, 0), HL);
+    memcpy(sr, path_at(root_m, proof, pre, 0), HL);
     /* 6 */
     for (size_t i = 1; i < total; i++) {
-        const uint8_t *c = PATH_AT(i);
+        const uint8_t *c = path_at(root_m, proof, pre, i);
         if (sn == 0)
             return AT_ERR_INVALID;
         if ((fn & 1) || fn == sn) {
@@ -333,7 +338,6 @@ at_result at_merkle_verify_consistency(uint64_t m, uint64_t n, const uint8_t *pr
         fn >>= 1;
         sn >>= 1;
     }
-#undef PATH_AT
     /* 7 */
     if (sn != 0 || memcmp(fr, root_m, HL) != 0 || memcmp(sr, root_n, HL) != 0)
         return AT_ERR_INVALID;
@@ -408,7 +412,8 @@ at_result at_merkle_tile_index_parse(const char *p, size_t n, uint64_t *out)
             i++;
         if (n - i < 3 || !is_digit(p[i]) || !is_digit(p[i + 1]) || !is_digit(p[i + 2]))
             return AT_ERR_INVALID;
-        unsigned g = (unsigned)(p[i] - '0') * 100 + (unsigned)(p[i + 1] - '0') * 10 + (unsigned)(p[i + 2] - '0');
+        unsigned g =
+            (unsigned)(p[i] - '0') * 100 + (unsigned)(p[i + 1] - '0') * 10 + (unsigned)(p[i + 2] - '0');
         i += 3;
         bool last = i == n;
         if (x == last) /* every group but the last has its x, the last none */
@@ -543,8 +548,8 @@ unsigned at_merkle_tile_width(uint64_t size, int level, uint64_t index)
     return 0;
 }
 
-at_result at_merkle_tile_read(at_merkle_read_fn read, void *ctx, uint64_t size, const at_merkle_tile *t, uint8_t *out,
-                              size_t cap)
+at_result at_merkle_tile_read(at_merkle_read_fn read, void *ctx, uint64_t size, const at_merkle_tile *t,
+                              uint8_t *out, size_t cap)
 {
     if (t->level == AT_MERKLE_TILE_ENTRIES || t->level < 0 || t->level > AT_MERKLE_TILE_MAX_LEVEL)
         return AT_ERR_INVALID;

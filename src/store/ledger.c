@@ -486,25 +486,34 @@ at_result at_ledger_checkpoint(at_ledger *l, at_buf *out, uint64_t *size)
     return r;
 }
 
-at_result at_ledger_proof(at_ledger *l, const char *sid, uint64_t v, at_buf *out, uint64_t *index,
-                          uint64_t *version, at_error *err)
+/* The tlog-proof file of version v (0: current) of sid in the tree of the
+ * signed checkpoint cp (size size). Its extra line carries the version's
+ * whole log entry, so an auditor holding only events.ndjson learns the
+ * session and version the entry names and can say what differs. */
+static at_result write_proof(at_store *s, at_tlog *log, const at_buf *cp, uint64_t size, const char *sid,
+                             uint64_t v, at_buf *out, uint64_t *index, uint64_t *version, at_error *err)
 {
-    at_result r = at_store_logged_index(l->store, sid, v, version, index, err);
+    at_result r = at_store_logged_index(s, sid, v, version, index, err);
     if (r != AT_OK)
         return r;
-    at_buf cp;
-    at_buf_init(&cp, 0);
-    uint64_t size;
-    if ((r = at_ledger_checkpoint(l, &cp, &size)) != AT_OK || *index >= size) {
-        at_buf_fini(&cp);
+    if (*index >= size)
         return at_error_set(err, AT_ERR_NOT_FOUND, -1, "version %llu of %s is not in a signed checkpoint yet",
                             (unsigned long long)*version, sid);
-    }
+    /* the entry as the log holds it (nothing is rebuilt, nothing synced:
+     * an auditor's read changes nothing) */
+    at_buf entry;
+    at_buf_init(&entry, 0);
+    r = at_tlog_entry(log, *index, &entry, err);
     uint8_t(*proof)[AT_SHA256_LEN] = NULL;
     size_t n = 0;
-    r = at_tlog_inclusion(l->log, *index, size, &proof, &n, err);
     if (r == AT_OK)
-        r = at_buf_printf(out, "c2sp.org/tlog-proof@v1\nindex %llu\n", (unsigned long long)*index);
+        r = at_tlog_inclusion(log, *index, size, &proof, &n, err);
+    if (r == AT_OK)
+        r = at_buf_adds(out, "c2sp.org/tlog-proof@v1\nextra ");
+    if (r == AT_OK)
+        r = at_note_base64_encode(entry.data, entry.len, out);
+    if (r == AT_OK)
+        r = at_buf_printf(out, "\nindex %llu\n", (unsigned long long)*index);
     for (size_t i = 0; r == AT_OK && i < n; i++) {
         r = at_note_base64_encode(proof[i], AT_SHA256_LEN, out);
         if (r == AT_OK)
@@ -513,8 +522,57 @@ at_result at_ledger_proof(at_ledger *l, const char *sid, uint64_t v, at_buf *out
     if (r == AT_OK)
         r = at_buf_addc(out, '\n');
     if (r == AT_OK)
-        r = at_buf_add(out, cp.data, cp.len);
+        r = at_buf_add(out, cp->data, cp->len);
     free(proof);
+    at_buf_fini(&entry);
+    return r;
+}
+
+at_result at_ledger_proof(at_ledger *l, const char *sid, uint64_t v, at_buf *out, uint64_t *index,
+                          uint64_t *version, at_error *err)
+{
+    at_buf cp;
+    at_buf_init(&cp, 0);
+    uint64_t size = 0;
+    at_result r = at_ledger_checkpoint(l, &cp, &size);
+    if (r != AT_OK)
+        r = at_error_set(err, AT_ERR_NOT_FOUND, -1, "no checkpoint signed yet");
+    else
+        r = write_proof(l->store, l->log, &cp, size, sid, v, out, index, version, err);
+    at_buf_fini(&cp);
+    return r;
+}
+
+at_result at_ledger_proof_offline(at_store *s, const char *sid, uint64_t v, at_buf *out, uint64_t *index,
+                                  uint64_t *version, at_error *err)
+{
+    char dir[PATH_MAX], p[PATH_MAX];
+    if (store_path(s, dir, sizeof dir, ".agent-traced/log") != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
+    snprintf(p, sizeof p, "%s/checkpoint", dir);
+    at_buf cp;
+    at_buf_init(&cp, AT_NOTE_MAX_BYTES);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        at_buf_fini(&cp);
+        return at_error_set(err, AT_ERR_NOT_FOUND, -1, "%s keeps no signed checkpoint", s->root);
+    }
+    char buf[65536];
+    ssize_t k;
+    at_result r = AT_OK;
+    while (r == AT_OK && (k = read(fd, buf, sizeof buf)) > 0)
+        r = at_buf_add(&cp, buf, (size_t)k);
+    close(fd);
+    const char *blank = cp.data ? memmem(cp.data, cp.len, "\n\n", 2) : NULL;
+    at_note_checkpoint c;
+    if (r != AT_OK || !blank ||
+        at_note_checkpoint_parse(cp.data, (size_t)(blank + 1 - cp.data), &c, NULL) != AT_OK) {
+        at_buf_fini(&cp);
+        return at_error_set(err, AT_ERR_INVALID, -1, "%s does not hold a checkpoint", p);
+    }
+    at_tlog *log = at_tlog_open(dir, err);
+    r = log ? write_proof(s, log, &cp, c.size, sid, v, out, index, version, err) : AT_ERR_IO;
+    at_tlog_free(log);
     at_buf_fini(&cp);
     return r;
 }
