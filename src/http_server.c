@@ -99,6 +99,7 @@ static const char serve_usage[] =
     "                     made on first start in the storage's .agent-traced/log/key\n"
     "  --log-origin NAME  the log's name, the key's name (default: the key's, or\n"
     "                     <hostname>/agent-traced for a new key)\n"
+    "  --no-log           keep no transparency log (versions are still kept)\n"
     "  --no-redact        store secrets as received (default: redact them, as\n"
     "                     agent-strace does; also AGENT_TRACE_NO_REDACT=1 or\n"
     "                     AGENT_STRACE_NO_REDACT=1)\n"
@@ -1292,6 +1293,7 @@ int cli_serve(int argc, char **argv)
         {"max-size-mb", required_argument, NULL, 'M'},
         {"log-key", required_argument, NULL, 'L'},
         {"log-origin", required_argument, NULL, 'O'},
+        {"no-log", no_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1303,6 +1305,7 @@ int cli_serve(int argc, char **argv)
     bool cli_keys = false, redact = !at_redact_env_disabled();
     uint64_t gc_interval = 3600;
     const char *log_key_path = NULL, *log_origin = NULL;
+    bool no_log = false;
     at_gc_policy policy = {0};
     int c;
     optind = 1;
@@ -1338,6 +1341,7 @@ int cli_serve(int argc, char **argv)
         case 'N': redact = false; break;
         case 'L': log_key_path = optarg; break;
         case 'O': log_origin = optarg; break;
+        case 'X': no_log = true; break;
         case 'G':
             if (!parse_u64(optarg, &gc_interval, false) || gc_interval > 366ull * 86400)
                 goto usage;
@@ -1470,23 +1474,25 @@ int cli_serve(int argc, char **argv)
         snprintf(origin_buf, sizeof origin_buf, "%s/agent-traced", hostbuf);
     }
     at_note_signer *log_signer =
-        at_ledger_key(log_key_path ? log_key_path : keyfile,
-                      log_origin ? log_origin : (log_key_path ? NULL : origin_buf), !log_key_path, &err);
+        no_log ? NULL
+               : at_ledger_key(log_key_path ? log_key_path : keyfile,
+                               log_origin ? log_origin : (log_key_path ? NULL : origin_buf), !log_key_path,
+                               &err);
     at_buf vkey;
     at_buf_init(&vkey, 0);
-    if (!log_signer || at_note_signer_vkey(log_signer, &vkey) != AT_OK) {
+    if (!no_log && (!log_signer || at_note_signer_vkey(log_signer, &vkey) != AT_OK)) {
         fprintf(stderr, "agent-traced serve: %s\n", err.message);
         at_note_signer_free(log_signer);
         at_catalog_free(srv.ctx.catalog);
         at_store_free(store);
         return 1;
     }
-    size_t oln;
-    const char *oname = at_note_signer_name(log_signer, &oln);
+    size_t oln = 0;
+    const char *oname = no_log ? "" : at_note_signer_name(log_signer, &oln);
     char *origin = strndup(oname, oln);
     at_ledger_options lo = {.origin = origin, .signer = log_signer, .catalog = srv.ctx.catalog};
-    at_ledger *ledger = origin ? at_ledger_start(store, &lo, &err) : NULL;
-    if (!ledger) {
+    at_ledger *ledger = origin && !no_log ? at_ledger_start(store, &lo, &err) : NULL;
+    if (!ledger && !no_log) {
         fprintf(stderr, "agent-traced serve: %s\n", err.message);
         at_note_signer_free(log_signer);
         free(origin);
@@ -1529,7 +1535,10 @@ int cli_serve(int argc, char **argv)
     else
         inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr, sizeof addr);
     logf_line(v6 ? "listening on [%s]:%u" : "listening on %s:%u", addr, real_port);
-    logf_line("agent-traced serve: log %s, verifier key %s", origin, vkey.data);
+    if (ledger)
+        logf_line("agent-traced serve: log %s, verifier key %s", origin, vkey.data);
+    else
+        logf_line("agent-traced serve: no transparency log (--no-log)");
 
     /* The index is opened after the port is known so the first line comes
      * quickly; a missing index only disables the event lookups (503). */
