@@ -247,15 +247,15 @@ static const char *const event_fields[NF] = {
 typedef struct {
     size_t off[F_REDACTED], len[F_REDACTED];
     bool has[F_REDACTED];
+    size_t sid_off, sid_len; /* the decoded session id (NUL-terminated) in the arena */
     bool redacted;
     bool secrets; /* redaction changed its data */
 } pending;
 
 typedef struct {
-    at_buf arena; /* field bytes of the batch's events */
+    at_buf arena; /* field bytes and session ids of the batch's events */
     pending *ev;
     size_t n, cap;
-    at_buf sid; /* decoded session id of the batch */
 } batch;
 
 /* Python's str.strip() for the ASCII whitespace a line may carry. */
@@ -379,17 +379,18 @@ static line_verdict parse_line(at_json_doc *d, const char *p, size_t n, batch *b
 
 /* ---- POST /events: appending ---------------------------------------------------------- */
 
-/* Appends the batch's events to its session through the store. */
-static at_result append_batch(server_ctx *ctx, batch *bt, at_error *err)
+/* Appends events idx[0..k) of the batch, all of one session, through the
+ * store: one version, one log entry. */
+static at_result append_session(server_ctx *ctx, const batch *bt, const size_t *idx, size_t k, at_error *err)
 {
-    at_event_json *ev = calloc(bt->n ? bt->n : 1, sizeof *ev);
+    at_event_json *ev = calloc(k ? k : 1, sizeof *ev);
     if (!ev)
         return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
-    for (size_t i = 0; i < bt->n; i++) {
-        const pending *pe = &bt->ev[i];
+    for (size_t i = 0; i < k; i++) {
+        const pending *pe = &bt->ev[idx[i]];
         at_slice f[F_REDACTED];
-        for (int k = 0; k < F_REDACTED; k++)
-            f[k] = pe->has[k] ? (at_slice){bt->arena.data + pe->off[k], pe->len[k]} : (at_slice){NULL, 0};
+        for (int j = 0; j < F_REDACTED; j++)
+            f[j] = pe->has[j] ? (at_slice){bt->arena.data + pe->off[j], pe->len[j]} : (at_slice){NULL, 0};
         ev[i] = (at_event_json){
             .event_type = f[F_TYPE],
             .timestamp = f[F_TS],
@@ -403,16 +404,73 @@ static at_result append_batch(server_ctx *ctx, batch *bt, at_error *err)
         };
     }
     uint64_t version;
-    at_result r = at_store_append(ctx->store, bt->sid.data, ev, bt->n, &version, err);
+    at_result r = at_store_append(ctx->store, bt->arena.data + bt->ev[idx[0]].sid_off, ev, k, &version, err);
     free(ev);
     return r;
 }
 
-static void batch_clear(batch *bt)
+/* Orders event indices by session id, then by position: each session's
+ * events become one run, in the order they came. */
+static int by_session(const void *x, const void *y, void *ctx)
 {
-    at_buf_reset(&bt->arena);
-    at_buf_reset(&bt->sid);
-    bt->n = 0;
+    const batch *sort_bt = ctx;
+    const pending *a = &sort_bt->ev[*(const size_t *)x], *b = &sort_bt->ev[*(const size_t *)y];
+    size_t n = a->sid_len < b->sid_len ? a->sid_len : b->sid_len;
+    int c = memcmp(sort_bt->arena.data + a->sid_off, sort_bt->arena.data + b->sid_off, n);
+    if (c == 0 && a->sid_len != b->sid_len)
+        c = a->sid_len < b->sid_len ? -1 : 1;
+    if (c == 0)
+        c = *(const size_t *)x < *(const size_t *)y ? -1 : 1;
+    return c;
+}
+
+typedef struct {
+    size_t first, start, n; /* the run idx[start..start+n), its first event's position */
+} run;
+
+static int by_first(const void *x, const void *y)
+{
+    size_t a = ((const run *)x)->first, b = ((const run *)y)->first;
+    return a < b ? -1 : a > b;
+}
+
+/* Appends every session's events of the batch: one version per session
+ * (an append batch adds one log entry per session it changed), the
+ * sessions in the order they first appear. Counts into *ok / *bad. */
+static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint64_t *bad)
+{
+    if (!bt->n)
+        return AT_OK;
+    size_t *idx = malloc(bt->n * sizeof *idx);
+    run *runs = malloc(bt->n * sizeof *runs);
+    if (!idx || !runs) {
+        free(idx);
+        free(runs);
+        return AT_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < bt->n; i++)
+        idx[i] = i;
+    qsort_r(idx, bt->n, sizeof *idx, by_session, (void *)bt);
+    size_t nr = 0;
+    for (size_t i = 0; i < bt->n; i++) {
+        const pending *a = &bt->ev[idx[i]];
+        const pending *p = i ? &bt->ev[idx[i - 1]] : NULL;
+        if (!p || p->sid_len != a->sid_len ||
+            memcmp(bt->arena.data + p->sid_off, bt->arena.data + a->sid_off, a->sid_len) != 0)
+            runs[nr++] = (run){.first = idx[i], .start = i, .n = 0};
+        runs[nr - 1].n++;
+    }
+    qsort(runs, nr, sizeof *runs, by_first);
+    for (size_t k = 0; k < nr; k++) {
+        at_error err = {0};
+        if (append_session(ctx, bt, idx + runs[k].start, runs[k].n, &err) == AT_OK)
+            *ok += runs[k].n;
+        else
+            *bad += runs[k].n;
+    }
+    free(idx);
+    free(runs);
+    return AT_OK;
 }
 
 void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_response *resp)
@@ -425,7 +483,6 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
     at_json_doc d;
     at_result r = AT_OK;
     at_buf_init(&bt.arena, 0);
-    at_buf_init(&bt.sid, AT_MAX_SESSION_ID + 1);
     at_buf_init(&sid, AT_MAX_SESSION_ID + 1);
     at_buf_init(&b, 0);
     at_json_doc_init(&d);
@@ -455,9 +512,6 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
             bt.ev = nv;
             bt.cap = ncap;
         }
-        /* A valid line of another session first flushes the batch. The
-         * line is parsed into the current arena; if it starts a new batch
-         * it is parsed again after the flush (rare: session switches). */
         pending pe;
         line_verdict lv = parse_line(&d, body + a, z - a, &bt, &pe, &sid, rd);
         if (lv == LINE_NOMEM) {
@@ -468,32 +522,16 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
             errors++;
             continue;
         }
-        if (bt.n && (sid.len != bt.sid.len || memcmp(sid.data, bt.sid.data, sid.len) != 0)) {
-            at_error err = {0};
-            size_t keep = bt.n;
-            if (append_batch(ctx, &bt, &err) == AT_OK)
-                accepted += keep;
-            else
-                errors += keep;
-            batch_clear(&bt);
-            lv = parse_line(&d, body + a, z - a, &bt, &pe, &sid, rd);
-            if (lv != LINE_OK) {
-                r = AT_ERR_NOMEM;
-                break;
-            }
-        }
-        if (!bt.n && (r = at_buf_add(&bt.sid, sid.data, sid.len)) != AT_OK)
+        pe.sid_off = bt.arena.len;
+        pe.sid_len = sid.len;
+        if ((r = at_buf_add(&bt.arena, sid.data, sid.len)) != AT_OK ||
+            (r = at_buf_add(&bt.arena, "", 1)) != AT_OK)
             break;
         bt.ev[bt.n++] = pe;
         resp->redacted_events += pe.secrets;
     }
-    if (r == AT_OK && bt.n) {
-        at_error err = {0};
-        if (append_batch(ctx, &bt, &err) == AT_OK)
-            accepted += bt.n;
-        else
-            errors += bt.n;
-    }
+    if (r == AT_OK)
+        r = append_all(ctx, &bt, &accepted, &errors);
     if (r != AT_OK) {
         http_response_error(resp, 500, "%s", at_result_str(r));
     } else {
@@ -505,7 +543,6 @@ void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_res
     at_json_doc_fini(&d);
     at_buf_fini(&b);
     at_buf_fini(&sid);
-    at_buf_fini(&bt.sid);
     at_buf_fini(&bt.arena);
     free(bt.ev);
 }

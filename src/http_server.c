@@ -508,6 +508,11 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
         at_buf cp;
         at_buf_init(&cp, 0);
         bool logged = at_store_logged_index(srv->ctx.store, sid, (uint64_t)version, &lv, &idx, NULL) == AT_OK;
+        if (!logged) { /* written a moment ago: the log integrates within a second */
+            at_error lerr = {0};
+            lv = version ? (uint64_t)version : cur.version;
+            logged = at_ledger_wait(srv->ctx.ledger, sid, lv, &idx, 2000, &lerr) == AT_OK;
+        }
         bool included = false;
         if (at_ledger_checkpoint(srv->ctx.ledger, &cp, &size) == AT_OK && logged && idx < size)
             included = log_included(srv, sid, lv, idx, &cp);

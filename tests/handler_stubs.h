@@ -5,6 +5,7 @@
 #define AGENTTRACED_HANDLER_STUBS_H
 
 #include "http.h"
+#include "sessions.h"
 #include "agenttrace/json.h"
 
 #include <dirent.h>

@@ -3,7 +3,9 @@
  * order, lookups and prefixes, events by fd, POST /events (exact bytes,
  * chain, copy-on-write of imported objects, bad lines, foreign writers,
  * concurrent appends), POST /sessions. */
+#include "collector.h"
 #include "http.h"
+#include "sessions.h"
 
 #include "agenttrace/importer.h"
 #include "agenttrace/json.h"
@@ -783,6 +785,42 @@ static void test_concurrent(void)
     }
 }
 
+/* One batch naming sessions A, B, A, (bad), A: one version of each session
+ * (one log entry per session a batch changed), A's events in their order. */
+static void test_interleaved(void)
+{
+    http_response r;
+    post_events(
+        "{\"event_type\": \"decision\", \"session_id\": \"mix-a\", \"event_id\": \"a1\", \"timestamp\": 1}\n"
+        "{\"event_type\": \"decision\", \"session_id\": \"mix-b\", \"event_id\": \"b1\", \"timestamp\": 2}\n"
+        "{\"event_type\": \"decision\", \"session_id\": \"mix-a\", \"event_id\": \"a2\", \"timestamp\": 3}\n"
+        "not json\n"
+        "{\"event_type\": \"decision\", \"session_id\": \"mix-a\", \"event_id\": \"a3\", \"timestamp\": 4}\n",
+        &r);
+    CHECK(r.status == 202, "interleaved %d", r.status);
+    BODY_IS(r, "{\"accepted\": 4, \"errors\": 1}");
+    http_response_fini(&r);
+    const char *ids[] = {"mix-a", "mix-b"};
+    const size_t want_events[] = {3, 1};
+    for (int i = 0; i < 2; i++) {
+        at_version *vs = NULL;
+        size_t nv = 0;
+        at_error err = {0};
+        CHECK(at_store_versions(ctx.store, ids[i], &vs, &nv, &err) == AT_OK, "versions of %s: %s", ids[i],
+              err.message);
+        CHECK(nv == 1 && vs[0].events == want_events[i], "%s: %zu versions, %llu events", ids[i], nv,
+              nv ? (unsigned long long)vs[0].events : 0ull);
+        free(vs);
+    }
+    size_t n;
+    char *ev = read_session_file("mix-a", "events.ndjson", &n);
+    const char *a1 = ev ? strstr(ev, "\"a1\"") : NULL, *a2 = ev ? strstr(ev, "\"a2\"") : NULL,
+               *a3 = ev ? strstr(ev, "\"a3\"") : NULL;
+    CHECK(a1 && a2 && a3 && a1 < a2 && a2 < a3, "mix-a keeps its order");
+    CHECK(session_chain("mix-a") == 3, "mix-a: 3 chained lines");
+    free(ev);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/at-collector-XXXXXX");
@@ -811,6 +849,7 @@ int main(void)
     test_post_events_new();
     test_post_events_nulls();
     test_bad_lines();
+    test_interleaved();
     test_append_imported(imp1);
     test_foreign_writer();
     test_concurrent();

@@ -317,7 +317,7 @@ static char *gzip_bytes(const char *p, size_t n, size_t *out_n)
 
 static bool files_equal(const char *a, const char *b)
 {
-    size_t na, nb;
+    size_t na = 0, nb = 0;
     char *pa = t_read_file(a, &na), *pb = t_read_file(b, &nb);
     bool eq = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
     free(pa);
@@ -395,7 +395,7 @@ static void test_fixtures(daemon_t *d, bool redacted)
     }
     CHECK(nfixtures >= 12, "found %zu fixtures", nfixtures);
     for (size_t i = 0; i < nfixtures; i++) {
-        size_t n;
+        size_t n = 0;
         char *data = t_read_file(fixtures[i], &n);
         char path[2048];
         import_path(path, sizeof path, base(fixtures[i]));
@@ -1072,7 +1072,7 @@ static void *work_fn(void *arg)
         }
         return NULL;
     }
-    size_t n;
+    size_t n = 0;
     char *data = t_read_file(t_src(w->file), &n);
     char path[512];
     import_path(path, sizeof path, base(w->file));

@@ -633,6 +633,8 @@ typedef struct {
     at_version *v;
     size_t n, cap;
     bool collect;
+    uint64_t floor; /* collect: the newest logged version met so far */
+    bool have_floor;
     at_result r;
 } logged_ctx;
 
@@ -643,8 +645,16 @@ static bool logged_line(void *ctx, const char *line, size_t n)
         return true;
     uint64_t v, i;
     if (get_u64(&lc->doc, "logged", &v) && get_u64(&lc->doc, "index", &i)) {
-        if (lc->collect)
-            return false; /* every version before is logged (the feed logs in order) */
+        if (lc->collect) {
+            /* A session's versions are logged in order, so every version up
+             * to this one is logged. Later versions may still come before
+             * this record (written while it was being logged): keep going
+             * back to the version records newer than it. */
+            if (!lc->have_floor || v > lc->floor)
+                lc->floor = v;
+            lc->have_floor = true;
+            return true;
+        }
         if (lc->want ? v == lc->want : (lc->have_latest && v == lc->latest)) {
             lc->index = i;
             lc->found = true;
@@ -669,6 +679,8 @@ static bool logged_line(void *ctx, const char *line, size_t n)
             }
     }
     if (lc->collect) {
+        if (lc->have_floor && v <= lc->floor)
+            return false; /* this one and all before it are logged */
         sess_state st;
         if (!parse_version(&lc->doc, &st))
             return true;

@@ -40,6 +40,7 @@ struct at_ledger {
     bool stop;
     pthread_t thread;
     bool running;
+    bool registered;   /* fed by the store's version callback */
     at_buf checkpoint; /* the latest signed one */
     uint64_t signed_size;
     bool have_checkpoint;
@@ -338,16 +339,27 @@ static void *run(void *arg)
 
         batch bt = {0};
         at_error err = {0};
-        for (item *it = list, *next; it; it = next) {
-            next = it->next;
+        item *it = list;
+        while (it && bt.n < MAX_BATCH) {
+            item *next = it->next;
             if (it->v.version)
                 batch_add(&bt, it->sid, &it->v);
             else if (at_store_each_unlogged(l->store, it->sid, batch_add, &bt, &err) != AT_OK)
                 fprintf(stderr, "agent-traced: log: %s\n", err.message);
             free(it->sid);
             free(it);
-            if (bt.n >= MAX_BATCH)
-                break; /* the rest of the list is dropped: found again by the next check */
+            it = next;
+        }
+        if (it) { /* a full batch: the rest goes back to the front of the queue */
+            item *last = it;
+            while (last->next)
+                last = last->next;
+            pthread_mutex_lock(&l->mu);
+            last->next = l->head;
+            if (!l->head)
+                l->tail = last;
+            l->head = it;
+            pthread_mutex_unlock(&l->mu);
         }
         at_result r = integrate(l, &bt, &err);
         uint64_t size = at_tlog_size(l->log);
@@ -393,6 +405,14 @@ at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *er
         r = load_checkpoint(l, err);
     if (r == AT_OK)
         r = finish_intent(l, err);
+    /* From here on every new version is queued (the thread takes the queue
+     * once it runs): one made while the scan below runs, say by a crash
+     * repair on another thread, is not missed. The scan and the queue may
+     * name a version twice; integrate() logs it once. */
+    if (r == AT_OK) {
+        at_store_on_version(s, feed, l);
+        l->registered = true;
+    }
     if (r == AT_OK) {
         /* whatever was written while no ledger ran */
         batch bt = {0};
@@ -412,7 +432,6 @@ at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *er
         return NULL;
     }
     l->running = true;
-    at_store_on_version(s, feed, l);
     return l;
 }
 
@@ -420,8 +439,9 @@ void at_ledger_stop(at_ledger *l)
 {
     if (!l)
         return;
-    if (l->running) {
+    if (l->registered)
         at_store_on_version(l->store, NULL, NULL);
+    if (l->running) {
         pthread_mutex_lock(&l->mu);
         l->stop = true;
         pthread_cond_signal(&l->work);

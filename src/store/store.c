@@ -184,14 +184,18 @@ at_result same_prefix(int a, int b, uint64_t len, bool *same)
 
 void at_store_on_version(at_store *s, at_version_fn fn, void *ctx)
 {
+    pthread_mutex_lock(&s->notify_mu);
     s->on_version = fn;
     s->on_version_ctx = ctx;
+    pthread_mutex_unlock(&s->notify_mu);
 }
 
 void store_notify(at_store *s, const char *sid, const at_version *v)
 {
+    pthread_mutex_lock(&s->notify_mu);
     if (s->on_version)
         s->on_version(s->on_version_ctx, sid, v);
+    pthread_mutex_unlock(&s->notify_mu);
 }
 
 const char *at_cause_name(at_cause c)
@@ -414,6 +418,7 @@ at_store *at_store_open(const char *root, at_error *err)
         return NULL;
     }
     sync_group_init(&s->sync);
+    pthread_mutex_init(&s->notify_mu, NULL);
     for (size_t i = 0; i < SESSION_STRIPES; i++)
         pthread_mutex_init(&s->stripes[i].mu, NULL);
     if (upgrade_layout(s, err) != AT_OK) {
@@ -437,6 +442,7 @@ void at_store_free(at_store *s)
         pthread_mutex_destroy(&s->stripes[i].mu);
     }
     sync_group_fini(&s->sync);
+    pthread_mutex_destroy(&s->notify_mu);
     free(s->root);
     free(s);
 }

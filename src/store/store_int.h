@@ -70,7 +70,8 @@ struct at_store {
     char *root;
     sync_group sync;
     sess_stripe stripes[SESSION_STRIPES];
-    at_version_fn on_version; /* the log's feed (at_store_on_version) */
+    pthread_mutex_t notify_mu; /* guards on_version: unset only when no call runs */
+    at_version_fn on_version;  /* the log's feed (at_store_on_version) */
     void *on_version_ctx;
 };
 
