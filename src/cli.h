@@ -11,6 +11,8 @@ int cli_gc(int argc, char **argv);
 int cli_log(int argc, char **argv);
 /* verify --log / --proof (cli_audit.c): argv as cli_verify's */
 int cli_audit(int argc, char **argv);
+/* `agent-traced witness` (cli_witness.c): a c2sp.org/tlog-witness witness */
+int cli_witness(int argc, char **argv);
 
 /* Prints "agent-traced <cmd>: <message>" to stderr. */
 void cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -21,6 +21,7 @@ static const char usage[] = "usage: agent-traced <command> [options]\n"
                             "  gc       apply retention and remove what no kept version needs\n"
                             "  log      the transparency log: `log keygen` makes its key\n"
                             "  serve    run the HTTP service (agent-strace collector API, uploads, trees)\n"
+                            "  witness  run a witness that cosigns a transparency log's checkpoints\n"
                             "  keygen   print a new API key (ast_ + 32 hex digits)\n"
                             "\n"
                             "`agent-traced <command> --help` describes each command.\n"
@@ -72,6 +73,8 @@ int main(int argc, char **argv)
         return cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "keygen") == 0)
         return cli_keygen(argc - 1, argv + 1);
+    if (strcmp(cmd, "witness") == 0)
+        return cli_witness(argc - 1, argv + 1);
     fprintf(stderr, "agent-traced: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

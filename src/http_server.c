@@ -38,6 +38,7 @@
 #include "agenttrace/sha256.h"
 #include "agenttrace/store.h"
 #include "agenttrace/verify.h"
+#include "agenttrace/witness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -71,6 +72,7 @@ static const char serve_usage[] =
     "                          [--request-timeout SECONDS] [--no-redact] [--gc-interval SECONDS]\n"
     "                          [--keep-versions N] [--max-age-days D] [--max-sessions N]\n"
     "                          [--max-size-mb M] [--log-key FILE] [--log-origin NAME]\n"
+    "                          [--witness URL=VKEY]...\n"
     "\n"
     "Serves a storage directory over HTTP: the agent-strace collector endpoints\n"
     "and transcript upload, session trees, event lookup, chain verification,\n"
@@ -100,6 +102,10 @@ static const char serve_usage[] =
     "  --log-origin NAME  the log's name, the key's name (default: the key's, or\n"
     "                     <hostname>/agent-traced for a new key)\n"
     "  --no-log           keep no transparency log (versions are still kept)\n"
+    "  --witness URL=VKEY ask the witness at URL (POST URL/add-checkpoint,\n"
+    "                     c2sp.org/tlog-witness) to cosign each new checkpoint,\n"
+    "                     published with the cosignature that verifies with VKEY,\n"
+    "                     its type 0x04 key or a file holding it (repeatable)\n"
     "  --no-redact        store secrets as received (default: redact them, as\n"
     "                     agent-strace does; also AGENT_TRACE_NO_REDACT=1 or\n"
     "                     AGENT_STRACE_NO_REDACT=1)\n"
@@ -1299,6 +1305,7 @@ int cli_serve(int argc, char **argv)
         {"log-key", required_argument, NULL, 'L'},
         {"log-origin", required_argument, NULL, 'O'},
         {"no-log", no_argument, NULL, 'X'},
+        {"witness", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1311,6 +1318,10 @@ int cli_serve(int argc, char **argv)
     uint64_t gc_interval = 3600;
     const char *log_key_path = NULL, *log_origin = NULL;
     bool no_log = false;
+    /* --witness URL=VKEY: the keys are the ledger's for its life */
+    at_ledger_witness witnesses[AT_LEDGER_MAX_WITNESSES];
+    at_note_verifier *witness_keys[AT_LEDGER_MAX_WITNESSES];
+    size_t n_witnesses = 0;
     at_gc_policy policy = {0};
     int c;
     optind = 1;
@@ -1347,6 +1358,19 @@ int cli_serve(int argc, char **argv)
         case 'L': log_key_path = optarg; break;
         case 'O': log_origin = optarg; break;
         case 'X': no_log = true; break;
+        case 'W': {
+            at_error werr = {0};
+            char *wurl = NULL;
+            if (n_witnesses == AT_LEDGER_MAX_WITNESSES)
+                at_error_set(&werr, AT_ERR_INVALID, -1, "at most %d witnesses", AT_LEDGER_MAX_WITNESSES);
+            else if (at_witness_option_parse(optarg, &wurl, &witness_keys[n_witnesses], &werr) == AT_OK) {
+                witnesses[n_witnesses] = (at_ledger_witness){wurl, witness_keys[n_witnesses]};
+                n_witnesses++;
+                break;
+            }
+            fprintf(stderr, "agent-traced serve: --witness %s: %s\n", optarg, werr.message);
+            return 2;
+        }
         case 'G':
             if (!parse_u64(optarg, &gc_interval, false) || gc_interval > 366ull * 86400)
                 goto usage;
@@ -1381,6 +1405,10 @@ int cli_serve(int argc, char **argv)
     }
     if (optind < argc)
         goto usage;
+    if (no_log && n_witnesses) {
+        fprintf(stderr, "agent-traced serve: --witness needs the transparency log (not --no-log)\n");
+        return 2;
+    }
     if (!cli_keys) {
         const char *env = getenv("AGENT_STRACE_AUTH_KEY");
         while (env && *env) {
@@ -1495,7 +1523,11 @@ int cli_serve(int argc, char **argv)
     size_t oln = 0;
     const char *oname = no_log ? "" : at_note_signer_name(log_signer, &oln);
     char *origin = strndup(oname, oln);
-    at_ledger_options lo = {.origin = origin, .signer = log_signer, .catalog = srv.ctx.catalog};
+    at_ledger_options lo = {.origin = origin,
+                            .signer = log_signer,
+                            .catalog = srv.ctx.catalog,
+                            .witnesses = witnesses,
+                            .n_witnesses = n_witnesses};
     at_ledger *ledger = origin && !no_log ? at_ledger_start(store, &lo, &err) : NULL;
     if (!ledger && !no_log) {
         fprintf(stderr, "agent-traced serve: %s\n", err.message);
@@ -1589,6 +1621,10 @@ int cli_serve(int argc, char **argv)
     event_index_close(srv.ctx.index);
     at_ledger_stop(ledger);
     at_note_signer_free(log_signer);
+    for (size_t i = 0; i < n_witnesses; i++) {
+        free((char *)witnesses[i].url);
+        at_note_verifier_free(witness_keys[i]);
+    }
     free(origin);
     at_buf_fini(&vkey);
     at_catalog_free(srv.ctx.catalog);

@@ -22,11 +22,30 @@
 
 typedef struct at_ledger at_ledger;
 
+#define AT_LEDGER_MAX_WITNESSES 16
+
+/* A witness the log asks to cosign its checkpoints (c2sp.org/tlog-witness). */
+typedef struct {
+    const char *url;                  /* its submission prefix: POST <url>/add-checkpoint */
+    const at_note_verifier *verifier; /* its cosignature key (type 0x04); borrowed for the ledger's life */
+} at_ledger_witness;
+
 typedef struct {
     const char *origin;           /* the log's name: the checkpoint's first line and the key's name */
     const at_note_signer *signer; /* borrowed; its name must be origin */
     unsigned batch_ms;            /* how long a batch waits for company (default 20) */
     struct at_catalog *catalog;   /* optional: sessions other processes wrote are looked at each second */
+    /* Witnesses (at most AT_LEDGER_MAX_WITNESSES; the list is copied, the
+     * keys borrowed): the integration thread submits each new checkpoint to
+     * each, with the consistency proof from the size that witness last
+     * cosigned, and publishes the checkpoint (file and at_ledger_checkpoint)
+     * with the cosignatures that verify. A witness that is down or refuses
+     * is logged and skipped: the checkpoint goes out without its
+     * cosignature, and the current checkpoint is offered again (after a
+     * backoff of 1 s doubling to 60 s, while idle) and each new one is. */
+    const at_ledger_witness *witnesses;
+    size_t n_witnesses;
+    unsigned witness_timeout_ms; /* the limit of one round of submissions (default 2000) */
 } at_ledger_options;
 
 /* Loads the log's private key from path (Go's note private-key form),

@@ -4,11 +4,15 @@
 
 #include "agenttrace/catalog.h"
 #include "agenttrace/merkle.h"
+#include "agenttrace/witness.h"
 #include "store_int.h"
+
+#include <curl/curl.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +45,20 @@ struct at_ledger {
     pthread_t thread;
     bool running;
     bool registered;   /* fed by the store's version callback */
-    at_buf checkpoint; /* the latest signed one */
+    at_buf checkpoint; /* the latest signed one, with the cosignatures it got */
     uint64_t signed_size;
     bool have_checkpoint;
     uint64_t batches; /* integrated so far: waiters look again after each */
+
+    /* witnesses: touched by the integration thread only (and start) */
+    struct witness *wit;
+    size_t n_wit;
+    unsigned wit_timeout_ms;
+    CURLM *multi; /* its connection cache keeps the witnesses' connections alive between rounds */
+    struct curl_slist *headers;
+    at_buf bare;      /* the latest checkpoint as the log signed it, no cosignatures */
+    size_t bare_text; /* bytes of its note text */
+    uint64_t bare_size;
 };
 
 static void feed(void *ctx, const char *sid, const at_version *v);
@@ -171,9 +185,284 @@ static at_result finish_intent(at_ledger *l, at_error *err)
     return r;
 }
 
+/* ---- witnesses (c2sp.org/tlog-witness) ---------------------------------------------------- */
+
+#define CHECKPOINT_MAX         (64u * 1024) /* a checkpoint with its cosignatures, as load_checkpoint reads it */
+#define WITNESS_BACKOFF_MIN_MS 1000
+#define WITNESS_BACKOFF_MAX_MS 60000
+#define WITNESS_CONNECT_MS     1000
+
+typedef struct witness {
+    char *url; /* <prefix>/add-checkpoint */
+    const at_note_verifier *v;
+    CURL *c;       /* one handle for its life (keep-alive, as tlog-witness recommends) */
+    char *key;     /* "name+id", for the log lines */
+    uint64_t size; /* the size it last cosigned for us, as far as we know (0: it tells us) */
+    at_buf line;   /* its cosignature of the published checkpoint, when has_line */
+    bool has_line;
+    bool down;         /* the last attempt got no answer: new checkpoints wait for retry_ms too */
+    uint64_t retry_ms; /* monotonic: not asked again before (after a failure) */
+    unsigned backoff_ms;
+    bool again; /* this round: a 409 told its size; ask again with it */
+} witness;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void witness_failed(witness *w, bool down, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Logs why w gave no cosignature and backs off (1 s doubling to 60 s). */
+static void witness_failed(witness *w, bool down, const char *fmt, ...)
+{
+    w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : WITNESS_BACKOFF_MIN_MS;
+    if (w->backoff_ms > WITNESS_BACKOFF_MAX_MS)
+        w->backoff_ms = WITNESS_BACKOFF_MAX_MS;
+    w->retry_ms = mono_ms() + w->backoff_ms;
+    w->down = down;
+    char m[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    fprintf(
+        stderr,
+        "agent-traced: log: witness %s (%s): %s; published without its cosignature, asking again %s%u s\n",
+        w->key, w->url, m, down ? "in " : "with the next checkpoint or in ", w->backoff_ms / 1000);
+}
+
+/* The first line of an answer, printable, for a log line. */
+static void answer_excerpt(const at_buf *b, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; b->data && i < b->len && i + 1 < cap && b->data[i] != '\n'; i++) {
+        unsigned char c = (unsigned char)b->data[i];
+        out[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    out[i] = 0;
+}
+
+static size_t answer_sink(char *p, size_t size, size_t n, void *ud)
+{
+    return at_buf_add(ud, p, size * n) == AT_OK ? size * n : 0; /* over the cap: the transfer fails */
+}
+
+typedef struct {
+    witness *w;
+    at_buf req, ans;
+    uint64_t old;
+    CURLcode done;
+    bool finished;
+} submission;
+
+/* Reads a finished submission's answer. */
+static void submission_end(at_ledger *l, submission *s)
+{
+    witness *w = s->w;
+    long status = 0;
+    if (!s->finished || s->done != CURLE_OK) {
+        witness_failed(w, true, "no answer: %s", s->finished ? curl_easy_strerror(s->done) : "timed out");
+        return;
+    }
+    curl_easy_getinfo(w->c, CURLINFO_RESPONSE_CODE, &status);
+    at_error err = {0};
+    char ex[200];
+    answer_excerpt(&s->ans, ex, sizeof ex);
+    if (status == 200) {
+        uint64_t ts = 0;
+        at_buf_reset(&w->line);
+        if (at_witness_cosig_check(l->bare.data, l->bare_text, s->ans.data ? s->ans.data : "", s->ans.len,
+                                   w->v, &w->line, &ts, &err) != AT_OK) {
+            witness_failed(w, false, "its answer carries no valid cosignature: %s", err.message);
+            return;
+        }
+        if (w->backoff_ms)
+            fprintf(stderr, "agent-traced: log: witness %s cosigns again (size %llu)\n", w->key,
+                    (unsigned long long)l->bare_size);
+        w->has_line = true;
+        w->size = l->bare_size;
+        w->down = false;
+        w->backoff_ms = 0;
+        w->retry_ms = 0;
+        return;
+    }
+    uint64_t theirs;
+    if (status == 409 &&
+        at_witness_size_parse(s->ans.data ? s->ans.data : "", s->ans.len, &theirs) == AT_OK) {
+        if (theirs == s->old) /* tlog-witness: same size, another root */
+            witness_failed(
+                w, false,
+                "409: it cosigned another tree of size %llu: this log's checkpoints are not consistent "
+                "with what it cosigned (a fork, or a rolled-back storage)",
+                (unsigned long long)theirs);
+        else if (theirs > l->bare_size)
+            witness_failed(w, false,
+                           "409: it cosigned size %llu, more than this log's %llu (a rolled-back storage, or "
+                           "another log with this origin)",
+                           (unsigned long long)theirs, (unsigned long long)l->bare_size);
+        else
+            w->again = true; /* the usual first exchange: it tells its size */
+        w->size = theirs;
+        return;
+    }
+    witness_failed(w, false, "refused the checkpoint of size %llu (old %llu): HTTP %ld: %s",
+                   (unsigned long long)l->bare_size, (unsigned long long)s->old, status, ex);
+}
+
+/* One round: the bare checkpoint to each witness with want[i] set, in
+ * parallel, until every answer is in or deadline_ms (monotonic) passes. */
+static void submit_round(at_ledger *l, const bool *want, uint64_t deadline_ms)
+{
+    CURLM *m = l->multi;
+    submission *subs = calloc(l->n_wit, sizeof *subs);
+    size_t n = 0;
+    uint64_t now = mono_ms();
+    long left = deadline_ms > now ? (long)(deadline_ms - now) : 1;
+    for (size_t i = 0; subs && i < l->n_wit; i++) {
+        witness *w = &l->wit[i];
+        if (!want[i])
+            continue;
+        w->again = false;
+        if (w->size > l->bare_size) {
+            witness_failed(w, false, "it cosigned size %llu, more than this log's %llu",
+                           (unsigned long long)w->size, (unsigned long long)l->bare_size);
+            continue;
+        }
+        submission *s = &subs[n];
+        s->w = w;
+        s->old = w->size;
+        at_buf_init(&s->req, 0);
+        at_buf_init(&s->ans, AT_WITNESS_MAX_ANSWER);
+        uint8_t(*proof)[AT_SHA256_LEN] = NULL;
+        size_t np = 0;
+        at_error err = {0};
+        at_result r = s->old > 0 && s->old < l->bare_size
+                          ? at_tlog_consistency(l->log, s->old, l->bare_size, &proof, &np, &err)
+                          : AT_OK;
+        if (r == AT_OK && (r = at_witness_request_format(s->old, (const uint8_t(*)[AT_NOTE_HASH_LEN])proof,
+                                                         np, l->bare.data, l->bare.len, &s->req)) != AT_OK)
+            at_error_set(&err, r, -1, "cannot build the request");
+        free(proof);
+        if (r != AT_OK) {
+            witness_failed(w, false, "cannot submit: %s", err.message);
+            at_buf_fini(&s->req);
+            at_buf_fini(&s->ans);
+            continue;
+        }
+        curl_easy_setopt(w->c, CURLOPT_POSTFIELDS, s->req.data);
+        curl_easy_setopt(w->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->req.len);
+        curl_easy_setopt(w->c, CURLOPT_WRITEDATA, &s->ans);
+        curl_easy_setopt(w->c, CURLOPT_PRIVATE, s);
+        curl_easy_setopt(w->c, CURLOPT_TIMEOUT_MS, left);
+        curl_easy_setopt(w->c, CURLOPT_CONNECTTIMEOUT_MS,
+                         left < WITNESS_CONNECT_MS ? left : WITNESS_CONNECT_MS);
+        if (curl_multi_add_handle(m, w->c) != CURLM_OK) {
+            witness_failed(w, false, "cannot submit: libcurl refused the transfer");
+            at_buf_fini(&s->req);
+            at_buf_fini(&s->ans);
+            continue;
+        }
+        n++;
+    }
+    int running = 1;
+    while (n && running) {
+        if (curl_multi_perform(m, &running) != CURLM_OK)
+            break;
+        CURLMsg *msg;
+        int q;
+        while ((msg = curl_multi_info_read(m, &q)))
+            if (msg->msg == CURLMSG_DONE) {
+                submission *s = NULL;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+                if (s) {
+                    s->finished = true;
+                    s->done = msg->data.result;
+                }
+            }
+        if (running && mono_ms() > deadline_ms + 100)
+            break; /* the handles' own timeouts should have ended them */
+        if (running)
+            curl_multi_wait(m, NULL, 0, 50, NULL); /* curl_multi_poll needs 7.66; configure asks 7.60 */
+    }
+    for (size_t i = 0; i < n; i++) {
+        submission *s = &subs[i];
+        submission_end(l, s);
+        curl_multi_remove_handle(m, s->w->c); /* the connection stays in m's cache */
+        at_buf_fini(&s->req);
+        at_buf_fini(&s->ans);
+    }
+    if (!subs)
+        for (size_t i = 0; i < l->n_wit; i++)
+            if (want[i])
+                witness_failed(&l->wit[i], false, "cannot submit: out of memory");
+    free(subs);
+}
+
+/* Asks the witnesses with want[i] set to cosign the bare checkpoint: one
+ * round, and a second for those whose 409 told the size to start from.
+ * Returns whether a cosignature was added. */
+static bool cosign(at_ledger *l, bool *want)
+{
+    uint64_t deadline = mono_ms() + l->wit_timeout_ms;
+    bool any = false;
+    for (int round = 0; round < 2 && mono_ms() < deadline; round++) {
+        bool go = false;
+        for (size_t i = 0; i < l->n_wit; i++)
+            go |= want[i];
+        if (!go)
+            break;
+        submit_round(l, want, deadline);
+        for (size_t i = 0; i < l->n_wit; i++) {
+            any |= want[i] && l->wit[i].has_line;
+            want[i] = l->wit[i].again;
+        }
+    }
+    for (size_t i = 0; i < l->n_wit; i++)
+        if (l->wit[i].again) { /* no time left for the second round */
+            l->wit[i].again = false;
+            witness_failed(&l->wit[i], true, "no time left to ask again from size %llu",
+                           (unsigned long long)l->wit[i].size);
+        }
+    return any;
+}
+
+/* The bare checkpoint and the cosignature lines it got, in the order the
+ * witnesses were given, into out. */
+static at_result assemble(at_ledger *l, at_buf *out)
+{
+    at_result r = at_buf_add(out, l->bare.data, l->bare.len);
+    for (size_t i = 0; r == AT_OK && i < l->n_wit; i++)
+        if (l->wit[i].has_line && out->len + l->wit[i].line.len <= CHECKPOINT_MAX)
+            r = at_buf_add(out, l->wit[i].line.data, l->wit[i].line.len);
+    return r;
+}
+
 /* ---- checkpoints ------------------------------------------------------------------------ */
 
-static at_result sign_checkpoint(at_ledger *l, uint64_t size, at_error *err)
+/* Writes the checkpoint file and makes note (taken) the one served. */
+static at_result publish(at_ledger *l, at_buf *note, uint64_t size, at_error *err)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/checkpoint", l->dir);
+    at_result r = at_write_file_atomic(p, note->data, note->len, err);
+    if (r == AT_OK) {
+        pthread_mutex_lock(&l->mu);
+        at_buf t = l->checkpoint;
+        l->checkpoint = *note;
+        *note = t;
+        l->signed_size = size;
+        l->have_checkpoint = true;
+        pthread_mutex_unlock(&l->mu);
+    }
+    return r;
+}
+
+/* Signs the checkpoint of the tree of size size; with witnesses, keeps it
+ * bare and, when submit, asks them to cosign it first (from start, the
+ * thread asks a moment later); then publishes it. */
+static at_result sign_checkpoint(at_ledger *l, uint64_t size, bool submit, at_error *err)
 {
     at_note_checkpoint cp = {.origin = l->origin, .origin_len = strlen(l->origin), .size = size};
     at_result r = at_tlog_root(l->log, size, cp.root, err);
@@ -185,22 +474,158 @@ static at_result sign_checkpoint(at_ledger *l, uint64_t size, at_error *err)
         r = at_note_checkpoint_format(&cp, &text, err);
     if (r == AT_OK)
         r = at_note_sign(text.data, text.len, signers, 1, &note, err);
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/checkpoint", l->dir);
-    if (r == AT_OK)
-        r = at_write_file_atomic(p, note.data, note.len, err);
-    if (r == AT_OK) {
-        pthread_mutex_lock(&l->mu);
-        at_buf t = l->checkpoint;
-        l->checkpoint = note;
-        note = t;
-        l->signed_size = size;
-        l->have_checkpoint = true;
-        pthread_mutex_unlock(&l->mu);
+    if (r == AT_OK && l->n_wit) {
+        at_buf_reset(&l->bare);
+        if ((r = at_buf_add(&l->bare, note.data, note.len)) != AT_OK)
+            at_error_set(err, r, -1, "out of memory");
+        l->bare_text = text.len;
+        l->bare_size = size;
+        bool want[AT_LEDGER_MAX_WITNESSES];
+        uint64_t now = mono_ms();
+        for (size_t i = 0; i < l->n_wit; i++) {
+            l->wit[i].has_line = false;
+            want[i] = submit && (!l->wit[i].down || now >= l->wit[i].retry_ms);
+        }
+        if (r == AT_OK && submit)
+            cosign(l, want);
+        at_buf_reset(&note);
+        if (r == AT_OK && (r = assemble(l, &note)) != AT_OK)
+            at_error_set(err, r, -1, "out of memory");
     }
+    if (r == AT_OK)
+        r = publish(l, &note, size, err);
     at_buf_fini(&text);
     at_buf_fini(&note);
     return r;
+}
+
+/* While idle: the published checkpoint to the witnesses whose
+ * cosignature it lacks, once their backoff has passed. */
+static void witness_retry(at_ledger *l)
+{
+    bool want[AT_LEDGER_MAX_WITNESSES], go = false;
+    uint64_t now = mono_ms();
+    for (size_t i = 0; i < l->n_wit; i++)
+        go |= want[i] = l->bare.len && !l->wit[i].has_line && now >= l->wit[i].retry_ms;
+    if (!go || !cosign(l, want))
+        return;
+    at_buf note;
+    at_buf_init(&note, 0);
+    at_error err = {0};
+    if (assemble(l, &note) != AT_OK || publish(l, &note, l->bare_size, &err) != AT_OK)
+        fprintf(stderr, "agent-traced: log: cannot publish the cosigned checkpoint: %s\n",
+                err.message[0] ? err.message : "out of memory");
+    at_buf_fini(&note);
+}
+
+/* At start, with witnesses, when the checkpoint on file is kept: it
+ * becomes the bare one (signed again: Ed25519 signatures are
+ * deterministic) with the cosignatures on file that still verify. */
+static at_result witness_adopt(at_ledger *l, at_error *err)
+{
+    const char *blank = memmem(l->checkpoint.data, l->checkpoint.len, "\n\n", 2);
+    if (!blank)
+        return at_error_set(err, AT_ERR_INVALID, -1, "log: the checkpoint does not hold a note");
+    size_t text_len = (size_t)(blank + 1 - l->checkpoint.data);
+    const at_note_signer *signers[1] = {l->signer};
+    at_buf_reset(&l->bare);
+    at_result r = at_note_sign(l->checkpoint.data, text_len, signers, 1, &l->bare, err);
+    if (r != AT_OK)
+        return r;
+    l->bare_text = text_len;
+    l->bare_size = l->signed_size;
+    const at_note_verifier *known[AT_LEDGER_MAX_WITNESSES];
+    for (size_t i = 0; i < l->n_wit; i++)
+        known[i] = l->wit[i].v;
+    at_note *n = malloc(sizeof *n);
+    if (n && at_note_open(l->checkpoint.data, l->checkpoint.len, known, l->n_wit, n, NULL) == AT_OK)
+        for (size_t k = 0; k < n->n_sigs; k++)
+            for (size_t i = 0; i < l->n_wit; i++) {
+                witness *w = &l->wit[i];
+                if (n->sigs[k].verifier != w->v || w->has_line)
+                    continue;
+                at_buf_reset(&w->line);
+                w->has_line =
+                    at_buf_printf(&w->line, "\xe2\x80\x94 %.*s %.*s\n", (int)n->sigs[k].name_len,
+                                  n->sigs[k].name, (int)n->sigs[k].b64_len, n->sigs[k].b64) == AT_OK;
+                w->size = l->signed_size;
+            }
+    free(n);
+    at_buf note;
+    at_buf_init(&note, 0);
+    r = assemble(l, &note);
+    if (r == AT_OK)
+        r = publish(l, &note, l->signed_size, err);
+    at_buf_fini(&note);
+    return r;
+}
+
+static void witnesses_free(at_ledger *l)
+{
+    for (size_t i = 0; i < l->n_wit; i++) {
+        free(l->wit[i].url);
+        free(l->wit[i].key);
+        at_buf_fini(&l->wit[i].line);
+        if (l->wit[i].c)
+            curl_easy_cleanup(l->wit[i].c);
+    }
+    free(l->wit);
+    if (l->multi)
+        curl_multi_cleanup(l->multi);
+    curl_slist_free_all(l->headers);
+    l->multi = NULL;
+    l->headers = NULL;
+    if (l->n_wit)
+        curl_global_cleanup();
+    l->wit = NULL;
+    l->n_wit = 0;
+}
+
+static at_result witnesses_init(at_ledger *l, const at_ledger_options *o, at_error *err)
+{
+    if (o->n_witnesses == 0)
+        return AT_OK;
+    if (o->n_witnesses > AT_LEDGER_MAX_WITNESSES)
+        return at_error_set(err, AT_ERR_INVALID, -1, "log: at most %d witnesses", AT_LEDGER_MAX_WITNESSES);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return at_error_set(err, AT_ERR_IO, -1, "log: cannot initialize libcurl");
+    l->wit_timeout_ms = o->witness_timeout_ms ? o->witness_timeout_ms : 2000;
+    if (!(l->wit = calloc(o->n_witnesses, sizeof *l->wit))) {
+        curl_global_cleanup();
+        return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    }
+    l->n_wit = o->n_witnesses; /* witnesses_free undoes the rest */
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: text/plain; charset=utf-8");
+    struct curl_slist *h2 = h ? curl_slist_append(h, "Expect:") : NULL; /* small bodies: no 100-continue */
+    l->headers = h2 ? h2 : h;
+    if (!h2 || !(l->multi = curl_multi_init()))
+        return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    for (size_t i = 0; i < l->n_wit; i++) {
+        const at_ledger_witness *ow = &o->witnesses[i];
+        witness *w = &l->wit[i];
+        at_buf_init(&w->line, 0);
+        if (!ow->verifier || at_note_verifier_type(ow->verifier) != AT_NOTE_COSIG_V1)
+            return at_error_set(err, AT_ERR_INVALID, -1,
+                                "log: witness %s: its key must be a cosignature key (type 0x04)", ow->url);
+        size_t nl, ul = strlen(ow->url);
+        const char *name = at_note_verifier_name(ow->verifier, &nl);
+        while (ul && ow->url[ul - 1] == '/')
+            ul--;
+        w->v = ow->verifier;
+        if (asprintf(&w->url, "%.*s/add-checkpoint", (int)ul, ow->url) < 0 ||
+            asprintf(&w->key, "%.*s+%08x", (int)nl, name, (unsigned)at_note_verifier_id(ow->verifier)) < 0) {
+            w->url = w->key = NULL;
+            return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        }
+        if (!(w->c = curl_easy_init()))
+            return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        curl_easy_setopt(w->c, CURLOPT_URL, w->url);
+        curl_easy_setopt(w->c, CURLOPT_POST, 1L);
+        curl_easy_setopt(w->c, CURLOPT_HTTPHEADER, l->headers);
+        curl_easy_setopt(w->c, CURLOPT_WRITEFUNCTION, answer_sink);
+        curl_easy_setopt(w->c, CURLOPT_NOSIGNAL, 1L);
+    }
+    return AT_OK;
 }
 
 /* The last checkpoint must describe a prefix of the tree the files hold. */
@@ -211,8 +636,10 @@ static at_result load_checkpoint(at_ledger *l, at_error *err)
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? AT_OK : at_error_set(err, AT_ERR_IO, -1, "log: cannot read %s", p);
-    char buf[8192];
-    ssize_t k = read(fd, buf, sizeof buf);
+    char buf[CHECKPOINT_MAX]; /* once, at start */
+    ssize_t k = 0, got;
+    while ((size_t)k < sizeof buf && (got = read(fd, buf + k, sizeof buf - (size_t)k)) > 0)
+        k += got;
     close(fd);
     if (k <= 0)
         return at_error_set(err, AT_ERR_INVALID, -1, "log: %s is empty", p);
@@ -322,8 +749,10 @@ static void *run(void *arg)
                     at_catalog_drain_changed(l->catalog, drained, l);
                 uint64_t size = at_tlog_size(l->log);
                 at_error err = {0};
-                if (size > l->signed_size && sign_checkpoint(l, size, &err) != AT_OK)
+                if (size > l->signed_size && sign_checkpoint(l, size, true, &err) != AT_OK)
                     fprintf(stderr, "agent-traced: %s\n", err.message);
+                if (l->n_wit)
+                    witness_retry(l);
                 pthread_mutex_lock(&l->mu);
             }
             continue;
@@ -364,7 +793,7 @@ static void *run(void *arg)
         at_result r = integrate(l, &bt, &err);
         uint64_t size = at_tlog_size(l->log);
         if (r == AT_OK && size > l->signed_size)
-            r = sign_checkpoint(l, size, &err);
+            r = sign_checkpoint(l, size, true, &err);
         if (r != AT_OK)
             fprintf(stderr, "agent-traced: log: %s\n", err.message);
         for (size_t i = 0; i < bt.n; i++)
@@ -396,9 +825,12 @@ at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *er
     pthread_cond_init(&l->work, NULL);
     pthread_cond_init(&l->done, NULL);
     at_buf_init(&l->checkpoint, 0);
+    at_buf_init(&l->bare, 0);
     at_result r = store_path(s, l->dir, sizeof l->dir, ".agent-traced/log") == AT_OK
                       ? AT_OK
                       : at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
+    if (r == AT_OK)
+        r = witnesses_init(l, o, err);
     if (r == AT_OK && !(l->log = at_tlog_open(l->dir, err)))
         r = AT_ERR_IO;
     if (r == AT_OK)
@@ -424,7 +856,9 @@ at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *er
         free(bt.b);
     }
     if (r == AT_OK && (at_tlog_size(l->log) > l->signed_size || !l->have_checkpoint))
-        r = sign_checkpoint(l, at_tlog_size(l->log), err);
+        r = sign_checkpoint(l, at_tlog_size(l->log), false, err); /* the thread asks the witnesses */
+    else if (r == AT_OK && l->n_wit)
+        r = witness_adopt(l, err);
     if (r == AT_OK && pthread_create(&l->thread, NULL, run, l) != 0)
         r = at_error_set(err, AT_ERR_IO, -1, "log: cannot start its thread");
     if (r != AT_OK) {
@@ -455,6 +889,8 @@ void at_ledger_stop(at_ledger *l)
     }
     at_tlog_free(l->log);
     at_buf_fini(&l->checkpoint);
+    at_buf_fini(&l->bare);
+    witnesses_free(l);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->work);
     pthread_cond_destroy(&l->done);
