@@ -81,7 +81,9 @@ static int import_one(at_store *store, const char *file, const char *source_opt,
     }
     if (at_store_stage(store, &st, &err) != AT_OK)
         goto fail;
-    at_import_options opts = {.source = source, .out_fd = st.fd, .tmp_dir = NULL, .redact = rd};
+    /* keep_state: an upload may continue this import from where it stopped */
+    at_import_options opts = {
+        .source = source, .out_fd = st.fd, .tmp_dir = NULL, .redact = rd, .keep_state = true};
     char tmpdir[PATH_MAX];
     if (at_storage_path(at_store_root(store), AT_PATH_TMP, NULL, tmpdir, sizeof tmpdir) != AT_OK)
         tmpdir[0] = 0;

@@ -159,12 +159,13 @@ typedef struct {
     z_stream z;
     unsigned char *zbuf;
 
-    at_buf body;           /* collector POSTs */
-    at_verifier *verifier; /* POST /verify */
-    at_import *im;         /* /import */
-    at_redact *rd;         /* the import's redactor (NULL: redaction off) */
-    char *resume;          /* an incremental import's saved importer state */
-    int64_t recorded;      /* a 409's transcript_bytes (-1: null), when has_recorded */
+    at_buf body;             /* collector POSTs */
+    at_verifier *verifier;   /* POST /verify */
+    at_import *im;           /* /import */
+    at_redact *rd;           /* the import's redactor (NULL: redaction off) */
+    char *resume;            /* an incremental import's saved importer state */
+    int64_t recorded;        /* a 409's transcript_bytes (-1: null), when has_recorded */
+    uint64_t resume_version; /* the version the resumed state belongs to */
     bool has_recorded;
     uint64_t redacted;  /* events whose secrets were redacted */
     bool redacted_meta; /* and the session metadata */
@@ -684,6 +685,7 @@ static void import_failed(request *rq, at_result r, const at_error *err, const c
     case AT_ERR_UTF8: req_fail(rq, 422, "invalid UTF-8 at byte offset %lld", (long long)err->offset); break;
     case AT_ERR_TOO_BIG: req_fail(rq, 413, "%s", m); break;
     case AT_ERR_EMPTY: req_fail(rq, 400, "empty body"); break;
+    case AT_ERR_CONFLICT: req_fail(rq, 409, "%s", m); break;
     case AT_ERR_JSON:
     case AT_ERR_INVALID: req_fail(rq, 400, "%s", m); break;
     default: req_fail(rq, 500, "%s: %s", what, m); break;
@@ -835,7 +837,7 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
                 return 400;
             }
             at_result rr = at_store_resume_state(srv->ctx.store, sess, offset, &rq->resume, &resume_len,
-                                                 &rq->recorded, &err);
+                                                 &rq->recorded, &rq->resume_version, &err);
             if (rr == AT_ERR_NOT_FOUND) {
                 req_fail(rq, 404, "session not found: %s", sess);
                 return 404;
@@ -930,6 +932,7 @@ static void finish_import(server *srv, request *rq, http_response *hr)
     }
     rq->redacted = res.redacted_events;
     rq->redacted_meta = res.meta_redacted;
+    info.resumed_from = rq->resume_version;
     r = at_store_commit_import(srv->ctx.store, &rq->stage, &res, &info, &err);
     /* the stage is consumed in every case */
     rq->stage.fd = -1;
@@ -999,7 +1002,7 @@ static MHD_RESULT body_finish(server *srv, request *rq, struct MHD_Connection *c
     if (!rq->err_status) {
         switch (h) {
         case H_IMPORT:
-            if (rq->bytes_decoded == 0)
+            if (rq->bytes_decoded == 0 && !rq->resume) /* an empty tail: nothing new */
                 req_fail(rq, 400, "empty body: send a Claude Code transcript (JSONL)");
             else
                 finish_import(srv, rq, &hr);

@@ -133,6 +133,10 @@ typedef struct {
     uint64_t kept_lines, previous_size;
     uint64_t events_inode, events_size; /* events.ndjson as the commit left it */
     int64_t log_index;                  /* the version's entry in the transparency log; -1: not known */
+    /* In: for a resumed import, the version its state was taken from
+     * (at_store_resume_state); the commit answers AT_ERR_CONFLICT when
+     * another is current by then. 0: not checked. */
+    uint64_t resumed_from;
 } at_commit_info;
 
 /* Makes an import visible under the rules of the upload (created /
@@ -148,10 +152,13 @@ at_result at_store_commit_import(at_store *s, at_stage *st, at_import_result *re
 /* The importer state to resume session sid's transcript at byte offset
  * (*state malloc'd), for POST /import?session=&offset=. AT_ERR_CONFLICT
  * when the current version did not come from an import or offset is not
- * its transcript_bytes (*recorded: that length, -1 when null);
- * AT_ERR_NOT_FOUND when there is no such session. */
+ * its transcript_bytes (*recorded: that length, -1 when null), or when
+ * no state of the current version is kept; AT_ERR_NOT_FOUND when there is
+ * no such session. *version: the version the state belongs to; pass it as
+ * at_commit_info.resumed_from so the commit refuses a session that changed
+ * in between. */
 at_result at_store_resume_state(at_store *s, const char *sid, uint64_t offset, char **state, size_t *len,
-                                int64_t *recorded, at_error *err) AT_WUR;
+                                int64_t *recorded, uint64_t *version, at_error *err) AT_WUR;
 
 /* ---- appending (POST /events) --------------------------------------------- */
 
@@ -188,14 +195,16 @@ void at_store_on_version(at_store *s, at_version_fn fn, void *ctx);
  *   agent-traced/head/v1\nsession <json id>\nversion N\nevents N\nhead <hex>\nobject <hex>\n */
 at_result at_store_log_entry(const char *sid, const at_version *v, at_buf *out) AT_WUR;
 /* Records that version v of sid is entry index of the log. */
-at_result at_store_mark_logged(at_store *s, const char *sid, uint64_t v, uint64_t index, at_error *err) AT_WUR;
+at_result at_store_mark_logged(at_store *s, const char *sid, uint64_t v, uint64_t index,
+                               at_error *err) AT_WUR;
 /* The log index of version v (0: the current one); AT_ERR_NOT_FOUND while
  * it is not logged. *version gets the version looked up. */
 at_result at_store_logged_index(at_store *s, const char *sid, uint64_t v, uint64_t *version, uint64_t *index,
                                 at_error *err) AT_WUR;
 /* Calls fn for every version of sid (every session when sid is NULL) not
  * logged yet, in version order. */
-at_result at_store_each_unlogged(at_store *s, const char *sid, at_version_fn fn, void *ctx, at_error *err) AT_WUR;
+at_result at_store_each_unlogged(at_store *s, const char *sid, at_version_fn fn, void *ctx,
+                                 at_error *err) AT_WUR;
 
 /* ---- upkeep ------------------------------------------------------------------ */
 

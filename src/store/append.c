@@ -118,7 +118,7 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
             goto out;
     }
     sess_state st;
-    if ((r = session_sync(s, sid, &st, err)) != AT_OK)
+    if ((r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
         goto out;
     char p[PATH_MAX];
     if ((r = at_store_session_path(s, sid, "events.ndjson", p, sizeof p)) != AT_OK)

@@ -162,7 +162,13 @@ static double now_seconds(void)
 }
 
 /* The importer state next to the history, for an incremental import. */
-static at_result save_state(at_store *s, const char *sid, const at_import_result *res, at_error *err)
+/* import.state: a line naming the version the state belongs to, then the
+ * importer's state. A crash between a version and its state leaves a state
+ * of an older version, which at_store_resume_state then refuses. */
+#define STATE_TAG "agent-traced-import-state v"
+
+static at_result save_state(at_store *s, const char *sid, const at_import_result *res, const at_version *v,
+                            at_error *err)
 {
     char p[PATH_MAX];
     if (store_path(s, p, sizeof p, ".agent-traced/history/%s/import.state", sid) != AT_OK)
@@ -171,7 +177,29 @@ static at_result save_state(at_store *s, const char *sid, const at_import_result
         unlink(p);
         return AT_OK;
     }
-    return at_write_file_atomic(p, res->state, res->state_len, err);
+    char hex[AT_SHA256_HEX];
+    at_hex(v->events_sha256, AT_SHA256_LEN, hex);
+    at_buf b;
+    at_buf_init(&b, 0);
+    at_result r = at_buf_printf(&b, STATE_TAG "%llu %s\n", (unsigned long long)v->version, hex);
+    if (r == AT_OK)
+        r = at_buf_add(&b, res->state, res->state_len);
+    if (r == AT_OK)
+        r = at_write_file_atomic(p, b.data, b.len, err);
+    else
+        at_error_set(err, r, -1, "out of memory");
+    at_buf_fini(&b);
+    return r;
+}
+
+/* The new events are cur's body (all but its session_end) and a session_end
+ * of their own: lines that make no events moved the end. A longer
+ * transcript than cur's is a later one (extended); a shorter or unknown one
+ * is an older snapshot (unchanged). */
+static bool moves_end_only(const sess_state *st, uint64_t new_body, const at_import_result *res)
+{
+    return st->end_len && new_body == st->cur.size - st->end_len && st->cur.transcript_bytes >= 0 &&
+           res->bytes > (uint64_t)st->cur.transcript_bytes;
 }
 
 /* Decides what the import is to the current version (see the top). For a
@@ -202,7 +230,10 @@ static at_result classify(at_store *s, const char *sid, const sess_state *st, in
     uint64_t new_body = new_size - nf.end_len;
     if (r == AT_OK && cur->size >= new_body)
         r = same_prefix(fd, stage_fd, new_body, &same);
-    if (r == AT_OK && same) {
+    if (r == AT_OK && same && moves_end_only(st, new_body, res)) {
+        info->result = AT_UPLOAD_EXTENDED; /* a later transcript: only its session_end moved */
+        *keep = new_body;
+    } else if (r == AT_OK && same) {
         info->result = AT_UPLOAD_UNCHANGED;
         info->stale = cur->events > res->events;
     } else if (r == AT_OK && st->end_len) {
@@ -250,7 +281,11 @@ static at_result classify_resumed(at_store *s, const char *sid, const sess_state
     uint64_t new_body = new_size - tf.end_len;
     if (r == AT_OK && new_body <= cur->size)
         r = same_range(fd, p0, stage_fd, 0, new_body - p0, &same);
-    if (r == AT_OK && same) {
+    if (r == AT_OK && same && moves_end_only(st, new_body, res)) {
+        info->result = AT_UPLOAD_EXTENDED;
+        *keep = new_body;
+        *skip = new_body - p0;
+    } else if (r == AT_OK && same) {
         info->result = AT_UPLOAD_UNCHANGED;
         info->stale = cur->events > res->events;
     } else if (r == AT_OK && st->end_len && cur->size - st->end_len >= p0 &&
@@ -306,8 +341,10 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     int slock = -1, dirty[6], hfd = -1;
     size_t nd = 0;
     sess_lock lk = {NULL, -1};
+    uint64_t resumed_from = info->resumed_from; /* the one field the caller sets */
     memset(info, 0, sizeof *info);
     info->log_index = -1;
+    info->resumed_from = resumed_from;
     const char *sid = res->session_id;
     if (!at_session_id_ok(sid, strlen(sid))) {
         r = at_error_set(err, AT_ERR_INVALID, -1, "unsafe session id: %.80s", sid);
@@ -322,8 +359,22 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     bool exists = at_store_session_exists(s, sid);
     sess_state st;
     memset(&st, 0, sizeof st);
-    if (exists && (r = session_sync(s, sid, &st, err)) != AT_OK)
+    if (exists && (r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
         goto out;
+    /* No directory but a history: a crash cut a creation short after its
+     * version record (or the directory was removed by hand). That record
+     * stays; the new version is numbered after it. */
+    uint64_t base = 0;
+    if (!exists) {
+        r = history_load(s, sid, &st, err);
+        while (r == AT_OK && st.have && !object_exists(s, st.object))
+            if ((r = history_drop_from(s, sid, st.cur.version, err)) == AT_OK)
+                r = history_load(s, sid, &st, err);
+        if (r != AT_OK)
+            goto out;
+        base = st.have ? st.cur.version : 0;
+        memset(&st, 0, sizeof st);
+    }
 
     struct stat sb;
     if (fstat(stg->fd, &sb) < 0) {
@@ -332,10 +383,16 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     }
     uint64_t keep = 0, skip = 0, staged = (uint64_t)sb.st_size;
     if (res->body_bytes) {
-        /* A resumed import: the state was taken from the current version. */
-        if (!st.have || res->body_bytes > st.cur.size) {
+        /* A resumed import: the state was taken from the current version,
+         * which must still be current (another upload may have come in
+         * while this one's body arrived). */
+        if (!st.have || res->body_bytes > st.cur.size ||
+            (info->resumed_from && info->resumed_from != st.cur.version)) {
             r = at_error_set(err, AT_ERR_CONFLICT, -1,
-                             "the session changed since its import state was saved");
+                             "the session changed during this upload (it resumed version %llu, now %llu): "
+                             "send the transcript from the offset GET /sessions/%s/versions gives",
+                             (unsigned long long)info->resumed_from,
+                             (unsigned long long)(st.have ? st.cur.version : 0), sid);
             goto out;
         }
         if ((r = classify_resumed(s, sid, &st, stg->fd, staged, res, info, &keep, &skip, err)) != AT_OK)
@@ -392,7 +449,7 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     sess_state next = st;
     next.have = true;
     next.cur = (at_version){
-        .version = st.have ? st.cur.version + 1 : 1,
+        .version = st.have ? st.cur.version + 1 : base + 1,
         .events = res->events,
         .size = new_size,
         .have_head = res->events > 0,
@@ -406,7 +463,8 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     memcpy(next.object, hex, AT_SHA256_HEX);
     next.depth = depth;
     next.end_len = tail.end_len;
-    if ((r = history_add(s, sid, &next, &hfd, err)) != AT_OK ||
+    if ((r = store_stage_meta(s, sid, next.cur.version, &res->meta, err)) != AT_OK ||
+        (r = history_add(s, sid, &next, &hfd, err)) != AT_OK ||
         (r = sync_wait(&s->sync, &hfd, 1, err)) != AT_OK)
         goto out;
     info->version = next.cur.version;
@@ -451,6 +509,7 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
         free(stg->path); /* renamed: nothing to discard */
         stg->path = NULL;
     }
+    store_unstage_meta(s, sid, next.cur.version); /* meta.json is written */
     file_stamp fs;
     struct stat eb;
     if (stat(p, &eb) == 0) {
@@ -460,7 +519,8 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
         if ((r = history_seen(s, sid, next.cur.version, &fs, err)) != AT_OK)
             goto out;
     }
-    if ((r = save_state(s, sid, res, err)) != AT_OK || (r = write_links(s, sid, res, err)) != AT_OK)
+    if ((r = save_state(s, sid, res, &next.cur, err)) != AT_OK ||
+        (r = write_links(s, sid, res, err)) != AT_OK)
         goto out;
     if (res->nlinks) {
         int pd = session_depth(s, sid);
@@ -483,11 +543,12 @@ out:
 /* ---- incremental import ---------------------------------------------------------- */
 
 at_result at_store_resume_state(at_store *s, const char *sid, uint64_t offset, char **state, size_t *len,
-                                int64_t *recorded, at_error *err)
+                                int64_t *recorded, uint64_t *version, at_error *err)
 {
     *state = NULL;
     *len = 0;
     *recorded = -1;
+    *version = 0;
     if (!at_session_id_ok(sid, strlen(sid)) || !at_store_session_exists(s, sid))
         return at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", sid);
     int slock = lock_store(s, false);
@@ -528,7 +589,22 @@ at_result at_store_resume_state(at_store *s, const char *sid, uint64_t offset, c
         return at_error_set(err, AT_ERR_IO, -1, "cannot read %s", p);
     }
     close(fd);
+    /* the state must be the current version's */
+    buf[sb.st_size] = 0;
+    char hex[AT_SHA256_HEX];
+    at_hex(st.cur.events_sha256, AT_SHA256_LEN, hex);
+    char want[sizeof STATE_TAG + 24 + AT_SHA256_HEX + 2];
+    int k = snprintf(want, sizeof want, STATE_TAG "%llu %s\n", (unsigned long long)st.cur.version, hex);
+    if (k <= 0 || (size_t)k >= sizeof want || (size_t)sb.st_size < (size_t)k ||
+        memcmp(buf, want, (size_t)k) != 0) {
+        free(buf);
+        return at_error_set(err, AT_ERR_CONFLICT, -1,
+                            "no import state kept for version %llu of %s: upload the whole transcript",
+                            (unsigned long long)st.cur.version, sid);
+    }
+    memmove(buf, buf + k, (size_t)sb.st_size - (size_t)k);
     *state = buf;
-    *len = (size_t)sb.st_size;
+    *len = (size_t)sb.st_size - (size_t)k;
+    *version = st.cur.version;
     return AT_OK;
 }

@@ -99,6 +99,31 @@ static at_result rebuild(at_store *s, const char *sid, sess_state *st, const cha
     return history_seen(s, sid, st->cur.version, &fs, err);
 }
 
+/* Does the file (size bytes) continue the current version: its first bytes
+ * are the version's object, and more follow? (agent-strace appends) */
+static bool file_continues(at_store *s, const sess_state *st, int fd, uint64_t size)
+{
+    bool continues = false;
+    if (!st->have || size <= st->cur.size)
+        return false;
+    at_object_reader *rd;
+    if (at_store_open_object(s, st->object, &rd, NULL) == AT_OK) {
+        char *a = malloc(1 << 16), *b = malloc(1 << 16);
+        continues = a && b;
+        for (uint64_t off = 0; continues && off < st->cur.size;) {
+            size_t want = st->cur.size - off > (1 << 16) ? (1 << 16) : (size_t)(st->cur.size - off);
+            ssize_t ka = at_object_read(rd, off, a, want); /* may be short: a delta's base ends */
+            ssize_t kb = ka > 0 ? pread(fd, b, (size_t)ka, (off_t)off) : -1;
+            continues = ka > 0 && kb == ka && memcmp(a, b, (size_t)ka) == 0;
+            off += ka > 0 ? (uint64_t)ka : 0;
+        }
+        free(a);
+        free(b);
+        at_object_reader_free(rd);
+    }
+    return continues;
+}
+
 /* Records what another program made of events.ndjson as a new version. */
 static at_result take_external(at_store *s, const char *sid, sess_state *st, int fd, const events_facts *f,
                                at_error *err)
@@ -110,24 +135,7 @@ static at_result take_external(at_store *s, const char *sid, sess_state *st, int
     obj_src src = {fd, 0, NULL};
     at_result r;
     int depth = 0;
-    bool continues = false;
-    if (st->have && f->size > st->cur.size) {
-        /* Does the file continue the current version? (agent-strace appends) */
-        at_object_reader *rd;
-        if (at_store_open_object(s, st->object, &rd, NULL) == AT_OK) {
-            char *a = malloc(1 << 16), *b = malloc(1 << 16);
-            continues = a && b;
-            for (uint64_t off = 0; continues && off < st->cur.size;) {
-                size_t want = st->cur.size - off > (1 << 16) ? (1 << 16) : (size_t)(st->cur.size - off);
-                ssize_t ka = at_object_read(rd, off, a, want), kb = pread(fd, b, want, (off_t)off);
-                continues = ka > 0 && kb == ka && memcmp(a, b, (size_t)ka) == 0;
-                off += ka > 0 ? (uint64_t)ka : 0;
-            }
-            free(a);
-            free(b);
-            at_object_reader_free(rd);
-        }
-    }
+    bool continues = file_continues(s, st, fd, f->size);
     if (continues) {
         src.off = st->cur.size;
         r = object_put_delta(s, hex, st->object, st->cur.size, &src, f->size - st->cur.size, &depth, dirty,
@@ -170,6 +178,11 @@ static at_result take_external(at_store *s, const char *sid, sess_state *st, int
 
 at_result session_sync(at_store *s, const char *sid, sess_state *st, at_error *err)
 {
+    return session_sync_as(s, sid, st, false, err);
+}
+
+at_result session_sync_as(at_store *s, const char *sid, sess_state *st, bool writer, at_error *err)
+{
     char p[PATH_MAX];
     at_result r = history_load(s, sid, st, err);
     /* A record whose object is missing was cut short by a crash before its
@@ -185,6 +198,9 @@ at_result session_sync(at_store *s, const char *sid, sess_state *st, at_error *e
         return sys_fail(err, "cannot stat", p);
     if (st->have && st->have_seen && stamp_equal(&fs, &st->seen))
         return AT_OK;
+    /* a commit cut short after its version record: its metadata */
+    if (st->have && (r = store_install_meta(s, sid, st->cur.version, err)) != AT_OK)
+        return r;
     if (!fs.exists) {
         if (!st->have)
             return AT_OK; /* a session without events yet */
@@ -206,11 +222,20 @@ at_result session_sync(at_store *s, const char *sid, sess_state *st, at_error *e
     }
     if (st->have && f.size == st->cur.size && memcmp(f.sha256, st->cur.events_sha256, AT_SHA256_LEN) == 0) {
         close(fd); /* the same bytes: only the stamp is new */
-    } else if (st->have && !st->have_seen) {
+    } else if (st->have && !st->have_seen && !file_continues(s, st, fd, f.size)) {
         /* No stamp was recorded after the last version: its commit stopped
-         * while writing the file. The version is in its object. */
+         * while writing the file. The version is in its object. (A file
+         * that holds the whole version and more: the commit finished, then
+         * another program appended; that is a version of its own, below.) */
         close(fd);
         return rebuild(s, sid, st, p, err);
+    } else if (!f.ends_nl && !writer) {
+        /* another program is still writing its last line: not a version
+         * yet, and the stamp stays old so the next sync looks again (a
+         * writer about to append takes the file as it is, as agent-strace
+         * does: its line ends the unterminated one) */
+        close(fd);
+        return AT_OK;
     } else {
         r = take_external(s, sid, st, fd, &f, err);
         close(fd);

@@ -562,7 +562,8 @@ unsigned at_store_sweep(at_store *s)
     unsigned removed = 0;
     if (store_path(s, p, sizeof p, ".agent-traced/tmp") == AT_OK)
         removed += sweep_dir(p, now, true);
-    static const char *const dirs[] = {".agent-traced/links", ".agent-traced", "objects/sha256"};
+    static const char *const dirs[] = {".agent-traced/links", ".agent-traced", ".agent-traced/log",
+                                       "objects/sha256"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
         if (store_path(s, p, sizeof p, "%s", dirs[i]) == AT_OK)
             removed += sweep_dir(p, now, false);
@@ -653,6 +654,48 @@ at_result store_write_meta(at_store *s, const char *sid, const at_meta *m, at_er
     if (store_path(s, p, sizeof p, "%s/meta.json", sid) != AT_OK)
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
     return write_meta_file(p, m, err);
+}
+
+/* history/<sid>/meta.<version>.json: the metadata a commit is about to
+ * write, kept before its version record so that a crash between the record
+ * and meta.json leaves it to install (store_install_meta). */
+static at_result pending_meta_path(at_store *s, const char *sid, uint64_t version, char *out, size_t cap)
+{
+    return store_path(s, out, cap, ".agent-traced/history/%s/meta.%llu.json", sid,
+                      (unsigned long long)version);
+}
+
+at_result store_stage_meta(at_store *s, const char *sid, uint64_t version, const at_meta *m, at_error *err)
+{
+    char p[PATH_MAX], dir[PATH_MAX];
+    if (pending_meta_path(s, sid, version, p, sizeof p) != AT_OK ||
+        store_path(s, dir, sizeof dir, ".agent-traced/history/%s", sid) != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
+    if (mkdir_p(dir) < 0)
+        return sys_fail(err, "cannot create", dir);
+    return write_meta_file(p, m, err);
+}
+
+void store_unstage_meta(at_store *s, const char *sid, uint64_t version)
+{
+    char p[PATH_MAX];
+    if (pending_meta_path(s, sid, version, p, sizeof p) == AT_OK)
+        unlink(p);
+}
+
+at_result store_install_meta(at_store *s, const char *sid, uint64_t version, at_error *err)
+{
+    char p[PATH_MAX], m[PATH_MAX];
+    if (pending_meta_path(s, sid, version, p, sizeof p) != AT_OK ||
+        store_path(s, m, sizeof m, "%s/meta.json", sid) != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
+    if (access(p, F_OK) < 0)
+        return AT_OK;
+    if (rename(p, m) < 0)
+        return sys_fail(err, "cannot install", m);
+    if (fsync_dir(m) != AT_OK)
+        return sys_fail(err, "cannot sync the directory of", m);
+    return AT_OK;
 }
 
 at_result store_create_session(at_store *s, const char *sid, const at_meta *m, const char *events_path,

@@ -106,6 +106,13 @@ void unlock_store(int fd);
 
 /* Metadata and session directories (store.c). */
 at_result store_write_meta(at_store *s, const char *sid, const at_meta *m, at_error *err) AT_WUR;
+/* The metadata of a version about to be committed, kept in its history
+ * first; installed as meta.json by a sync that finds the commit cut short,
+ * removed once meta.json is written. */
+at_result store_stage_meta(at_store *s, const char *sid, uint64_t version, const at_meta *m,
+                           at_error *err) AT_WUR;
+at_result store_install_meta(at_store *s, const char *sid, uint64_t version, at_error *err) AT_WUR;
+void store_unstage_meta(at_store *s, const char *sid, uint64_t version);
 /* Builds a new session aside (meta.json, and events.ndjson when
  * events_path names a file to move in) and renames it into place whole.
  * AT_ERR_CONFLICT when the session appeared meanwhile. */
@@ -166,6 +173,10 @@ at_result events_tail(int fd, uint64_t size, events_facts *f) AT_WUR;
  * program becomes a version of cause external. Called with the session
  * locked, before reading or writing it. */
 at_result session_sync(at_store *s, const char *sid, sess_state *st, at_error *err) AT_WUR;
+/* The same; a writer (about to append or commit) also records a file whose
+ * last line another program has not finished, which a reader leaves for
+ * later. */
+at_result session_sync_as(at_store *s, const char *sid, sess_state *st, bool writer, at_error *err) AT_WUR;
 
 /* ---- objects (object.c) ------------------------------------------------------ */
 
