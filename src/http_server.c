@@ -71,7 +71,7 @@ static const char serve_usage[] =
     "                          [--max-upload BYTES] [--threads N] [--timeout SECONDS]\n"
     "                          [--request-timeout SECONDS] [--no-redact] [--gc-interval SECONDS]\n"
     "                          [--keep-versions N] [--max-age-days D] [--max-sessions N]\n"
-    "                          [--max-size-mb M] [--log-key FILE] [--log-origin NAME]\n"
+    "                          [--max-size-mb M] [--log-key FILE] [--log-origin NAME] [--no-log]\n"
     "                          [--witness URL=VKEY]...\n"
     "\n"
     "Serves a storage directory over HTTP: the agent-strace collector endpoints\n"
