@@ -3,7 +3,8 @@
 # the log on and off (`serve --no-log`) measured alternately in the same run:
 #   * appends/s (POST /events, one event a request, fsync on), 16 clients on
 #     their own sessions;
-#   * upload MB/s of a ~N MB transcript (a new session each time);
+#   * upload MB/s of a ~N MB transcript (a new session each time), one
+#     client, then four at once;
 #   * latency from an upload's 2xx to the first signed checkpoint covering
 #     its log_index (log on only).
 # (bench/bench_log times the log alone: appends, roots, proofs.)
@@ -64,28 +65,39 @@ for _ in $(seq "$reps"); do cat "$fix"; done > "$work/big.jsonl"
 size=$(stat -c %s "$work/big.jsonl")
 
 echo "cores: $(nproc), storage on $(df -T "$work" | awk 'NR==2 {print $2}'), transcript $((size / 1048576)) MB"
-declare -A best_app best_up
+declare -A best_app best_up best_up1
 for r in $(seq "$ROUNDS"); do
     for mode in on off; do
         rm -rf "$work/s"
         if [ $mode = on ]; then start "$work/s"; else start "$work/s" --no-log; fi
         app=$(wrk -t16 -c16 -d"${SECS}s" -s "$work/append.lua" "$url" 2>&1 | awk '/Requests\/sec/ {print $2}')
         up=0
-        for k in 1 2; do
-            sed "s/258c7280-ae70-4798-800f-63464d01a85d/bench-up-$r-$k-0000-0000-000000000000/g" "$work/big.jsonl" > "$work/up.jsonl"
+        for k in 1 2; do # one client, then four at once (new sessions each time)
+            n=$((k == 1 ? 1 : 4))
+            for c in $(seq "$n"); do
+                sed "s/258c7280-ae70-4798-800f-63464d01a85d/bench-up-$r-$k-$c-000-0000-000000000000/g" "$work/big.jsonl" > "$work/up$c.jsonl"
+            done
             t0=$(now)
-            curl -sS -o /dev/null -T "$work/up.jsonl" "$url/import?source=up.jsonl"
+            cpids=""
+            for c in $(seq "$n"); do
+                curl -sS -o /dev/null -T "$work/up$c.jsonl" "$url/import?source=up.jsonl" &
+                cpids="$cpids $!"
+            done
+            wait $cpids
             t1=$(now)
-            up=$(awk -v s="$size" -v a="$t0" -v b="$t1" -v u="$up" 'BEGIN { m = s / 1048576 / (b - a); print (m > u ? m : u) }')
+            m=$(awk -v s="$size" -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n * s / 1048576 / (b - a) }')
+            if [ "$k" = 1 ]; then up1=$m; else up=$m; fi
         done
-        printf '  round %d, log %-3s: %8.0f appends/s (16 clients), upload %6.0f MB/s\n' "$r" "$mode" "$app" "$up"
+        printf '  round %d, log %-3s: %8.0f appends/s (16 clients), upload %6.0f MB/s (1 client), %6.0f MB/s (4 clients)\n' "$r" "$mode" "$app" "$up1" "$up"
+        awk -v x="$up1" -v y="${best_up1[$mode]:-0}" 'BEGIN { exit !(x > y) }' && best_up1[$mode]=$up1
         awk -v x="$app" -v y="${best_app[$mode]:-0}" 'BEGIN { exit !(x > y) }' && best_app[$mode]=$app
         awk -v x="$up" -v y="${best_up[$mode]:-0}" 'BEGIN { exit !(x > y) }' && best_up[$mode]=$up
         stop
     done
 done
-awk -v a="${best_app[on]}" -v b="${best_app[off]}" -v c="${best_up[on]}" -v d="${best_up[off]}" 'BEGIN {
-    printf "best: appends/s %.0f on vs %.0f off (%.1f%%); upload %.0f vs %.0f MB/s (%.1f%%)\n", a, b, 100 * a / b, c, d, 100 * c / d }'
+awk -v a="${best_app[on]}" -v b="${best_app[off]}" -v c="${best_up[on]}" -v d="${best_up[off]}" \
+    -v e="${best_up1[on]}" -v f="${best_up1[off]}" 'BEGIN {
+    printf "best: appends/s %.0f on vs %.0f off (%.1f%%); upload, 4 clients: %.0f vs %.0f MB/s (%.1f%%); 1 client: %.0f vs %.0f MB/s (%.1f%%)\n", a, b, 100 * a / b, c, d, 100 * c / d, e, f, 100 * e / f }'
 
 # ---- from a 2xx to a checkpoint that covers it --------------------------------
 rm -rf "$work/s"

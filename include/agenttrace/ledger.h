@@ -33,7 +33,7 @@ typedef struct {
 typedef struct {
     const char *origin;           /* the log's name: the checkpoint's first line and the key's name */
     const at_note_signer *signer; /* borrowed; its name must be origin */
-    unsigned batch_ms;            /* how long a batch waits for company (default 20) */
+    unsigned batch_ms;            /* how long a batch waits for company (default 0: group commit) */
     struct at_catalog *catalog;   /* optional: sessions other processes wrote are looked at each second */
     /* Witnesses (at most AT_LEDGER_MAX_WITNESSES; the list is copied, the
      * keys borrowed): the integration thread submits each new checkpoint to

@@ -757,11 +757,15 @@ static void *run(void *arg)
             }
             continue;
         }
-        /* a short wait gathers what arrives together into one batch */
-        pthread_mutex_unlock(&l->mu);
-        struct timespec d = {0, (long)l->batch_ms * 1000000L};
-        nanosleep(&d, NULL);
-        pthread_mutex_lock(&l->mu);
+        /* Group commit: what arrives while a batch is integrated (its
+         * syncs, its signature) forms the next batch, so there is no need
+         * to wait for company; batch_ms adds a wait when asked. */
+        if (l->batch_ms) {
+            pthread_mutex_unlock(&l->mu);
+            struct timespec d = {0, (long)l->batch_ms * 1000000L};
+            nanosleep(&d, NULL);
+            pthread_mutex_lock(&l->mu);
+        }
         item *list = l->head;
         l->head = l->tail = NULL;
         pthread_mutex_unlock(&l->mu);
@@ -819,7 +823,7 @@ at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *er
     }
     l->store = s;
     l->signer = o->signer;
-    l->batch_ms = o->batch_ms ? o->batch_ms : 20;
+    l->batch_ms = o->batch_ms;
     l->catalog = o->catalog;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->work, NULL);
