@@ -9,6 +9,7 @@
  * callback logs and frees. One polling thread: requests are short, and the
  * witness handles them one at a time anyway (check and persist are one
  * step). */
+#include "log_line.h"
 #include "cli.h"
 
 #include "agenttrace/note.h"
@@ -83,33 +84,6 @@ typedef struct {
     size_t bytes_out;
 } request;
 
-static void logf_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* One write per line, so lines never interleave. */
-static void logf_line(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    size_t len = (size_t)n < sizeof line - 2 ? (size_t)n : sizeof line - 2;
-    line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w;
-}
-
-static void copy_sanitized(char *dst, size_t cap, const char *src)
-{
-    size_t i = 0;
-    for (; src && src[i] && i + 1 < cap; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x20 || c == 0x7f || c == ' ') ? '?' : (char)c;
-    }
-    dst[i] = 0;
-}
-
 static MHD_RESULT respond(request *rq, struct MHD_Connection *c, int status, const char *type, at_buf *body)
 {
     size_t n = 0;
@@ -151,8 +125,8 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
         if (!(rq = calloc(1, sizeof *rq)))
             return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &rq->t0);
-        copy_sanitized(rq->method, sizeof rq->method, method);
-        copy_sanitized(rq->path, sizeof rq->path, url);
+        log_sanitize(rq->method, sizeof rq->method, method);
+        log_sanitize(rq->path, sizeof rq->path, url);
         at_buf_init(&rq->body, AT_WITNESS_MAX_BODY);
         *con_cls = rq;
         if (strcmp(url, "/add-checkpoint") != 0)
@@ -174,7 +148,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
     case 413: {
         char m[96];
         snprintf(m, sizeof m, "request body larger than %u bytes", AT_WITNESS_MAX_BODY);
-        logf_line("agent-traced witness: refused (413): %s", m);
+        log_line("agent-traced witness: refused (413): %s", m);
         return respond_text(rq, c, 413, m);
     }
     default: break;
@@ -185,12 +159,12 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
     int status = at_witness_add_checkpoint(srv->w, rq->body.data ? rq->body.data : "", rq->body.len,
                                            (uint64_t)time(NULL), &out, &a);
     if (status == 200)
-        logf_line("agent-traced witness: %s", a.reason);
+        log_line("agent-traced witness: %s", a.reason);
     else if (a.fork)
-        logf_line("agent-traced witness: refused (%d): %s%s%s", status, a.reason,
-                  a.evidence[0] ? "; the request is kept in " : "", a.evidence);
+        log_line("agent-traced witness: refused (%d): %s%s%s", status, a.reason,
+                 a.evidence[0] ? "; the request is kept in " : "", a.evidence);
     else
-        logf_line("agent-traced witness: refused (%d): %s", status, a.reason);
+        log_line("agent-traced witness: refused (%d): %s", status, a.reason);
     MHD_RESULT r = respond(rq, c, status, a.content_type, &out);
     at_buf_fini(&out);
     return r;
@@ -206,8 +180,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long long us = (long long)(t1.tv_sec - rq->t0.tv_sec) * 1000000 + (t1.tv_nsec - rq->t0.tv_nsec) / 1000;
-    logf_line("%s %s %d %zu %lldus in=%zu%s", rq->method, rq->path, rq->status, rq->bytes_out, us,
-              rq->bytes_in, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+    log_line("%s %s %d %zu %lldus in=%zu%s", rq->method, rq->path, rq->status, rq->bytes_out, us,
+             rq->bytes_in, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
     at_buf_fini(&rq->body);
     free(rq);
 }
@@ -400,24 +374,23 @@ int cli_witness(int argc, char **argv)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, addr, sizeof addr);
     else
         inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr, sizeof addr);
-    logf_line(v6 ? "listening on [%s]:%u" : "listening on %s:%u", addr, real_port);
-    logf_line("agent-traced witness: cosignature key %s, state %s, pid %ld", vkey.data, state,
-              (long)getpid());
+    log_line(v6 ? "listening on [%s]:%u" : "listening on %s:%u", addr, real_port);
+    log_line("agent-traced witness: cosignature key %s, state %s, pid %ld", vkey.data, state, (long)getpid());
     for (size_t i = 0; i < n_vkeys; i++) {
         size_t nl;
         const char *name = at_note_verifier_name(logs[i], &nl);
         uint64_t size = 0;
         uint8_t root[AT_NOTE_HASH_LEN];
         bool seen = at_witness_latest(w, name, nl, &size, root) == AT_OK;
-        logf_line("agent-traced witness: witnessing %.*s+%08x, %s %llu", (int)nl, name,
-                  (unsigned)at_note_verifier_id(logs[i]),
-                  seen ? "last cosigned size" : "nothing cosigned yet, size", (unsigned long long)size);
+        log_line("agent-traced witness: witnessing %.*s+%08x, %s %llu", (int)nl, name,
+                 (unsigned)at_note_verifier_id(logs[i]),
+                 seen ? "last cosigned size" : "nothing cosigned yet, size", (unsigned long long)size);
     }
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
         ;
-    logf_line("agent-traced witness: %s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    log_line("agent-traced witness: %s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
 out:
     if (d)

@@ -15,6 +15,7 @@
  * records its status and drains the rest; the final call queues the
  * response; the completion callback logs, counts, and frees the state,
  * discarding a staged import that was not committed (client gone, error). */
+#include "log_line.h"
 #include "http_server.h"
 
 #include "http.h"
@@ -183,33 +184,6 @@ static uint64_t now_usec(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void logf_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* One write per line, so lines of concurrent requests never interleave. */
-static void logf_line(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    size_t len = (size_t)n < sizeof line - 2 ? (size_t)n : sizeof line - 2;
-    line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w;
-}
-
-static void copy_sanitized(char *dst, size_t cap, const char *src)
-{
-    size_t i = 0;
-    for (; src && src[i] && i + 1 < cap; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c < 0x20 || c == 0x7f || c == ' ') ? '?' : (char)c;
-    }
-    dst[i] = 0;
 }
 
 static void req_fail(request *rq, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -1113,8 +1087,8 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
         rq->t0 = now_usec();
         rq->route = -1;
         rq->stage.fd = -1;
-        copy_sanitized(rq->method, sizeof rq->method, method);
-        copy_sanitized(rq->path, sizeof rq->path, url);
+        log_sanitize(rq->method, sizeof rq->method, method);
+        log_sanitize(rq->path, sizeof rq->path, url);
         *con_cls = rq;
         metrics_inflight(1);
         return begin(srv, rq, c, url, method);
@@ -1157,15 +1131,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!note[1])
         note[0] = 0;
     if (rq->bytes_in)
-        logf_line("%s %s %d %llu %lluus in=%llu%s%s", rq->method, rq->path, rq->status,
-                  (unsigned long long)rq->bytes_out, (unsigned long long)us, (unsigned long long)rq->bytes_in,
-                  rq->timed_out ? " timed out"
-                  : ok          ? ""
-                                : " aborted",
-                  note);
+        log_line("%s %s %d %llu %lluus in=%llu%s%s", rq->method, rq->path, rq->status,
+                 (unsigned long long)rq->bytes_out, (unsigned long long)us, (unsigned long long)rq->bytes_in,
+                 rq->timed_out ? " timed out"
+                 : ok          ? ""
+                               : " aborted",
+                 note);
     else
-        logf_line("%s %s %d %llu %lluus%s%s", rq->method, rq->path, rq->status,
-                  (unsigned long long)rq->bytes_out, (unsigned long long)us, ok ? "" : " aborted", note);
+        log_line("%s %s %d %llu %lluus%s%s", rq->method, rq->path, rq->status,
+                 (unsigned long long)rq->bytes_out, (unsigned long long)us, ok ? "" : " aborted", note);
     metrics_request(rq->route, status, us);
     if (rq->is_import)
         metrics_import(rq->bytes_in, rq->bytes_decoded, rq->events, us,
@@ -1255,11 +1229,11 @@ static void *maintenance_run(void *arg)
         at_gc_report rep;
         at_error err = {0};
         if (at_store_gc(mt->store, &mt->policy, &rep, &err) != AT_OK)
-            logf_line("agent-traced serve: gc failed: %s", err.message);
+            log_line("agent-traced serve: gc failed: %s", err.message);
         else if (rep.sessions_removed || rep.versions_removed || rep.objects_removed)
-            logf_line("agent-traced serve: gc removed %llu sessions, %llu versions, %llu objects, %llu bytes",
-                      (unsigned long long)rep.sessions_removed, (unsigned long long)rep.versions_removed,
-                      (unsigned long long)rep.objects_removed, (unsigned long long)rep.bytes_freed);
+            log_line("agent-traced serve: gc removed %llu sessions, %llu versions, %llu objects, %llu bytes",
+                     (unsigned long long)rep.sessions_removed, (unsigned long long)rep.versions_removed,
+                     (unsigned long long)rep.objects_removed, (unsigned long long)rep.bytes_freed);
         pthread_mutex_lock(&mt->mu);
     }
     pthread_mutex_unlock(&mt->mu);
@@ -1574,17 +1548,17 @@ int cli_serve(int argc, char **argv)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, addr, sizeof addr);
     else
         inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr, sizeof addr);
-    logf_line(v6 ? "listening on [%s]:%u" : "listening on %s:%u", addr, real_port);
+    log_line(v6 ? "listening on [%s]:%u" : "listening on %s:%u", addr, real_port);
     if (ledger)
-        logf_line("agent-traced serve: log %s, verifier key %s", origin, vkey.data);
+        log_line("agent-traced serve: log %s, verifier key %s", origin, vkey.data);
     else
-        logf_line("agent-traced serve: no transparency log (--no-log)");
+        log_line("agent-traced serve: no transparency log (--no-log)");
 
     /* The index is opened after the port is known so the first line comes
      * quickly; a missing index only disables the event lookups (503). */
     unsigned swept = at_store_sweep(store);
     if (swept)
-        logf_line("agent-traced serve: removed %u staging entries left by killed writers", swept);
+        log_line("agent-traced serve: removed %u staging entries left by killed writers", swept);
     maintenance mt = {.store = store, .policy = policy, .interval = gc_interval};
     pthread_t mt_thread;
     pthread_mutex_init(&mt.mu, NULL);
@@ -1593,18 +1567,18 @@ int cli_serve(int argc, char **argv)
     event_index *ix = event_index_open(srv.ctx.root, &err);
     __atomic_store_n(&srv.ctx.index, ix, __ATOMIC_RELEASE); /* handlers run already */
     if (!ix)
-        logf_line("agent-traced serve: event index unavailable: %s", err.message);
-    logf_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
-              "timeout %llus, request timeout %llus, auth %s (%zu keys), redaction %s, pid %ld",
-              srv.ctx.root, (unsigned long long)threads, (unsigned long long)max_upload,
-              (unsigned long long)timeout, (unsigned long long)request_timeout, srv.nkeys ? "on" : "off",
-              srv.nkeys, redact ? "on" : "off", (long)getpid());
+        log_line("agent-traced serve: event index unavailable: %s", err.message);
+    log_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
+             "timeout %llus, request timeout %llus, auth %s (%zu keys), redaction %s, pid %ld",
+             srv.ctx.root, (unsigned long long)threads, (unsigned long long)max_upload,
+             (unsigned long long)timeout, (unsigned long long)request_timeout, srv.nkeys ? "on" : "off",
+             srv.nkeys, redact ? "on" : "off", (long)getpid());
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
         ;
-    logf_line("agent-traced serve: %s received, finishing %lld requests in flight",
-              sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)metrics_inflight_now());
+    log_line("agent-traced serve: %s received, finishing %lld requests in flight",
+             sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)metrics_inflight_now());
     MHD_socket ls = MHD_quiesce_daemon(srv.daemon);
     if (ls != MHD_INVALID_SOCKET)
         close(ls);
@@ -1632,7 +1606,7 @@ int cli_serve(int argc, char **argv)
     at_buf_fini(&vkey);
     at_catalog_free(srv.ctx.catalog);
     at_store_free(store);
-    logf_line("agent-traced serve: stopped");
+    log_line("agent-traced serve: stopped");
     return 0;
 usage:
     fputs(serve_usage, stderr);
