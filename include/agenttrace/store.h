@@ -194,6 +194,15 @@ void at_store_on_version(at_store *s, at_version_fn fn, void *ctx);
 /* The log entry of a version, appended to out:
  *   agent-traced/head/v1\nsession <json id>\nversion N\nevents N\nhead <hex>\nobject <hex>\n */
 at_result at_store_log_entry(const char *sid, const at_version *v, at_buf *out) AT_WUR;
+/* What a log entry says of an events file, read from fd: its lines, the
+ * digest of its last line (have_head false for an empty file) and of the
+ * whole file. The store and the auditor (audit.h) both derive them here. */
+typedef struct {
+    uint64_t lines, size;
+    uint8_t head[AT_SHA256_LEN], sha256[AT_SHA256_LEN];
+    bool have_head;
+} at_events_summary;
+at_result at_events_summarize(int fd, at_events_summary *out) AT_WUR;
 /* Records that version v of sid is entry index of the log. */
 at_result at_store_mark_logged(at_store *s, const char *sid, uint64_t v, uint64_t index,
                                at_error *err) AT_WUR;

@@ -2,6 +2,7 @@
 #include "agenttrace/audit.h"
 
 #include "agenttrace/merkle.h"
+#include "agenttrace/store.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -50,58 +51,6 @@ static bool take_u64(const char *s, size_t n, uint64_t *out)
     }
     *out = v;
     return true;
-}
-
-/* The events file's line count, last line digest and whole digest. */
-static at_result scan_events(int fd, uint64_t *lines, uint8_t head[H], bool *have_head, uint8_t digest[H])
-{
-    enum { BLK = 1 << 20 };
-    char *buf = malloc(BLK);
-    at_sha256 *file = at_sha256_new(), *line = at_sha256_new();
-    at_result r = buf && file && line ? AT_OK : AT_ERR_NOMEM;
-    uint64_t cur = 0, off = 0;
-    *lines = 0;
-    *have_head = false;
-    while (r == AT_OK) {
-        ssize_t k = pread(fd, buf, BLK, (off_t)off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            r = AT_ERR_IO;
-            break;
-        }
-        if (k == 0)
-            break;
-        at_sha256_update(file, buf, (size_t)k);
-        for (size_t i = 0; i < (size_t)k;) {
-            char *nl = memchr(buf + i, '\n', (size_t)k - i);
-            size_t seg = nl ? (size_t)(nl - (buf + i)) : (size_t)k - i;
-            if (cur == 0)
-                at_sha256_reset(line);
-            at_sha256_update(line, buf + i, seg);
-            cur += seg;
-            i += seg;
-            if (nl) {
-                ++*lines;
-                at_sha256_final(line, head);
-                *have_head = true;
-                cur = 0;
-                i++;
-            }
-        }
-        off += (uint64_t)k;
-    }
-    if (r == AT_OK && cur) {
-        ++*lines;
-        at_sha256_final(line, head);
-        *have_head = true;
-    }
-    if (r == AT_OK)
-        at_sha256_final(file, digest);
-    at_sha256_free(file);
-    at_sha256_free(line);
-    free(buf);
-    return r;
 }
 
 /* The value after "<key> " on the entry line that starts with it. */
@@ -216,12 +165,12 @@ at_result at_audit_proof(const char *proof, size_t n, const at_note_verifier *vk
     }
 
     /* the events: the ones the entry describes */
-    uint64_t lines;
-    uint8_t head[H], digest[H];
-    bool have_head;
-    if (scan_events(events_fd, &lines, head, &have_head, digest) != AT_OK)
+    at_events_summary sum;
+    if (at_events_summarize(events_fd, &sum) != AT_OK)
         return at_error_set(err, AT_ERR_IO, -1, "cannot read the events: %s", strerror(errno));
-    if (!have_head)
+    uint64_t lines = sum.lines;
+    uint8_t *head = sum.head, *digest = sum.sha256;
+    if (!sum.have_head)
         at_sha256_oneshot("", 0, head);
     char hx[AT_SHA256_HEX], wx[AT_SHA256_HEX];
     if (lines != want_events) {

@@ -762,6 +762,18 @@ at_result at_store_each_unlogged(at_store *s, const char *sid, at_version_fn fn,
     return r;
 }
 
+at_result at_events_summarize(int fd, at_events_summary *out)
+{
+    events_facts f;
+    at_result r = events_scan(fd, &f, NULL);
+    if (r != AT_OK)
+        return r;
+    *out = (at_events_summary){.lines = f.lines, .size = f.size, .have_head = f.have_head};
+    memcpy(out->head, f.head, AT_SHA256_LEN);
+    memcpy(out->sha256, f.sha256, AT_SHA256_LEN);
+    return AT_OK;
+}
+
 at_result at_store_log_entry(const char *sid, const at_version *v, at_buf *out)
 {
     char head[AT_SHA256_HEX], obj[AT_SHA256_HEX];

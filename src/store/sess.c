@@ -126,7 +126,7 @@ static bool file_continues(at_store *s, const sess_state *st, int fd, uint64_t s
 
 /* Records what another program made of events.ndjson as a new version. */
 static at_result take_external(at_store *s, const char *sid, sess_state *st, int fd, const events_facts *f,
-                               at_error *err)
+                               bool continues, at_error *err)
 {
     int dirty[4], hfd = -1;
     size_t nd = 0;
@@ -135,7 +135,6 @@ static at_result take_external(at_store *s, const char *sid, sess_state *st, int
     obj_src src = {fd, 0, NULL};
     at_result r;
     int depth = 0;
-    bool continues = file_continues(s, st, fd, f->size);
     if (continues) {
         src.off = st->cur.size;
         r = object_put_delta(s, hex, st->object, st->cur.size, &src, f->size - st->cur.size, &depth, dirty,
@@ -220,9 +219,10 @@ at_result session_sync_as(at_store *s, const char *sid, sess_state *st, bool wri
         close(fd);
         return AT_OK; /* an empty file: still no version */
     }
+    int continues = -1; /* file_continues(), once it was asked */
     if (st->have && f.size == st->cur.size && memcmp(f.sha256, st->cur.events_sha256, AT_SHA256_LEN) == 0) {
         close(fd); /* the same bytes: only the stamp is new */
-    } else if (st->have && !st->have_seen && !file_continues(s, st, fd, f.size)) {
+    } else if (st->have && !st->have_seen && !(continues = file_continues(s, st, fd, f.size))) {
         /* No stamp was recorded after the last version: its commit stopped
          * while writing the file. The version is in its object. (A file
          * that holds the whole version and more: the commit finished, then
@@ -237,7 +237,8 @@ at_result session_sync_as(at_store *s, const char *sid, sess_state *st, bool wri
         close(fd);
         return AT_OK;
     } else {
-        r = take_external(s, sid, st, fd, &f, err);
+        r = take_external(s, sid, st, fd, &f, continues >= 0 ? continues : file_continues(s, st, fd, f.size),
+                          err);
         close(fd);
         if (r != AT_OK)
             return r;
