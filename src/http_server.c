@@ -495,6 +495,8 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
             logged = at_ledger_wait(srv->ctx.ledger, sid, lv, &idx, 2000, &lerr) == AT_OK;
         }
         bool included = false;
+        if (logged)
+            (void)at_ledger_wait_signed(srv->ctx.ledger, idx, 2000); /* signed moments after */
         if (at_ledger_checkpoint(srv->ctx.ledger, &cp, &size) == AT_OK && logged && idx < size)
             included = log_included(srv, sid, lv, idx, &cp);
         if (logged)

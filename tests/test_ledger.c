@@ -81,14 +81,14 @@ static void test_interleaved_records(at_store *s)
     at_error err = {0};
     CHECK(append_one(s, sid) == 1 && append_one(s, sid) == 2 && append_one(s, sid) == 3, "three versions");
     CHECK(unlogged_are(s, sid, (uint64_t[]){1, 2, 3}, 3), "none logged yet");
-    CHECK(at_store_mark_logged(s, sid, 1, 0, &err) == AT_OK, "mark 1: %s", err.message);
+    CHECK(at_store_mark_logged(s, &(at_logged_mark){sid, 1, 0}, 1, &err) == AT_OK, "mark 1: %s", err.message);
     CHECK(unlogged_are(s, sid, (uint64_t[]){2, 3}, 2), "v1 logged after v2, v3 were written");
-    CHECK(at_store_mark_logged(s, sid, 2, 1, &err) == AT_OK, "mark 2: %s", err.message);
+    CHECK(at_store_mark_logged(s, &(at_logged_mark){sid, 2, 1}, 1, &err) == AT_OK, "mark 2: %s", err.message);
     CHECK(append_one(s, sid) == 4, "fourth version");
     CHECK(unlogged_are(s, sid, (uint64_t[]){3, 4}, 2), "v3, v4 left");
-    CHECK(at_store_mark_logged(s, sid, 3, 2, &err) == AT_OK, "mark 3: %s", err.message);
+    CHECK(at_store_mark_logged(s, &(at_logged_mark){sid, 3, 2}, 1, &err) == AT_OK, "mark 3: %s", err.message);
     CHECK(unlogged_are(s, sid, (uint64_t[]){4}, 1), "v4 left");
-    CHECK(at_store_mark_logged(s, sid, 4, 3, &err) == AT_OK, "mark 4: %s", err.message);
+    CHECK(at_store_mark_logged(s, &(at_logged_mark){sid, 4, 3}, 1, &err) == AT_OK, "mark 4: %s", err.message);
     CHECK(unlogged_are(s, sid, NULL, 0), "all logged");
     uint64_t v, idx;
     for (uint64_t k = 1; k <= 4; k++)
@@ -220,6 +220,56 @@ static void test_ledger_with_writers(at_store *s)
     at_note_signer_free(signer);
 }
 
+/* A crash after a batch's entries were synced, before its "logged" records:
+ * a start records them from the entries (which name session and version)
+ * instead of logging the versions a second time. */
+static void test_lost_records(at_store *s)
+{
+    at_error err = {0};
+    char keyfile[PATH_MAX + 16], dir[PATH_MAX + 32];
+    snprintf(keyfile, sizeof keyfile, "%s/log.key", root);
+    snprintf(dir, sizeof dir, "%s/.agent-traced/log", root);
+    at_note_signer *signer = at_ledger_key(keyfile, "test.example/log", false, &err);
+    CHECK(signer != NULL, "key: %s", err.message);
+    if (!signer)
+        return;
+    CHECK(append_one(s, "lost-\u00e9") == 1 && append_one(s, "lost-\u00e9") == 2, "two versions");
+    at_version *vs = NULL;
+    size_t nv = 0;
+    CHECK(at_store_versions(s, "lost-\u00e9", &vs, &nv, &err) == AT_OK && nv == 2, "versions: %s", err.message);
+    at_tlog *log = at_tlog_open(dir, &err);
+    CHECK(log != NULL, "open the log: %s", err.message);
+    uint64_t first = 0, size0 = log ? at_tlog_size(log) : 0;
+    if (log && nv == 2) {
+        at_buf e[2];
+        at_slice sl[2];
+        for (int i = 0; i < 2; i++) {
+            at_buf_init(&e[i], 0);
+            CHECK(at_store_log_entry("lost-\u00e9", &vs[i], &e[i]) == AT_OK, "entry");
+            sl[i] = (at_slice){e[i].data, e[i].len};
+        }
+        CHECK(at_tlog_append(log, sl, 2, &first, &err) == AT_OK && first == size0, "append: %s", err.message);
+        for (int i = 0; i < 2; i++)
+            at_buf_fini(&e[i]);
+    }
+    at_tlog_free(log);
+    free(vs);
+    uint64_t v, idx;
+    CHECK(at_store_logged_index(s, "lost-\u00e9", 1, &v, &idx, NULL) == AT_ERR_NOT_FOUND, "no record yet");
+    at_ledger_options o = {.origin = "test.example/log", .signer = signer};
+    at_ledger *l = at_ledger_start(s, &o, &err);
+    CHECK(l != NULL, "start: %s", err.message);
+    if (l) {
+        for (uint64_t k = 1; k <= 2; k++)
+            CHECK(at_store_logged_index(s, "lost-\u00e9", k, &v, &idx, NULL) == AT_OK && idx == first + k - 1,
+                  "v%llu recorded at its entry %llu", (unsigned long long)k, (unsigned long long)(first + k - 1));
+        CHECK(at_tlog_size(at_ledger_log(l)) == size0 + 2, "not logged twice (size %llu, want %llu)",
+              (unsigned long long)at_tlog_size(at_ledger_log(l)), (unsigned long long)(size0 + 2));
+        at_ledger_stop(l);
+    }
+    at_note_signer_free(signer);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/at-ledger-XXXXXX");
@@ -246,6 +296,7 @@ int main(void)
         return 99;
     CHECK(append_one(s, "inter") == 1, "fresh store");
     test_ledger_with_writers(s);
+    test_lost_records(s);
     at_store_free(s);
     if (!t_failed) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -5,13 +5,14 @@
  * One thread integrates in batches: versions the store reports as it
  * commits them (at_store_on_version), and versions other processes wrote
  * (`agent-traced import` into the same storage: at_ledger_check, or the
- * startup scan). For each batch: an intent file naming the versions, the
- * entries appended and synced, a "logged" record in each session's
- * history, the intent removed, then a checkpoint signed over the new tree
- * and written atomically. A crash anywhere leaves either versions not yet
- * logged (found again) or entries whose records the intent restores; never
- * a version logged twice, never a checkpoint that does not extend the
- * previous one. */
+ * startup scan). For each batch: the entries appended and synced, then a
+ * "logged" record in each session's history (one sync round); waiters for
+ * an index go on; then a checkpoint is signed over the new tree and written
+ * atomically. A crash anywhere leaves either versions not yet logged (found
+ * again) or entries past the last checkpoint whose records are missing
+ * (restored at start from the entries themselves, which name their session
+ * and version); never a version logged twice, never a checkpoint that does
+ * not extend the previous one. */
 #ifndef AGENTTRACE_LEDGER_H
 #define AGENTTRACE_LEDGER_H
 
@@ -68,6 +69,11 @@ at_tlog *at_ledger_log(at_ledger *l);
  * *index is its entry. AT_ERR_NOT_FOUND on time out. */
 at_result at_ledger_wait(at_ledger *l, const char *sid, uint64_t v, uint64_t *index, unsigned timeout_ms,
                          at_error *err) AT_WUR;
+
+/* Waits (at most timeout_ms) until a signed checkpoint covers entry index;
+ * false on time out. (at_ledger_wait returns once the entry is durable
+ * and recorded, a little before the checkpoint that covers it.) */
+bool at_ledger_wait_signed(at_ledger *l, uint64_t index, unsigned timeout_ms);
 
 /* Appends the latest signed checkpoint to out (*size: its tree size).
  * AT_ERR_NOT_FOUND before the first one. */

@@ -203,9 +203,13 @@ typedef struct {
     bool have_head;
 } at_events_summary;
 at_result at_events_summarize(int fd, at_events_summary *out) AT_WUR;
-/* Records that version v of sid is entry index of the log. */
-at_result at_store_mark_logged(at_store *s, const char *sid, uint64_t v, uint64_t index,
-                               at_error *err) AT_WUR;
+/* Records, durably, that each version is the entry index of the log (one
+ * sync round for them all). */
+typedef struct {
+    const char *sid;
+    uint64_t version, index;
+} at_logged_mark;
+at_result at_store_mark_logged(at_store *s, const at_logged_mark *m, size_t n, at_error *err) AT_WUR;
 /* The log index of version v (0: the current one); AT_ERR_NOT_FOUND while
  * it is not logged. *version gets the version looked up. */
 at_result at_store_logged_index(at_store *s, const char *sid, uint64_t v, uint64_t *version, uint64_t *index,

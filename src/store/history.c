@@ -602,19 +602,43 @@ at_result events_tail(int fd, uint64_t size, events_facts *f)
 
 /* {"logged":V,"index":I}: version V is entry I of the transparency log. */
 
-at_result at_store_mark_logged(at_store *s, const char *sid, uint64_t v, uint64_t index, at_error *err)
+at_result at_store_mark_logged(at_store *s, const at_logged_mark *m, size_t n, at_error *err)
 {
+    if (n == 0)
+        return AT_OK;
+    int *fds = malloc(n * sizeof *fds);
+    if (!fds)
+        return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
     at_buf b;
     at_buf_init(&b, 0);
-    at_result r = at_buf_printf(&b, "{\"logged\":%llu,\"index\":%llu}\n", (unsigned long long)v,
-                                (unsigned long long)index);
-    int fd = -1;
+    size_t nfd = 0;
+    at_result r = AT_OK;
+    for (size_t i = 0; r == AT_OK && i < n; i++) {
+        at_buf_reset(&b);
+        r = at_buf_printf(&b, "{\"logged\":%llu,\"index\":%llu}\n", (unsigned long long)m[i].version,
+                          (unsigned long long)m[i].index);
+        char p[PATH_MAX];
+        if (r == AT_OK && history_path(s, m[i].sid, p, sizeof p) != AT_OK)
+            r = at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
+        if (r != AT_OK)
+            break;
+        int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+            continue; /* the session is gone (removed by gc): nothing to record */
+        if (fd < 0) {
+            r = sys_fail(err, "cannot open", p);
+            break;
+        }
+        fds[nfd++] = fd;
+        if (at_write_all(fd, b.data, b.len) != AT_OK)
+            r = sys_fail(err, "cannot write", p);
+    }
+    /* one sync round for the batch's sessions */
     if (r == AT_OK)
-        r = append_line(s, sid, &b, &fd, err);
-    if (r == AT_OK && fsync(fd) < 0)
-        r = sys_fail(err, "cannot sync the history of", sid);
-    if (fd >= 0)
-        close(fd);
+        r = sync_wait(&s->sync, fds, nfd, err);
+    for (size_t i = 0; i < nfd; i++)
+        close(fds[i]);
+    free(fds);
     at_buf_fini(&b);
     return r;
 }

@@ -1,5 +1,5 @@
 /* ledger.c - a store's transparency log (ledger.h): the integration thread,
- * the intent file, checkpoints, proofs. */
+ * checkpoints, proofs. */
 #include "agenttrace/ledger.h"
 
 #include "agenttrace/catalog.h"
@@ -99,89 +99,69 @@ static void drained(void *ctx, const char *sid)
     at_ledger_check(ctx, sid);
 }
 
-/* ---- the intent file --------------------------------------------------------------------- */
-
-/* intent: "<first index>\n" then one "<version> <session id as JSON>\n" per
- * entry of the batch, synced before the entries are appended. */
+/* ---- recovery ------------------------------------------------------------------------------ */
 
 typedef struct {
     char *sid;
     at_version v;
 } batch_item;
 
-static at_result write_intent(at_ledger *l, uint64_t first, const batch_item *b, size_t n, at_error *err)
+/* The session and version an entry names (tlog.md): its "session" line is
+ * the id as JSON, its "version" line the number. */
+static at_result entry_names(const at_buf *e, at_json_doc *d, at_buf *sid, uint64_t *version)
 {
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/intent", l->dir);
-    at_buf t;
-    at_buf_init(&t, 0);
-    at_result r = at_buf_printf(&t, "%llu\n", (unsigned long long)first);
-    for (size_t i = 0; r == AT_OK && i < n; i++) {
-        r = at_buf_printf(&t, "%llu ", (unsigned long long)b[i].v.version);
-        if (r == AT_OK)
-            r = at_json_write_wtf8(&t, b[i].sid, strlen(b[i].sid));
-        if (r == AT_OK)
-            r = at_buf_addc(&t, '\n');
+    const char *p = e->data, *end = e->data + e->len;
+    bool have_sid = false, have_v = false;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        if ((size_t)(nl - p) > 8 && memcmp(p, "session ", 8) == 0) {
+            at_buf_reset(sid);
+            have_sid = at_json_parse(d, p + 8, (size_t)(nl - p - 8), NULL) == AT_OK &&
+                       at_json_is(d, 0, AT_JSON_STRING) && at_json_str_decode(d, 0, sid) == AT_OK;
+        } else if ((size_t)(nl - p) > 8 && memcmp(p, "version ", 8) == 0) {
+            char *stop;
+            errno = 0;
+            *version = strtoull(p + 8, &stop, 10);
+            have_v = errno == 0 && stop == nl;
+        }
+        p = nl + 1;
     }
-    if (r == AT_OK)
-        r = at_write_file_atomic(p, t.data, t.len, err);
-    at_buf_fini(&t);
-    return r;
+    return have_sid && have_v ? AT_OK : AT_ERR_INVALID;
 }
 
-/* A crash between the entries and the "logged" records: the intent names
- * the versions the entries from its first index on belong to. */
-static at_result finish_intent(at_ledger *l, at_error *err)
+/* A crash between a batch's entries and its "logged" records: the entries
+ * after the last checkpoint (whose records were durable before it was
+ * signed) name the versions they belong to; record those not recorded. */
+static at_result finish_batch(at_ledger *l, at_error *err)
 {
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/intent", l->dir);
-    FILE *f = fopen(p, "re");
-    if (!f)
-        return errno == ENOENT ? AT_OK : at_error_set(err, AT_ERR_IO, -1, "log: cannot read %s", p);
-    uint64_t size = at_tlog_size(l->log), index = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t k;
-    at_result r = AT_OK;
+    unlink(p); /* what versions before 0.9 wrote; the entries say the same */
+    uint64_t size = at_tlog_size(l->log);
+    at_buf e, sid;
+    at_buf_init(&e, AT_TLOG_MAX_ENTRY);
+    at_buf_init(&sid, 0);
     at_json_doc d;
     at_json_doc_init(&d);
-    at_buf sid;
-    at_buf_init(&sid, 0);
-    bool first = true;
-    while (r == AT_OK && (k = getline(&line, &cap, f)) > 0) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(line, &end, 10);
-        if (errno || end == line) {
-            r = at_error_set(err, AT_ERR_INVALID, -1, "log: %s is damaged", p);
+    at_result r = AT_OK;
+    for (uint64_t i = l->signed_size; r == AT_OK && i < size; i++) {
+        uint64_t v = 0, got_v, got_i;
+        at_buf_reset(&e);
+        if ((r = at_tlog_entry(l->log, i, &e, err)) != AT_OK)
+            break;
+        if (entry_names(&e, &d, &sid, &v) != AT_OK) {
+            r = at_error_set(err, AT_ERR_INVALID, -1, "log: entry %llu in %s is not a head entry",
+                             (unsigned long long)i, l->dir);
             break;
         }
-        if (first) {
-            index = v;
-            first = false;
-            continue;
-        }
-        if (*end != ' ' || at_json_parse(&d, end + 1, (size_t)(k - (end + 1 - line)), NULL) != AT_OK ||
-            !at_json_is(&d, 0, AT_JSON_STRING)) {
-            r = at_error_set(err, AT_ERR_INVALID, -1, "log: %s is damaged", p);
-            break;
-        }
-        at_buf_reset(&sid);
-        if ((r = at_json_str_decode(&d, 0, &sid)) != AT_OK)
-            break;
-        if (index < size) { /* this entry made it: record it unless done */
-            uint64_t got_v, got_i;
-            if (at_store_logged_index(l->store, sid.data, v, &got_v, &got_i, NULL) != AT_OK)
-                r = at_store_mark_logged(l->store, sid.data, v, index, err);
-        }
-        index++;
+        if (at_store_logged_index(l->store, sid.data, v, &got_v, &got_i, NULL) != AT_OK)
+            r = at_store_mark_logged(l->store, &(at_logged_mark){sid.data, v, i}, 1, err);
     }
-    free(line);
-    fclose(f);
-    at_buf_fini(&sid);
     at_json_doc_fini(&d);
-    if (r == AT_OK && unlink(p) < 0 && errno != ENOENT)
-        r = at_error_set(err, AT_ERR_IO, -1, "log: cannot remove %s", p);
+    at_buf_fini(&sid);
+    at_buf_fini(&e);
     return r;
 }
 
@@ -713,17 +693,16 @@ static at_result integrate(at_ledger *l, batch *bt, at_error *err)
         n++;
     }
     uint64_t first = at_tlog_size(l->log);
-    if (r == AT_OK && n)
-        r = write_intent(l, first, keep, n, err);
+    at_logged_mark *marks = n ? calloc(n, sizeof *marks) : NULL;
+    if (r == AT_OK && n && !marks)
+        r = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
     if (r == AT_OK && n)
         r = at_tlog_append(l->log, e, n, &first, err);
     for (size_t i = 0; r == AT_OK && i < n; i++)
-        r = at_store_mark_logged(l->store, keep[i].sid, keep[i].v.version, first + i, err);
-    if (r == AT_OK && n) {
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/intent", l->dir);
-        unlink(p);
-    }
+        marks[i] = (at_logged_mark){keep[i].sid, keep[i].v.version, first + i};
+    if (r == AT_OK && n)
+        r = at_store_mark_logged(l->store, marks, n, err);
+    free(marks);
     for (size_t i = 0; texts && i < n; i++)
         at_buf_fini(&texts[i]);
     free(texts);
@@ -795,6 +774,12 @@ static void *run(void *arg)
             pthread_mutex_unlock(&l->mu);
         }
         at_result r = integrate(l, &bt, &err);
+        /* the entries are durable and recorded: whoever waits for an
+         * index goes on now (an upload's 2xx); the checkpoint follows */
+        pthread_mutex_lock(&l->mu);
+        l->batches++;
+        pthread_cond_broadcast(&l->done);
+        pthread_mutex_unlock(&l->mu);
         uint64_t size = at_tlog_size(l->log);
         if (r == AT_OK && size > l->signed_size)
             r = sign_checkpoint(l, size, true, &err);
@@ -840,7 +825,7 @@ at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *er
     if (r == AT_OK)
         r = load_checkpoint(l, err);
     if (r == AT_OK)
-        r = finish_intent(l, err);
+        r = finish_batch(l, err);
     /* From here on every new version is queued (the thread takes the queue
      * once it runs): one made while the scan below runs, say by a crash
      * repair on another thread, is not missed. The scan and the queue may
@@ -936,6 +921,25 @@ at_result at_ledger_wait(at_ledger *l, const char *sid, uint64_t v, uint64_t *in
     }
 }
 
+bool at_ledger_wait_signed(at_ledger *l, uint64_t index, unsigned timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&l->mu);
+    int rc = 0;
+    while (l->signed_size <= index && rc == 0)
+        rc = pthread_cond_timedwait(&l->done, &l->mu, &until);
+    bool ok = l->signed_size > index;
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
+
 at_result at_ledger_checkpoint(at_ledger *l, at_buf *out, uint64_t *size)
 {
     pthread_mutex_lock(&l->mu);
@@ -991,6 +995,10 @@ static at_result write_proof(at_store *s, at_tlog *log, const at_buf *cp, uint64
 at_result at_ledger_proof(at_ledger *l, const char *sid, uint64_t v, at_buf *out, uint64_t *index,
                           uint64_t *version, at_error *err)
 {
+    /* a version logged a moment ago: its checkpoint follows within moments */
+    uint64_t idx, got_v;
+    if (at_store_logged_index(l->store, sid, v, &got_v, &idx, NULL) == AT_OK)
+        (void)at_ledger_wait_signed(l, idx, 2000);
     at_buf cp;
     at_buf_init(&cp, 0);
     uint64_t size = 0;
