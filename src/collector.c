@@ -2,10 +2,12 @@
  * /sessions, /sessions/{id}, /sessions/{id}/events, POST /events,
  * POST /sessions (server-api.md, "Collector endpoints").
  *
- * POST /events: lines are validated one by one (TraceEvent(**json.loads)),
- * redacted, and consecutive valid lines of one session form a batch that
- * the store appends as one version (at_store_append: chained, durable, all
- * or nothing). This module parses and answers; the store writes. */
+ * POST /events: lines are validated one by one as the body streams in
+ * (TraceEvent(**json.loads)), redacted, and each session's valid lines of a
+ * request form a batch that the store appends as one version
+ * (at_store_append: chained, durable, all or nothing); a request past
+ * COLLECTOR_FLUSH bytes of events is appended in several such rounds. This
+ * module parses and answers; the store writes. */
 #include "collector.h"
 
 #include "agenttrace/catalog.h"
@@ -473,78 +475,161 @@ static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint
     return AT_OK;
 }
 
+/* The body arrives in pieces: whole lines are validated as they complete
+ * (a partial one waits in `line`, at most COLLECTOR_MAX_LINE bytes; a
+ * longer one is an error line, skipped to its newline), and the events
+ * parsed so far are appended once they hold COLLECTOR_FLUSH bytes, so a
+ * request holds a bounded amount of memory whatever its size. */
+struct collector_events {
+    server_ctx *ctx;
+    batch bt;
+    at_buf line; /* the line in progress */
+    bool skipping; /* the line in progress is too long: dropped up to its newline */
+    at_buf sid;
+    at_json_doc d;
+    at_redact *rd;
+    uint64_t accepted, errors, redacted;
+    at_result r; /* the first failure (AT_OK: none) */
+};
+
+collector_events *collector_events_new(server_ctx *ctx, at_error *err)
+{
+    collector_events *ce = calloc(1, sizeof *ce);
+    if (!ce) {
+        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        return NULL;
+    }
+    ce->ctx = ctx;
+    at_buf_init(&ce->bt.arena, 0);
+    at_buf_init(&ce->line, COLLECTOR_MAX_LINE);
+    at_buf_init(&ce->sid, AT_MAX_SESSION_ID + 1);
+    at_json_doc_init(&ce->d);
+    if (ctx->redact && !(ce->rd = at_redact_new(err))) {
+        collector_events_free(ce);
+        return NULL;
+    }
+    return ce;
+}
+
+void collector_events_free(collector_events *ce)
+{
+    if (!ce)
+        return;
+    at_redact_free(ce->rd);
+    at_json_doc_fini(&ce->d);
+    at_buf_fini(&ce->sid);
+    at_buf_fini(&ce->line);
+    at_buf_fini(&ce->bt.arena);
+    free(ce->bt.ev);
+    free(ce);
+}
+
+static void flush_batch(collector_events *ce)
+{
+    if (ce->r == AT_OK)
+        ce->r = append_all(ce->ctx, &ce->bt, &ce->accepted, &ce->errors);
+    ce->bt.n = 0;
+    at_buf_reset(&ce->bt.arena);
+}
+
+/* One whole line, its newline excluded. */
+static void take_line(collector_events *ce, const char *p, size_t n)
+{
+    size_t a = 0, z = n;
+    while (a < z && py_space(p[a]))
+        a++;
+    while (z > a && py_space(p[z - 1]))
+        z--;
+    if (a == z)
+        return; /* blank lines are ignored */
+    batch *bt = &ce->bt;
+    if (bt->n == bt->cap) {
+        size_t ncap = bt->cap ? bt->cap * 2 : 64;
+        pending *nv = realloc(bt->ev, ncap * sizeof *nv);
+        if (!nv) {
+            ce->r = AT_ERR_NOMEM;
+            return;
+        }
+        bt->ev = nv;
+        bt->cap = ncap;
+    }
+    pending pe;
+    line_verdict lv = parse_line(&ce->d, p + a, z - a, bt, &pe, &ce->sid, ce->rd);
+    if (lv == LINE_NOMEM) {
+        ce->r = AT_ERR_NOMEM;
+        return;
+    }
+    if (lv == LINE_BAD) {
+        ce->errors++;
+        return;
+    }
+    pe.sid_off = bt->arena.len;
+    pe.sid_len = ce->sid.len;
+    if ((ce->r = at_buf_add(&bt->arena, ce->sid.data, ce->sid.len)) != AT_OK ||
+        (ce->r = at_buf_add(&bt->arena, "", 1)) != AT_OK)
+        return;
+    bt->ev[bt->n++] = pe;
+    ce->redacted += pe.secrets;
+    if (bt->arena.len >= COLLECTOR_FLUSH)
+        flush_batch(ce);
+}
+
+void collector_events_feed(collector_events *ce, const char *p, size_t n)
+{
+    while (n && ce->r == AT_OK) {
+        const char *nl = memchr(p, '\n', n);
+        size_t k = nl ? (size_t)(nl - p) : n;
+        if (ce->skipping) {
+            /* the rest of a line too long to keep */
+        } else if (ce->line.len + k > COLLECTOR_MAX_LINE) {
+            ce->skipping = true;
+            ce->errors++;
+            at_buf_reset(&ce->line);
+        } else if (nl && ce->line.len == 0) {
+            take_line(ce, p, k); /* whole in this piece: no copy */
+        } else if ((ce->r = at_buf_add(&ce->line, p, k)) != AT_OK) {
+            break;
+        } else if (nl) {
+            take_line(ce, ce->line.data, ce->line.len);
+            at_buf_reset(&ce->line);
+        }
+        if (nl)
+            ce->skipping = false;
+        p += nl ? k + 1 : k;
+        n -= nl ? k + 1 : k;
+    }
+}
+
+void collector_events_finish(collector_events *ce, http_response *resp)
+{
+    if (ce->r == AT_OK && ce->line.len && !ce->skipping)
+        take_line(ce, ce->line.data, ce->line.len); /* the last line needs no newline */
+    at_buf_reset(&ce->line);
+    flush_batch(ce);
+    resp->redacted_events += ce->redacted;
+    if (ce->r != AT_OK) {
+        http_response_error(resp, 500, "%s", at_result_str(ce->r));
+        return;
+    }
+    at_buf b;
+    at_buf_init(&b, 0);
+    at_result r = at_buf_printf(&b, "{\"accepted\": %llu, \"errors\": %llu}", (unsigned long long)ce->accepted,
+                                (unsigned long long)ce->errors);
+    respond_buf(resp, ce->errors ? 202 : 200, &b, r);
+    at_buf_fini(&b);
+}
+
 void collector_post_events(server_ctx *ctx, const char *body, size_t n, http_response *resp)
 {
-    uint64_t accepted = 0, errors = 0;
-    batch bt = {0};
-    if (!body)
-        n = 0;
-    at_buf sid, b;
-    at_json_doc d;
-    at_result r = AT_OK;
-    at_buf_init(&bt.arena, 0);
-    at_buf_init(&sid, AT_MAX_SESSION_ID + 1);
-    at_buf_init(&b, 0);
-    at_json_doc_init(&d);
-    at_error rerr = {0};
-    at_redact *rd = NULL;
-    if (ctx->redact && !(rd = at_redact_new(&rerr)))
-        r = AT_ERR_NOMEM;
-
-    for (size_t pos = 0; pos < n && r == AT_OK;) {
-        const char *nl = memchr(body + pos, '\n', n - pos);
-        size_t end = nl ? (size_t)(nl - body) : n;
-        size_t a = pos, z = end;
-        pos = nl ? end + 1 : n;
-        while (a < z && py_space(body[a]))
-            a++;
-        while (z > a && py_space(body[z - 1]))
-            z--;
-        if (a == z)
-            continue; /* blank lines are ignored */
-        if (bt.n == bt.cap) {
-            size_t ncap = bt.cap ? bt.cap * 2 : 64;
-            pending *nv = realloc(bt.ev, ncap * sizeof *nv);
-            if (!nv) {
-                r = AT_ERR_NOMEM;
-                break;
-            }
-            bt.ev = nv;
-            bt.cap = ncap;
-        }
-        pending pe;
-        line_verdict lv = parse_line(&d, body + a, z - a, &bt, &pe, &sid, rd);
-        if (lv == LINE_NOMEM) {
-            r = AT_ERR_NOMEM;
-            break;
-        }
-        if (lv == LINE_BAD) {
-            errors++;
-            continue;
-        }
-        pe.sid_off = bt.arena.len;
-        pe.sid_len = sid.len;
-        if ((r = at_buf_add(&bt.arena, sid.data, sid.len)) != AT_OK ||
-            (r = at_buf_add(&bt.arena, "", 1)) != AT_OK)
-            break;
-        bt.ev[bt.n++] = pe;
-        resp->redacted_events += pe.secrets;
+    at_error err = {0};
+    collector_events *ce = collector_events_new(ctx, &err);
+    if (!ce) {
+        http_response_error(resp, 500, "%s", err.message[0] ? err.message : "out of memory");
+        return;
     }
-    if (r == AT_OK)
-        r = append_all(ctx, &bt, &accepted, &errors);
-    if (r != AT_OK) {
-        http_response_error(resp, 500, "%s", at_result_str(r));
-    } else {
-        r = at_buf_printf(&b, "{\"accepted\": %llu, \"errors\": %llu}", (unsigned long long)accepted,
-                          (unsigned long long)errors);
-        respond_buf(resp, errors ? 202 : 200, &b, r);
-    }
-    at_redact_free(rd);
-    at_json_doc_fini(&d);
-    at_buf_fini(&b);
-    at_buf_fini(&sid);
-    at_buf_fini(&bt.arena);
-    free(bt.ev);
+    collector_events_feed(ce, body ? body : "", body ? n : 0);
+    collector_events_finish(ce, resp);
+    collector_events_free(ce);
 }
 
 /* ---- POST /sessions --------------------------------------------------------------------- */

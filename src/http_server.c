@@ -20,6 +20,8 @@
 
 #include "http.h"
 #include "http_routes.h"
+#include "http/auth.h"
+#include "http/guard.h"
 #include "collector.h"
 #include "sessions.h"
 #include "tree.h"
@@ -48,7 +50,7 @@
 #include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
-#include <openssl/crypto.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,6 +58,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,7 +77,8 @@ static const char serve_usage[] =
     "                          [--request-timeout SECONDS] [--no-redact] [--gc-interval SECONDS]\n"
     "                          [--keep-versions N] [--max-age-days D] [--max-sessions N]\n"
     "                          [--max-size-mb M] [--log-key FILE] [--log-origin NAME] [--no-log]\n"
-    "                          [--witness URL=VKEY]...\n"
+    "                          [--witness URL=VKEY]... [--max-connections N]\n"
+    "                          [--max-client-connections N] [--shutdown-timeout SECONDS]\n"
     "\n"
     "Serves a storage directory over HTTP: the agent-strace collector endpoints\n"
     "and transcript upload, session trees, event lookup, chain verification,\n"
@@ -88,7 +93,17 @@ static const char serve_usage[] =
     "  --max-upload BYTES largest request body after decompression (default 1G;\n"
     "                     suffixes K, M, G)\n"
     "  --threads N        worker threads (default: the number of cores)\n"
-    "  --timeout SECONDS  close connections idle this long (default 60)\n"
+    "  --timeout SECONDS  close connections idle this long, and those that send no\n"
+    "                     complete request headers this long after connecting or\n"
+    "                     after their last response (default 60)\n"
+    "  --max-connections N\n"
+    "                     connections open at once (default: 4096, or half the\n"
+    "                     descriptors allowed); beyond it: 503 and closed\n"
+    "  --max-client-connections N\n"
+    "                     connections open at once from one address (default 256)\n"
+    "  --shutdown-timeout SECONDS\n"
+    "                     on SIGINT/SIGTERM, how long requests in flight may take to\n"
+    "                     finish (default 30)\n"
     "  --request-timeout SECONDS\n"
     "                     close a connection whose request body is still arriving\n"
     "                     this long after its headers (default 3600; 0: no limit)\n"
@@ -115,11 +130,9 @@ static const char serve_usage[] =
     "The first line on standard error is `listening on HOST:PORT`; then one line\n"
     "per request: method, path, status, response bytes, microseconds, and\n"
     "`redacted N events` when secrets were removed (never the secrets).\n"
-    "SIGINT/SIGTERM finish the requests in flight and exit 0.\n";
+    "SIGINT/SIGTERM stop accepting, give the requests in flight --shutdown-timeout\n"
+    "to finish, and exit 0.\n";
 
-#define MAX_KEYS       64
-#define MAX_KEY_LEN    256 /* "Bearer " + key must fit in AUTH_CMP */
-#define AUTH_CMP       264
 #define MAX_SOURCE_LEN 4096
 #define MAX_LOG_PATH   512
 #define INFLATE_CHUNK  (64u * 1024)
@@ -128,9 +141,8 @@ static const char serve_usage[] =
 typedef struct {
     server_ctx ctx;
     struct MHD_Daemon *daemon;
-    char bearer[MAX_KEYS][AUTH_CMP]; /* "Bearer <key>" zero-padded */
-    size_t bearer_len[MAX_KEYS];
-    size_t nkeys;
+    http_auth auth;
+    http_guard *guard;
     char tmp_dir[PATH_MAX];
     const char *route_names[METRICS_MAX_ROUTES];
     uint64_t request_timeout_us; /* 0: none */
@@ -141,6 +153,8 @@ typedef enum { ENC_IDENTITY, ENC_GZIP } body_encoding;
 /* The state of one request, from its first callback to its completion. */
 typedef struct {
     int route; /* index into http_routes, -1 when none matched */
+    bool begun;          /* the first request callback ran */
+    const char *bad_uri; /* why the request line as received is refused (NULL: fine) */
     char method[12];
     char path[MAX_LOG_PATH]; /* for the log line (sanitized, truncated) */
     uint64_t t0;             /* monotonic µs at the first callback */
@@ -160,7 +174,8 @@ typedef struct {
     z_stream z;
     unsigned char *zbuf;
 
-    at_buf body;             /* collector POSTs */
+    at_buf body;             /* POST /sessions */
+    collector_events *ev_in; /* POST /events */
     at_verifier *verifier;   /* POST /verify */
     at_import *im;           /* /import */
     at_redact *rd;           /* the import's redactor (NULL: redaction off) */
@@ -273,6 +288,8 @@ static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr
         snprintf(etag, sizeof etag, "\"%s\"", hr->etag);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     }
+    if (hr->status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"agent-traced\"");
     if ((h == H_GET_OBJECT || hr->immutable) && hr->status == 200)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
     if (hr->status == 405 && rq->path[0]) {
@@ -315,29 +332,6 @@ static MHD_RESULT queue_error(request *rq, struct MHD_Connection *c, int status,
     MHD_RESULT r = queue(rq, c, &hr, H_HEALTH);
     http_response_fini(&hr);
     return r;
-}
-
-/* ---- auth ------------------------------------------------------------- */
-
-/* Constant time in the key and header contents: every configured key is
- * compared over the full padded width, whatever the lengths. */
-static bool authorized(const server *srv, struct MHD_Connection *c)
-{
-    if (srv->nkeys == 0)
-        return true;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    char got[AUTH_CMP];
-    memset(got, 0, sizeof got);
-    size_t hn = h ? strlen(h) : 0;
-    bool too_long = hn > sizeof got;
-    memcpy(got, h ? h : "", too_long ? sizeof got : hn);
-    unsigned ok = 0;
-    for (size_t i = 0; i < srv->nkeys; i++) {
-        unsigned same_len = (unsigned)(hn == srv->bearer_len[i]);
-        unsigned same = (unsigned)(CRYPTO_memcmp(got, srv->bearer[i], sizeof got) == 0);
-        ok |= same_len & same;
-    }
-    return ok && h && !too_long;
 }
 
 /* ---- GET handlers ------------------------------------------------------ */
@@ -692,11 +686,17 @@ static void sink(server *srv, request *rq, const char *p, size_t n)
             req_fail(rq, r == AT_ERR_TOO_BIG ? 413 : 500, "%s",
                      err.message[0] ? err.message : at_result_str(r));
         break;
+    case H_POST_EVENTS:
+        if (rq->bytes_decoded > srv->ctx.max_upload) {
+            req_fail(rq, 413, "request body larger than %llu bytes", (unsigned long long)srv->ctx.max_upload);
+            return;
+        }
+        collector_events_feed(rq->ev_in, p, n);
+        break;
     default:
         if ((r = at_buf_add(&rq->body, p, n)) != AT_OK) {
             if (r == AT_ERR_TOO_BIG)
-                req_fail(rq, 413, "request body larger than %llu bytes",
-                         (unsigned long long)srv->ctx.max_upload);
+                req_fail(rq, 413, "session metadata larger than %u bytes", COLLECTOR_MAX_META);
             else
                 req_fail(rq, 500, "out of memory");
         }
@@ -777,9 +777,10 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
             errno = 0;
             char *end;
             unsigned long long v = strtoull(cl, &end, 10);
-            if (end != cl && errno == 0 && v > srv->ctx.max_upload) {
-                req_fail(rq, 413, "request body larger than %llu bytes",
-                         (unsigned long long)srv->ctx.max_upload);
+            uint64_t limit = h == H_POST_SESSIONS ? COLLECTOR_MAX_META : srv->ctx.max_upload;
+            if (end != cl && errno == 0 && v > limit) {
+                req_fail(rq, 413, "%s larger than %llu bytes",
+                         h == H_POST_SESSIONS ? "session metadata" : "request body", (unsigned long long)limit);
                 return 413;
             }
         }
@@ -879,7 +880,13 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
         }
         break;
     }
-    default: at_buf_init(&rq->body, srv->ctx.max_upload ? srv->ctx.max_upload : 1); break;
+    case H_POST_EVENTS:
+        if (!(rq->ev_in = collector_events_new(&srv->ctx, &err))) {
+            req_fail(rq, 500, "cannot start: %s", err.message[0] ? err.message : "out of memory");
+            return 500;
+        }
+        break;
+    default: at_buf_init(&rq->body, COLLECTOR_MAX_META); break;
     }
     return 0;
 }
@@ -985,7 +992,7 @@ static MHD_RESULT body_finish(server *srv, request *rq, struct MHD_Connection *c
             break;
         case H_POST_VERIFY: finish_verify(rq, &hr); break;
         case H_POST_EVENTS:
-            collector_post_events(&srv->ctx, rq->body.data ? rq->body.data : "", rq->body.len, &hr);
+            collector_events_finish(rq->ev_in, &hr);
             break;
         case H_POST_SESSIONS:
             collector_post_sessions(&srv->ctx, rq->body.data ? rq->body.data : "", rq->body.len, &hr);
@@ -1035,7 +1042,12 @@ static MHD_RESULT early_error(request *rq, struct MHD_Connection *c, int status,
 static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, const char *url,
                         const char *method)
 {
-    if (!authorized(srv, c))
+    const char *bad = rq->bad_uri ? rq->bad_uri : http_guard_headers(c);
+    if (bad)
+        return early_error(rq, c, 400, "bad request: %s", bad);
+    /* the body is agent-strace's; WWW-Authenticate says more (queue) */
+    if (http_auth_check(&srv->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                 MHD_HTTP_HEADER_AUTHORIZATION)) != HTTP_AUTH_OK)
         return early_error(rq, c, 401, "Unauthorized");
     size_t n = strlen(url);
     if (n > 1 && url[n - 1] == '/')
@@ -1083,16 +1095,14 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
 {
     server *srv = cls;
     request *rq = *con_cls;
-    if (!rq) {
-        if (!(rq = calloc(1, sizeof *rq)))
-            return MHD_NO;
-        rq->t0 = now_usec();
-        rq->route = -1;
-        rq->stage.fd = -1;
+    if (!rq) /* out of memory when the request line came */
+        return MHD_NO;
+    if (!rq->begun) {
+        rq->begun = true;
+        if (!http_guard_request_begins(srv->guard, c))
+            return MHD_NO; /* refused (503) when it connected */
         log_sanitize(rq->method, sizeof rq->method, method);
         log_sanitize(rq->path, sizeof rq->path, url);
-        *con_cls = rq;
-        metrics_inflight(1);
         return begin(srv, rq, c, url, method);
     }
     if (rq->queued) { /* an early answer (401, 413...): ignore the body */
@@ -1118,13 +1128,36 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
     return body_finish(srv, rq, c);
 }
 
+/* The request line arrived: the request's state starts here, with the
+ * URI as the client sent it (MHD decodes %XX before routing, and a %00
+ * would cut the path short). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    request *rq = calloc(1, sizeof *rq);
+    if (!rq)
+        return NULL;
+    rq->t0 = now_usec();
+    rq->route = -1;
+    rq->stage.fd = -1;
+    rq->bad_uri = http_guard_uri(uri);
+    metrics_inflight(1);
+    return rq;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    server *srv = cls;
+    http_guard_request_ends(srv->guard, c);
     request *rq = *con_cls;
     if (!rq)
         return;
     *con_cls = NULL;
+    if (!rq->begun) { /* closed before its headers were whole */
+        free(rq);
+        metrics_inflight(-1);
+        return;
+    }
     uint64_t us = now_usec() - rq->t0;
     bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
     int status = ok ? rq->status : 0;
@@ -1154,6 +1187,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     index_batch_free(rq->rows);
     at_verifier_free(rq->verifier);
     at_buf_fini(&rq->body);
+    collector_events_free(rq->ev_in);
     if (rq->z_live)
         inflateEnd(&rq->z);
     free(rq->zbuf);
@@ -1167,7 +1201,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
+    server *srv = cls;
     metrics_connection(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    http_guard_notify(srv->guard, c, socket_context, toe);
 }
 
 /* ---- the command -------------------------------------------------------- */
@@ -1242,26 +1278,41 @@ static void *maintenance_run(void *arg)
     return NULL;
 }
 
-static bool add_key(server *srv, const char *k, size_t n)
+#define DEFAULT_MAX_CONNECTIONS 4096
+#define DEFAULT_MAX_CLIENT      256
+
+/* Raises the soft descriptor limit to the hard one; returns the limit. */
+static unsigned raise_fd_limit(void)
 {
-    while (n && (*k == ' ' || *k == '\t')) {
-        k++;
-        n--;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (want.rlim_cur > 1u << 20)
+            want.rlim_cur = 1u << 20;
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl.rlim_cur = want.rlim_cur;
     }
-    while (n && (k[n - 1] == ' ' || k[n - 1] == '\t'))
-        n--;
-    if (n == 0)
-        return true; /* empty items of "a,,b" are ignored */
-    if (n > MAX_KEY_LEN || srv->nkeys >= MAX_KEYS) {
-        fprintf(stderr, "agent-traced serve: too many or too long auth keys\n");
-        return false;
+    return rl.rlim_cur > UINT32_MAX ? UINT32_MAX : (unsigned)rl.rlim_cur;
+}
+
+/* A listening socket of our own: bind fails plainly when the port is in
+ * use (no SO_REUSEPORT: a second server must not share the port). */
+static int listen_on(const struct sockaddr *sa, bool v6, char *why, size_t cap)
+{
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(fd, sa, v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0 ||
+        listen(fd, 1024) != 0) {
+        snprintf(why, cap, "%s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
     }
-    char *b = srv->bearer[srv->nkeys];
-    memset(b, 0, AUTH_CMP);
-    memcpy(b, "Bearer ", 7);
-    memcpy(b + 7, k, n);
-    srv->bearer_len[srv->nkeys++] = 7 + n;
-    return true;
+    return fd;
 }
 
 int cli_serve(int argc, char **argv)
@@ -1285,6 +1336,9 @@ int cli_serve(int argc, char **argv)
         {"log-origin", required_argument, NULL, 'O'},
         {"no-log", no_argument, NULL, 'X'},
         {"witness", required_argument, NULL, 'W'},
+        {"max-connections", required_argument, NULL, 'C'},
+        {"max-client-connections", required_argument, NULL, 'c'},
+        {"shutdown-timeout", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1294,7 +1348,8 @@ int cli_serve(int argc, char **argv)
     uint64_t port = 4317, max_upload = 1024ull * 1024 * 1024, threads = 0, timeout = 60,
              request_timeout = 3600;
     bool cli_keys = false, redact = !at_redact_env_disabled();
-    uint64_t gc_interval = 3600;
+    char why[160];
+    uint64_t gc_interval = 3600, max_conn = 0, max_client = 0, shutdown_timeout = 30;
     const char *log_key_path = NULL, *log_origin = NULL;
     bool no_log = false;
     /* --witness URL=VKEY: the keys are the ledger's for its life */
@@ -1314,8 +1369,10 @@ int cli_serve(int argc, char **argv)
             break;
         case 'k':
             cli_keys = true;
-            if (!add_key(&srv, optarg, strlen(optarg)))
+            if (!http_auth_add(&srv.auth, optarg, strlen(optarg), why, sizeof why)) {
+                fprintf(stderr, "agent-traced serve: --auth-key: %s\n", why);
                 return 2;
+            }
             break;
         case 'm':
             if (!parse_u64(optarg, &max_upload, true) || max_upload == 0)
@@ -1331,6 +1388,18 @@ int cli_serve(int argc, char **argv)
             break;
         case 'R':
             if (!parse_u64(optarg, &request_timeout, false) || request_timeout > 7 * 86400)
+                goto usage;
+            break;
+        case 'C':
+            if (!parse_u64(optarg, &max_conn, false) || max_conn == 0 || max_conn > 1000000)
+                goto usage;
+            break;
+        case 'c':
+            if (!parse_u64(optarg, &max_client, false) || max_client == 0 || max_client > 1000000)
+                goto usage;
+            break;
+        case 'D':
+            if (!parse_u64(optarg, &shutdown_timeout, false) || shutdown_timeout > 86400)
                 goto usage;
             break;
         case 'N': redact = false; break;
@@ -1388,15 +1457,10 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "agent-traced serve: --witness needs the transparency log (not --no-log)\n");
         return 2;
     }
-    if (!cli_keys) {
-        const char *env = getenv("AGENT_STRACE_AUTH_KEY");
-        while (env && *env) {
-            const char *comma = strchr(env, ',');
-            size_t n = comma ? (size_t)(comma - env) : strlen(env);
-            if (!add_key(&srv, env, n))
-                return 2;
-            env = comma ? comma + 1 : NULL;
-        }
+    const char *env_keys = getenv("AGENT_STRACE_AUTH_KEY");
+    if (!cli_keys && env_keys && !http_auth_add_list(&srv.auth, env_keys, why, sizeof why)) {
+        fprintf(stderr, "agent-traced serve: AGENT_STRACE_AUTH_KEY: %s\n", why);
+        return 2;
     }
     if (!storage) {
         const char *e = getenv("AGENT_STRACE_STORAGE");
@@ -1520,6 +1584,32 @@ int cli_serve(int argc, char **argv)
     srv.ctx.log_vkey = vkey.data;
     srv.ctx.ledger = ledger;
 
+    /* descriptors: as many as allowed, then the connection limits from them */
+    unsigned fd_room = raise_fd_limit();
+    if (!max_conn)
+        max_conn = fd_room / 2 < DEFAULT_MAX_CONNECTIONS ? fd_room / 2 : DEFAULT_MAX_CONNECTIONS;
+    if (!max_client)
+        max_client = max_conn < DEFAULT_MAX_CLIENT ? max_conn : DEFAULT_MAX_CLIENT;
+    if (max_conn + 64 > fd_room)
+        log_line("agent-traced serve: warning: --max-connections %llu leaves few of the %u descriptors "
+                 "allowed for files",
+                 (unsigned long long)max_conn, fd_room);
+    http_guard_limits lim = {(unsigned)max_conn, (unsigned)max_client, (unsigned)timeout};
+    int lfd = listen_on((struct sockaddr *)&sa, v6, why, sizeof why);
+    if (lfd < 0 || !(srv.guard = http_guard_new(&lim))) {
+        fprintf(stderr, "agent-traced serve: cannot listen on %s:%llu: %s\n", host, (unsigned long long)port,
+                lfd < 0 ? why : "out of memory");
+        if (lfd >= 0)
+            close(lfd);
+        at_ledger_stop(ledger);
+        at_note_signer_free(log_signer);
+        free(origin);
+        at_buf_fini(&vkey);
+        at_catalog_free(srv.ctx.catalog);
+        at_store_free(store);
+        return 1;
+    }
+
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
@@ -1528,13 +1618,16 @@ int cli_serve(int argc, char **argv)
         {MHD_OPTION_END, 0, NULL},
     };
     srv.daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, &srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_ARRAY, pool,
+        flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
+        http_guard_mhd_limit(&lim), MHD_OPTION_URI_LOG_CALLBACK, on_uri, &srv, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, &srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv, MHD_OPTION_ARRAY, pool,
         MHD_OPTION_END);
     if (!srv.daemon) {
-        fprintf(stderr, "agent-traced serve: cannot listen on %s:%llu\n", host, (unsigned long long)port);
+        fprintf(stderr, "agent-traced serve: cannot start the HTTP server on %s:%llu\n", host,
+                (unsigned long long)port);
+        close(lfd);
+        http_guard_free(srv.guard);
         at_ledger_stop(ledger);
         at_note_signer_free(log_signer);
         free(origin);
@@ -1573,8 +1666,8 @@ int cli_serve(int argc, char **argv)
     log_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
              "timeout %llus, request timeout %llus, auth %s (%zu keys), redaction %s, pid %ld",
              srv.ctx.root, (unsigned long long)threads, (unsigned long long)max_upload,
-             (unsigned long long)timeout, (unsigned long long)request_timeout, srv.nkeys ? "on" : "off",
-             srv.nkeys, redact ? "on" : "off", (long)getpid());
+             (unsigned long long)timeout, (unsigned long long)request_timeout, srv.auth.n ? "on" : "off",
+             srv.auth.n, redact ? "on" : "off", (long)getpid());
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
@@ -1584,11 +1677,14 @@ int cli_serve(int argc, char **argv)
     MHD_socket ls = MHD_quiesce_daemon(srv.daemon);
     if (ls != MHD_INVALID_SOCKET)
         close(ls);
-    uint64_t deadline = now_usec() + (timeout ? timeout : 60) * 1000000u;
+    uint64_t deadline = now_usec() + shutdown_timeout * 1000000u;
     while (metrics_inflight_now() > 0 && now_usec() < deadline) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    if (metrics_inflight_now() > 0)
+        log_line("agent-traced serve: %lld requests still in flight after %llus: closing them",
+                 (long long)metrics_inflight_now(), (unsigned long long)shutdown_timeout);
     if (mt_running) {
         pthread_mutex_lock(&mt.mu);
         mt.stop = true;
@@ -1597,6 +1693,8 @@ int cli_serve(int argc, char **argv)
         pthread_join(mt_thread, NULL);
     }
     MHD_stop_daemon(srv.daemon);
+    close(lfd);
+    http_guard_free(srv.guard);
     event_index_close(srv.ctx.index);
     at_ledger_stop(ledger);
     at_note_signer_free(log_signer);

@@ -39,9 +39,11 @@ at_store *at_store_open(const char *root, at_error *err);
 void at_store_free(at_store *s);
 const char *at_store_root(const at_store *s);
 
-/* Is id usable as a session directory name? Rejects empty ids, ids longer
- * than AT_MAX_SESSION_ID bytes, with '/', '\\' or NUL, starting with '.',
- * and the reserved name "objects". */
+/* Is id usable as a session id (and directory name)? Rejects empty ids and
+ * ids of whitespace only, ids longer than AT_MAX_SESSION_ID bytes, with '/',
+ * '\\', a control character (C0, DEL, C1) or anything but strict UTF-8 (a
+ * lone surrogate among others), starting with '.', and the reserved name
+ * "objects". */
 bool at_session_id_ok(const char *id, size_t n);
 
 /* Does the session exist (a directory with a meta.json)? */

@@ -347,7 +347,7 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     info->resumed_from = resumed_from;
     const char *sid = res->session_id;
     if (!at_session_id_ok(sid, strlen(sid))) {
-        r = at_error_set(err, AT_ERR_INVALID, -1, "unsafe session id: %.80s", sid);
+        r = at_error_set(err, AT_ERR_INVALID, -1, "invalid session id (empty, blank, with control characters or not UTF-8)");
         goto out;
     }
     if ((slock = lock_store(s, false)) < 0) {

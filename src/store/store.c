@@ -28,6 +28,7 @@
 #include "agenttrace/buf.h"
 #include "agenttrace/json.h"
 #include "agenttrace/meta.h"
+#include "agenttrace/utf8.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -296,10 +297,22 @@ bool at_session_id_ok(const char *id, size_t n)
         return false;
     if (n == 7 && memcmp(id, "objects", 7) == 0)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (id[i] == '/' || id[i] == '\\' || id[i] == 0)
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if (ch == '/' || ch == '\\' || ch < 0x20 || ch == 0x7f)
             return false;
-    return true;
+        /* C1 controls, U+0080-U+009F: C2 80-C2 9F */
+        if (ch == 0xc2 && i + 1 < n && (unsigned char)id[i + 1] < 0xa0)
+            return false;
+    }
+    /* strict UTF-8 (no lone surrogates), and not only whitespace */
+    at_utf8_state st = {0};
+    int64_t bad;
+    if (at_utf8_feed(&st, id, n, &bad) != AT_OK || at_utf8_finish(&st, &bad) != AT_OK)
+        return false;
+    size_t kept = n;
+    (void)at_pystrip(id, &kept);
+    return kept > 0;
 }
 
 at_result at_storage_path(const char *root, at_path_kind kind, const char *sid, char *out, size_t cap)
