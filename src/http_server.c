@@ -809,7 +809,7 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
                 req_fail(rq, 400, "an incremental import needs session=<id> and offset=<bytes>");
                 return 400;
             }
-            if (!sessions_id_acceptable(sess, strlen(sess))) {
+            if (!at_session_id_ok(sess, strlen(sess))) {
                 req_fail(rq, 400, "invalid session id");
                 return 400;
             }

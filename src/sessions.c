@@ -21,16 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-bool sessions_id_acceptable(const char *id, size_t n)
-{
-    if (!id || n == 0 || n > AT_MAX_SESSION_ID || id[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (id[i] == '/' || id[i] == '\\' || id[i] == 0)
-            return false;
-    return true;
-}
-
 /* Names that can never be sessions even when they hold a meta.json. */
 static bool reserved(const char *name)
 {
@@ -128,7 +118,7 @@ int sessions_resolve(server_ctx *ctx, const char *id, char **out, http_response 
 {
     *out = NULL;
     size_t n = id ? strnlen(id, AT_MAX_SESSION_ID + 1) : 0;
-    if (!sessions_id_acceptable(id, n)) {
+    if (!at_session_id_ok(id, n)) {
         http_response_error(resp, 400, "invalid session id");
         return 400;
     }

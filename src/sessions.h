@@ -10,9 +10,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Rejects ids that must never reach the file system (400): '/', '\\', NUL,
- * a leading '.', longer than 255 bytes. */
-bool sessions_id_acceptable(const char *id, size_t n);
 /* Resolves an exact id or an unambiguous prefix (agent-strace semantics) to
  * a session that has a meta.json. On success returns 200 and *out (malloc'd
  * id); else the HTTP status (400 unacceptable id, 404 not found) with the

@@ -16,20 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-bool sessions_id_acceptable(const char *id, size_t n)
-{
-    if (n == 0 || n > 255 || id[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (id[i] == '/' || id[i] == '\\' || id[i] == 0)
-            return false;
-    return true;
-}
-
 /* exact directory with meta.json, else a unique prefix */
 int sessions_resolve(server_ctx *ctx, const char *id, char **out, http_response *resp)
 {
-    if (!sessions_id_acceptable(id, strlen(id))) {
+    if (!at_session_id_ok(id, strlen(id))) {
         http_response_error(resp, 400, "invalid session id");
         return 400;
     }

@@ -253,14 +253,21 @@ static void test_lookup(const char *imp1, const char *imp2)
         CHECK(r.status == 400 && !r.stream.read, "bad id events %zu status %d", i, r.status);
         http_response_fini(&r);
     }
-    CHECK(!sessions_id_acceptable("a\0b", 3), "NUL inside");
-    CHECK(sessions_id_acceptable(longid, 255), "255 bytes ok");
-    CHECK(!sessions_id_acceptable(longid, 256), "256 bytes");
+    CHECK(!at_session_id_ok("a\0b", 3), "NUL inside");
+    CHECK(at_session_id_ok(longid, 255), "255 bytes ok");
+    CHECK(!at_session_id_ok(longid, 256), "256 bytes");
+    const char *odd[] = {" ", "\t\n", "a\x07", "a\x7f", "a\xc2\x85", "a\xed\xa0\x80", "\xff", "a\xc3"};
+    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++)
+        CHECK(!at_session_id_ok(odd[i], strlen(odd[i])), "odd id %zu refused", i);
+    const char *fine[] = {"a b", "\xc3\xa9t\xc3\xa9", "x\xe2\x80\xa8y", "\xf0\x9f\x98\x80", "\xc2\xa0x"};
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++)
+        CHECK(at_session_id_ok(fine[i], strlen(fine[i])), "id %zu accepted", i);
 
-    /* not sessions: objects/, dot dirs, dirs without meta.json */
+    /* not sessions: objects/ (a reserved name: no session id), dot dirs,
+     * dirs without meta.json */
     http_response_init(&r);
     collector_get_session(&ctx, "objects", &r);
-    CHECK(r.status == 404, "objects status %d", r.status);
+    CHECK(r.status == 400, "objects status %d", r.status);
     http_response_fini(&r);
     snprintf(p, sizeof p, "%s/nometa", root);
     CHECK(mkdir(p, 0755) == 0, "mkdir nometa");
@@ -821,6 +828,84 @@ static void test_interleaved(void)
     free(ev);
 }
 
+/* A body fed in pieces of every size, past COLLECTOR_FLUSH (appended in
+ * rounds) with lines split across pieces, an over-long line among them
+ * (one error, skipped to its newline) and a last line without newline:
+ * every event stored once, in order, chained. */
+static void test_streamed(void)
+{
+    enum { N = 30000 };
+    at_buf body;
+    at_buf_init(&body, 0);
+    char pad[400];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = 0;
+    bool ok = true;
+    for (int i = 0; ok && i < N; i++) {
+        ok = at_buf_printf(&body,
+                           "{\"event_type\": \"decision\", \"session_id\": \"stream-%c\", \"event_id\": "
+                           "\"s%d\", \"timestamp\": %d, \"data\": {\"pad\": \"%s\"}}\n",
+                           "abc"[i % 3], i, i, pad) == AT_OK;
+        if (ok && i == N / 2) { /* the over-long line, then more events */
+            for (size_t k = 0; ok && k < COLLECTOR_MAX_LINE / 65536 + 1; k++) {
+                char junk[65536];
+                memset(junk, 'x', sizeof junk);
+                ok = at_buf_add(&body, junk, sizeof junk) == AT_OK;
+            }
+            ok = ok && at_buf_addc(&body, '\n') == AT_OK;
+        }
+    }
+    if (ok && body.len) /* the last line without its newline */
+        body.len--;
+    CHECK(ok && body.len > COLLECTOR_FLUSH * 2, "body of %zu bytes", body.len);
+    at_error err = {0};
+    collector_events *ce = collector_events_new(&ctx, &err);
+    CHECK(ce != NULL, "new: %s", err.message);
+    if (!ce || !ok) {
+        at_buf_fini(&body);
+        return;
+    }
+    unsigned seed = 12345;
+    size_t sizes[] = {1, 2, 3, 7, 100, 4095, 65536, 1 << 20};
+    for (size_t pos = 0; pos < body.len;) {
+        seed = seed * 1103515245u + 12345u;
+        size_t k = sizes[(seed >> 16) % (sizeof sizes / sizeof *sizes)];
+        if (k > body.len - pos)
+            k = body.len - pos;
+        collector_events_feed(ce, body.data + pos, k);
+        pos += k;
+    }
+    http_response r;
+    http_response_init(&r);
+    collector_events_finish(ce, &r);
+    collector_events_free(ce);
+    BODY_IS(r, "{\"accepted\": 30000, \"errors\": 1}");
+    CHECK(r.status == 202, "streamed: %d", r.status);
+    http_response_fini(&r);
+    for (int j = 0; j < 3; j++) {
+        char sid[16];
+        snprintf(sid, sizeof sid, "stream-%c", "abc"[j]);
+        CHECK(session_chain(sid) == N / 3, "%s: %d chained lines", sid, N / 3);
+        size_t n;
+        char *ev = read_session_file(sid, "events.ndjson", &n);
+        /* in order: the ids s<j>, s<j+3>, ... */
+        int want = j;
+        bool order = ev != NULL;
+        for (const char *q = ev; order && (q = strstr(q, "\"event_id\":\"s")); q++) {
+            order = atoi(q + 13) == want;
+            want += 3;
+        }
+        CHECK(order && want == N + j, "%s: every event once, in order", sid);
+        free(ev);
+        at_version *vs = NULL;
+        size_t nv = 0;
+        CHECK(at_store_versions(ctx.store, sid, &vs, &nv, &err) == AT_OK && nv > 1,
+              "%s: appended in %zu rounds", sid, nv);
+        free(vs);
+    }
+    at_buf_fini(&body);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/at-collector-XXXXXX");
@@ -850,6 +935,7 @@ int main(void)
     test_post_events_nulls();
     test_bad_lines();
     test_interleaved();
+    test_streamed();
     test_append_imported(imp1);
     test_foreign_writer();
     test_concurrent();
