@@ -48,24 +48,25 @@ lint json > "$work/lint.json" 2> "$work/lint.err"
 lint_rc=$?
 totals=$(node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-console.log(`${r.totals.errors} ${r.totals.warnings} ${r.version}`);' "$work/lint.json" 2> /dev/null)
-read -r errors warnings version <<< "$totals"
-if [ "$lint_rc" -eq 0 ] && [ "${errors:-x}" = 0 ] && [ "${warnings:-x}" = 0 ]; then
+console.log(`${r.totals.errors} ${r.totals.warnings} ${r.totals.ignored} ${r.version}`);' "$work/lint.json" 2> /dev/null)
+read -r errors warnings ignored version <<< "$totals"
+# (ignored: problems an ignore file hides, which count too)
+if [ "$lint_rc" -eq 0 ] && [ "${errors:-x}" = 0 ] && [ "${warnings:-x}" = 0 ] && [ "${ignored:-x}" = 0 ]; then
     ok "redocly lint $version (recommended): openapi.yaml has 0 errors, 0 warnings"
 else
-    not_ok "redocly lint ${version:-?} (recommended): ${errors:-?} errors, ${warnings:-?} warnings (exit $lint_rc)"
+    not_ok "redocly lint ${version:-?} (recommended): ${errors:-?} errors, ${warnings:-?} warnings, ${ignored:-?} ignored (exit $lint_rc)"
     lint stylish 2>&1 | grep -v '[║╔╚]' | sed 's/^/#   /'
 fi
 
 # ---- three servers --------------------------------------------------------------
 # start NAME ARGS...: serves $work/NAME on a free port; sets URL.
 start() {
-    local name=$1 i
+    local name=$1
     shift
     "$BIN" serve --storage "$work/$name" --port 0 --threads 2 "$@" 2> "$work/$name.log" &
     pids+=($!)
     URL=
-    for i in $(seq 200); do
+    for _ in $(seq 200); do
         if grep -q '^listening on ' "$work/$name.log"; then
             URL="http://$(head -n 1 "$work/$name.log" | sed 's/^listening on //')"
             return 0
