@@ -1280,6 +1280,16 @@ static void test_graceful(daemon_t *d)
 
 /* ---- the route table vs openapi.yaml --------------------------------------- */
 
+/* "METHOD pattern" of route i as openapi.yaml writes it: a {name*}
+ * parameter (the rest of the path) is {name} in an OpenAPI path. */
+static void route_key(size_t i, char *out, size_t n)
+{
+    snprintf(out, n, "%s %s", http_routes[i].method, http_routes[i].pattern);
+    char *star = strstr(out, "*}");
+    if (star)
+        memmove(star, star + 1, strlen(star + 1) + 1);
+}
+
 static void test_openapi(void)
 {
     size_t n;
@@ -1318,7 +1328,7 @@ static void test_openapi(void)
     free(y);
     for (size_t i = 0; i < http_nroutes; i++) {
         char want[96];
-        snprintf(want, sizeof want, "%s %s", http_routes[i].method, http_routes[i].pattern);
+        route_key(i, want, sizeof want);
         bool ok = false;
         for (size_t j = 0; j < nf; j++)
             ok |= strcmp(found[j], want) == 0;
@@ -1328,7 +1338,7 @@ static void test_openapi(void)
         bool ok = false;
         for (size_t i = 0; i < http_nroutes; i++) {
             char want[96];
-            snprintf(want, sizeof want, "%s %s", http_routes[i].method, http_routes[i].pattern);
+            route_key(i, want, sizeof want);
             ok |= strcmp(found[j], want) == 0;
         }
         CHECK(ok, "openapi.yaml has %s, which the server does not answer", found[j]);
