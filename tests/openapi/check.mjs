@@ -531,7 +531,9 @@ await call('importTranscriptPut', 'larger than --max-upload', 413, A, 'PUT', '/i
 await call('importTranscript', 'gzip, larger than --max-upload decompressed', 413, A, 'POST', '/import',
   { body: gz(Buffer.alloc(200 * 1024, '\n')), headers: { ...auth, 'Content-Encoding': 'gzip' } });
 await call('postEvents', 'larger than --max-upload', 413, A, 'POST', '/events', { body: big, headers: auth });
-await call('postSession', 'larger than --max-upload', 413, A, 'POST', '/sessions', { body: big, headers: auth });
+await call('postSession', 'larger than 1 MiB', 413, A, 'POST', '/sessions', { body: Buffer.alloc(1024 * 1024 + 1, 'a'), headers: auth });
+await call('postSession', 'gzip, larger than 1 MiB decompressed', 413, A, 'POST', '/sessions',
+  { body: gz(Buffer.alloc(4 * 1024 * 1024, ' ')), headers: { ...auth, 'Content-Encoding': 'gzip' } });
 
 // ---- without a transparency log ----------------------------------------------
 
