@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] = "usage: agent-traced <command> [options]\n"
                             "\n"
@@ -46,6 +47,9 @@ const char *cli_default_storage(void)
 
 int main(int argc, char **argv)
 {
+    /* What we write is a team's history and keys: ours alone (files 0600,
+     * directories 0700), or stricter if the umask says so. */
+    umask(umask(077) | 077);
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

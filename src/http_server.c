@@ -1644,6 +1644,9 @@ int cli_serve(int argc, char **argv)
     else
         inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, addr, sizeof addr);
     log_line(v6 ? "listening on [%s]:%u" : "listening on %s:%u", addr, real_port);
+    if (geteuid() == 0)
+        log_line("agent-traced serve: warning: running as root; an unprivileged user owning only the "
+                 "storage directory is safer");
     if (ledger)
         log_line("agent-traced serve: log %s, verifier key %s", origin, vkey.data);
     else

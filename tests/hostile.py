@@ -45,7 +45,7 @@ SERVERS = []
 
 
 class Server:
-    def __init__(self, name, *extra, env=None):
+    def __init__(self, name, *extra, env=None, umask=None):
         self.storage = os.path.join(WORK, name)
         self.logpath = os.path.join(WORK, name + ".log")
         e = dict(os.environ)
@@ -54,7 +54,8 @@ class Server:
         self.log = open(self.logpath, "w+b")
         self.p = subprocess.Popen(
             [BIN, "serve", "--port", "0", "--storage", self.storage, "--threads", "4", *extra],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=e)
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=e,
+            preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
         SERVERS.append(self)
         line = self.p.stderr.readline().decode()
         if not line.startswith("listening on "):
@@ -532,9 +533,43 @@ def test_shutdown():
     s2.stop()
 
 
+def test_hygiene():
+    key = "ast_feedfacefeedface"
+    secret_aws = "AKIAIOSFODNN7EXAMPLE"
+    secret_gh = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    for um in (0o022, 0o002, 0o077):
+        s = Server("hygiene-%03o" % um, "--auth-key", key, "--gc-interval", "1", "--keep-versions", "1", umask=um)
+        auth = ["Authorization: Bearer " + key]
+        line = json.dumps({"event_type": "tool_call", "session_id": "hyg", "data": {"cmd": "export AWS=" + secret_aws}})
+        st1, _, _ = req(s.port, "POST", "/events", line.encode(), headers=auth)
+        tr = json.dumps({"type": "user", "sessionId": "hyg-up", "uuid": "u1", "timestamp": "2025-01-01T00:00:00Z",
+                         "message": {"role": "user", "content": "token " + secret_gh}}).encode() + b"\n"
+        st2, _, _ = req(s.port, "POST", "/import?source=h.jsonl", tr, headers=auth)
+        st3, _, _ = req(s.port, "POST", "/import?source=h.jsonl", tr + tr.replace(b"u1", b"u2"), headers=auth)
+        time.sleep(2.5)  # a checkpoint, a gc round
+        check("umask %03o: writes accepted (%d %d %d)" % (um, st1, st2, st3), st1 == 200 and st2 == 201 and st3 == 201)
+        wide = []
+        for dp, dns, fns in os.walk(s.storage):
+            for n in dns + fns:
+                p = os.path.join(dp, n)
+                m = os.lstat(p).st_mode & 0o777
+                if m & 0o077:
+                    wide.append("%s %03o" % (os.path.relpath(p, s.storage), m))
+        rootm = os.stat(s.storage).st_mode & 0o777
+        check("umask %03o: every file 0600 (objects 0400), every directory 0700 (%s)" % (um, wide[:3] or "yes"),
+              not wide and rootm == 0o700)
+        s.stop()
+        log = s.logtext()
+        check("umask %03o: the server warns it runs as root" % um, os.geteuid() != 0 or "running as root" in log)
+        with open(os.path.join(s.storage, ".agent-traced", "log", "key")) as f:
+            priv = f.read().strip()
+        leaked = [x for x in (key, secret_aws, secret_gh, priv, priv.rsplit("+", 1)[-1]) if x in log]
+        check("umask %03o: no key, private key or redacted secret in the log (%d leaked)" % (um, len(leaked)), not leaked)
+
+
 def main():
     tests = [test_startup_errors, test_port_in_use, test_url_and_headers, test_auth, test_session_ids,
-             test_bodies, test_connections, test_shutdown]
+             test_bodies, test_connections, test_shutdown, test_hygiene]
     only = os.environ.get("HOSTILE_ONLY")
     for t in tests:
         if only and only not in t.__name__:

@@ -1628,7 +1628,7 @@ static bool objects_kept(const obj_snap *before, const obj_snap *after, char *wh
         }
     }
     for (size_t i = 0; i < after->n; i++)
-        if (after->v[i].mode != 0444 || after->v[i].nlink != 1) {
+        if ((after->v[i].mode & 0222) != 0 || after->v[i].nlink != 1) {
             snprintf(why, cap, "object %s has mode %o and %lu links", after->v[i].name,
                      (unsigned)after->v[i].mode, (unsigned long)after->v[i].nlink);
             return false;

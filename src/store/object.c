@@ -153,7 +153,7 @@ static int object_tmp(at_store *s, const char *hex, char *tmp, size_t cap, at_er
 static at_result object_publish(int fd, const char *tmp, const char *path, int *dirty, size_t *ndirty,
                                 at_error *err)
 {
-    if (fchmod(fd, 0444) < 0 || rename(tmp, path) < 0) {
+    if (fchmod(fd, store_mode_object()) < 0 || rename(tmp, path) < 0) {
         at_result r = sys_fail(err, "cannot store object", path);
         unlink(tmp);
         close(fd);

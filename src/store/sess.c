@@ -80,7 +80,7 @@ static at_result rebuild(at_store *s, const char *sid, sess_state *st, const cha
     }
     free(buf);
     at_object_reader_free(rd);
-    if (r == AT_OK && (fchmod(fd, 0644) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0))
+    if (r == AT_OK && (fchmod(fd, store_mode_file()) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0))
         r = AT_ERR_IO;
     if (r != AT_OK) {
         r = sys_fail(err, "cannot rebuild", path);

@@ -91,6 +91,40 @@ int mkdir_p(const char *path)
     return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+static pthread_once_t umask_once = PTHREAD_ONCE_INIT;
+static mode_t umask_now = 077;
+
+static void read_umask(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[128];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "Umask:", 6) == 0) {
+            umask_now = (mode_t)strtoul(line + 6, NULL, 8) & 0777;
+            break;
+        }
+    if (f)
+        fclose(f);
+}
+
+mode_t store_mode_file(void)
+{
+    pthread_once(&umask_once, read_umask);
+    return 0666 & ~umask_now;
+}
+
+mode_t store_mode_object(void)
+{
+    pthread_once(&umask_once, read_umask);
+    return 0444 & ~umask_now;
+}
+
+mode_t store_mode_dir(void)
+{
+    pthread_once(&umask_once, read_umask);
+    return 0777 & ~umask_now;
+}
+
 at_result fsync_dir(const char *path)
 {
     char dir[PATH_MAX];
@@ -367,7 +401,7 @@ static at_result unlink_objects(at_store *s, at_error *err)
             continue;
         int src = open(p, O_RDONLY | O_CLOEXEC), dst = mkostemp(tmp, O_CLOEXEC);
         if (src < 0 || dst < 0 || copy_range(src, 0, (uint64_t)sb.st_size, dst) != AT_OK ||
-            fchmod(dst, 0644) < 0 || fsync(dst) < 0 || rename(tmp, p) < 0) {
+            fchmod(dst, store_mode_file()) < 0 || fsync(dst) < 0 || rename(tmp, p) < 0) {
             r = sys_fail(err, "cannot give its own inode to", p);
             if (dst >= 0)
                 unlink(tmp);
@@ -619,7 +653,7 @@ at_result at_write_file_atomic(const char *path, const char *data, size_t n, at_
     flock(fd, LOCK_EX | LOCK_NB);
     if (at_write_all(fd, data, n) != AT_OK)
         goto fail;
-    if (fchmod(fd, 0644) < 0 || fsync(fd) < 0)
+    if (fchmod(fd, store_mode_file()) < 0 || fsync(fd) < 0)
         goto fail;
     if (rename(tmp, path) < 0) {
         sys_fail(err, "cannot rename into", path);
@@ -735,7 +769,7 @@ at_result store_create_session(at_store *s, const char *sid, const at_meta *m, c
     at_result r = write_meta_file(f, m, err);
     if (r == AT_OK && events_path && rename(events_path, e) < 0)
         r = sys_fail(err, "cannot move events into", tmpdir);
-    if (r == AT_OK && chmod(tmpdir, 0755) < 0)
+    if (r == AT_OK && chmod(tmpdir, store_mode_dir()) < 0)
         r = sys_fail(err, "cannot chmod", tmpdir);
     if (r == AT_OK && rename(tmpdir, dir) < 0) {
         r = errno == EEXIST || errno == ENOTEMPTY ? at_error_set(err, AT_ERR_CONFLICT, -1, "session exists")

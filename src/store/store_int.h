@@ -83,6 +83,15 @@ void store_notify(at_store *s, const char *sid, const at_version *v);
 at_result store_path(const at_store *s, char *out, size_t cap, const char *fmt, ...) AT_WUR
     __attribute__((format(printf, 4, 5)));
 at_result sys_fail(at_error *err, const char *what, const char *path);
+/* The modes of what the store makes, under the process's umask (read once
+ * from /proc/self/status: reading it with umask(2) would change it for
+ * other threads meanwhile): a file 0666, an immutable object 0444, a
+ * directory 0777, each less the umask. `agent-traced` runs with 077 in its
+ * umask, so files are 0600 and directories 0700, or stricter. Files made
+ * with open/mkdir get this from the kernel; these are for chmod. */
+mode_t store_mode_file(void);
+mode_t store_mode_object(void);
+mode_t store_mode_dir(void);
 int mkdir_p(const char *path);
 at_result fsync_dir(const char *path_in_dir);
 /* Copies src[off, off+len) to the end of dst (copy_file_range, else read/write). */
