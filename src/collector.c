@@ -11,6 +11,7 @@
 #include "collector.h"
 
 #include "agenttrace/catalog.h"
+#include "index.h"
 #include "sessions.h"
 
 #include "agenttrace/chain.h"
@@ -406,8 +407,11 @@ static at_result append_session(server_ctx *ctx, const batch *bt, const size_t *
         };
     }
     uint64_t version;
-    at_result r = at_store_append(ctx->store, bt->arena.data + bt->ev[idx[0]].sid_off, ev, k, &version, err);
+    const char *sid = bt->arena.data + bt->ev[idx[0]].sid_off;
+    at_result r = at_store_append(ctx->store, sid, ev, k, &version, err);
     free(ev);
+    if (r == AT_OK)
+        event_index_mark_changed(server_index(ctx), sid);
     return r;
 }
 

@@ -86,6 +86,12 @@ struct event_index {
     at_buf dec;
     uint64_t last_sync_ns; /* monotonic start time of the last full pass */
 
+    /* sessions appended to since the last lookup (event_index_mark_changed) */
+    pthread_mutex_t d_mu;
+    char **dirty;
+    size_t ndirty, dirty_cap;
+    bool dirty_overflow; /* too many to list: the next lookup checks every session */
+
     /* imports whose rows are written by the worker thread, in order */
     pthread_mutex_t q_mu;
     pthread_cond_t q_cv;   /* work arrived, or stop */
@@ -550,6 +556,55 @@ void event_index_refresh_session(event_index *ix, const char *session_id)
     pthread_mutex_unlock(&ix->write_mu);
 }
 
+#define MAX_DIRTY 4096
+
+void event_index_mark_changed(event_index *ix, const char *session_id)
+{
+    if (!ix)
+        return;
+    pthread_mutex_lock(&ix->d_mu);
+    bool known = false;
+    for (size_t k = 0; !known && k < ix->ndirty; k++)
+        known = strcmp(ix->dirty[k], session_id) == 0;
+    if (!known && !ix->dirty_overflow) {
+        char *d = NULL;
+        if (ix->ndirty == ix->dirty_cap && ix->dirty_cap < MAX_DIRTY) {
+            size_t cap = ix->dirty_cap ? ix->dirty_cap * 2 : 16;
+            char **nd = realloc(ix->dirty, cap * sizeof *nd);
+            if (nd) {
+                ix->dirty = nd;
+                ix->dirty_cap = cap;
+            }
+        }
+        if (ix->ndirty < ix->dirty_cap && (d = strdup(session_id)))
+            ix->dirty[ix->ndirty++] = d;
+        else
+            ix->dirty_overflow = true;
+    }
+    pthread_mutex_unlock(&ix->d_mu);
+}
+
+/* Before a lookup: the sessions appended to since the last one are brought
+ * up to date (an event id they gained may make a unique hit a conflict). */
+static at_result refresh_changed(event_index *ix, at_error *err)
+{
+    pthread_mutex_lock(&ix->d_mu);
+    char **list = ix->dirty;
+    size_t n = ix->ndirty;
+    bool all = ix->dirty_overflow;
+    ix->dirty = NULL;
+    ix->ndirty = ix->dirty_cap = 0;
+    ix->dirty_overflow = false;
+    pthread_mutex_unlock(&ix->d_mu);
+    for (size_t k = 0; k < n; k++) {
+        if (!all)
+            event_index_refresh_session(ix, list[k]);
+        free(list[k]);
+    }
+    free(list);
+    return all ? write_tx(ix, false, now_ns(), err) : AT_OK;
+}
+
 static at_result delete_events_from(event_index *ix, const char *sid, size_t sidn, uint64_t line,
                                     at_error *err)
 {
@@ -782,6 +837,10 @@ void event_index_close(event_index *ix)
     pthread_mutex_destroy(&ix->pool_mu);
     pthread_cond_destroy(&ix->pool_cv);
     pthread_mutex_destroy(&ix->write_mu);
+    for (size_t k = 0; k < ix->ndirty; k++)
+        free(ix->dirty[k]);
+    free(ix->dirty);
+    pthread_mutex_destroy(&ix->d_mu);
     pthread_mutex_destroy(&ix->q_mu);
     pthread_cond_destroy(&ix->q_cv);
     pthread_cond_destroy(&ix->q_idle);
@@ -800,6 +859,7 @@ event_index *event_index_open_ex(const char *root, bool sync, at_error *err)
     pthread_mutex_init(&ix->pool_mu, NULL);
     pthread_cond_init(&ix->pool_cv, NULL);
     pthread_mutex_init(&ix->write_mu, NULL);
+    pthread_mutex_init(&ix->d_mu, NULL);
     pthread_mutex_init(&ix->q_mu, NULL);
     pthread_cond_init(&ix->q_cv, NULL);
     pthread_cond_init(&ix->q_idle, NULL);
@@ -1129,6 +1189,11 @@ void index_lookup(server_ctx *ctx, const char *event_id, const char *session, ht
     reader *rd = hits ? reader_get(ix) : NULL;
     if (!rd) {
         http_response_error(resp, 500, "event index unavailable");
+        goto out;
+    }
+    at_error derr;
+    if (refresh_changed(ix, &derr) != AT_OK) {
+        http_response_error(resp, 500, "%s", derr.message);
         goto out;
     }
     for (int attempt = 0; attempt < 3; attempt++) {

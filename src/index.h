@@ -32,6 +32,11 @@ event_index *event_index_open_ex(const char *root, bool sync, at_error *err);
  * Errors are swallowed: the next lookup re-checks anyway. */
 void event_index_refresh_session(event_index *ix, const char *session_id);
 
+/* A session was appended to (POST /events): the next lookup brings it up
+ * to date before answering, so an event id it gained is seen (a unique hit
+ * elsewhere becomes a 409). Cheap: a name in a set. ix may be NULL. */
+void event_index_mark_changed(event_index *ix, const char *session_id);
+
 /* As event_index_refresh_session after an import, from the rows the
  * import recorded (no re-read) when the session's events.ndjson is still
  * the staged file: its inode and size as they were staged. Takes b. The
