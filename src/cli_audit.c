@@ -228,7 +228,8 @@ out:
 
 /* --checkpoint: the log's current tree must extend the saved checkpoint. */
 static int check_saved(const char *target, at_store *store, const char *saved_path,
-                       const at_note_verifier *vk, const at_buf *current)
+                       const at_note_verifier *vk, const at_note_verifier *const *wit, size_t nwit,
+                       const at_buf *current)
 {
     at_buf saved;
     at_buf_init(&saved, AT_NOTE_MAX_BYTES);
@@ -301,7 +302,8 @@ static int check_saved(const char *target, at_store *store, const char *saved_pa
         }
     }
     if (at_audit_consistent(saved.data, saved.len, vk, cur.size, cur.root, proof, n, reason, sizeof reason) ==
-        AT_OK)
+            AT_OK &&
+        (!nwit || at_audit_cosigned(saved.data, saved.len, vk, wit, nwit, reason, sizeof reason) == AT_OK))
         rc = 0;
 out:
     at_buf_fini(&saved);
@@ -318,6 +320,13 @@ out:
     return rc;
 }
 
+static void free_keys(at_note_verifier *vk, at_note_verifier **wit, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        at_note_verifier_free(wit[i]);
+    at_note_verifier_free(vk);
+}
+
 int cli_audit(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -325,11 +334,14 @@ int cli_audit(int argc, char **argv)
         {"proof", required_argument, NULL, 'p'},
         {"vkey", required_argument, NULL, 'k'},
         {"checkpoint", required_argument, NULL, 'c'},
+        {"witness", required_argument, NULL, 'w'},
         {"legacy", no_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *target = NULL, *proof_path = NULL, *vkey = NULL, *saved = NULL;
+    const char *target = NULL, *proof_path = NULL, *vkey = NULL, *saved = NULL, *wit_arg[16];
+    at_note_verifier *wit[16];
+    size_t nwit = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -338,9 +350,20 @@ int cli_audit(int argc, char **argv)
         case 'p': proof_path = optarg; break;
         case 'k': vkey = optarg; break;
         case 'c': saved = optarg; break;
+        case 'w':
+            if (nwit == sizeof wit_arg / sizeof *wit_arg) {
+                cli_errorf("verify", "at most %zu --witness keys", nwit);
+                return 2;
+            }
+            wit_arg[nwit++] = optarg;
+            break;
         case 'L': break;
         default: return 2;
         }
+    }
+    if (nwit && !saved) {
+        cli_errorf("verify", "--witness checks the cosignatures of a saved checkpoint: give --checkpoint FILE");
+        return 2;
     }
     if (!vkey) {
         cli_errorf("verify",
@@ -353,11 +376,21 @@ int cli_audit(int argc, char **argv)
         cli_errorf("verify", "--vkey: %s", err.message);
         return 2;
     }
+    for (size_t i = 0; i < nwit; i++) {
+        if (!(wit[i] = load_vkey(wit_arg[i], &err)) || at_note_verifier_type(wit[i]) != AT_NOTE_COSIG_V1) {
+            cli_errorf("verify", "--witness %s: %s", wit_arg[i],
+                       wit[i] ? "not a witness's cosignature key (type 0x04)" : err.message);
+            for (size_t k = 0; k <= i && k < nwit; k++)
+                at_note_verifier_free(wit[k]);
+            at_note_verifier_free(vk);
+            return 2;
+        }
+    }
     int status = 0;
     if (proof_path) {
         if (argc - optind != 1) {
             cli_errorf("verify", "--proof checks one events.ndjson: give exactly one PATH");
-            at_note_verifier_free(vk);
+            free_keys(vk, wit, nwit);
             return 2;
         }
         at_buf proof;
@@ -385,7 +418,7 @@ int cli_audit(int argc, char **argv)
                 close(fd);
         }
         at_buf_fini(&proof);
-        at_note_verifier_free(vk);
+        free_keys(vk, wit, nwit);
         return status;
     }
     at_store *store = NULL;
@@ -394,7 +427,7 @@ int cli_audit(int argc, char **argv)
     if (!is_url(target)) {
         if (!(store = at_store_open(target, &err))) {
             cli_errorf("verify", "%s", err.message);
-            at_note_verifier_free(vk);
+            free_keys(vk, wit, nwit);
             return 2;
         }
     } else {
@@ -430,13 +463,13 @@ int cli_audit(int argc, char **argv)
             if (fetch(url, &cp, why, sizeof why) != 200)
                 at_buf_reset(&cp);
         }
-        int rc = check_saved(target, store, saved, vk, &cp);
+        int rc = check_saved(target, store, saved, vk, (const at_note_verifier *const *)wit, nwit, &cp);
         status = rc > status ? rc : status;
     }
     at_buf_fini(&cp);
     sessions_free_ids(all, nall);
     at_store_free(store);
-    at_note_verifier_free(vk);
+    free_keys(vk, wit, nwit);
     if (fflush(stdout) != 0)
         status = 2;
     return status;

@@ -1249,6 +1249,55 @@ static void test_processes(void)
     CHECK(onfile && fl == cp.len && memcmp(onfile, cp.data, fl) == 0,
           "the checkpoint file is what is served");
     free(onfile);
+    {
+        /* an auditor's saved checkpoint: verify --witness checks its cosignature */
+        char saved[4400], bare_f[4400], url[64], sdir[4400] = "";
+        snprintf(saved, sizeof saved, "%s/saved.cp", work);
+        snprintf(bare_f, sizeof bare_f, "%s/bare.cp", work);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", a.port);
+        FILE *f = fopen(saved, "w");
+        if (f) {
+            fwrite(cp.data, 1, cp.len, f);
+            fclose(f);
+        }
+        const char *blank = memmem(cp.data, cp.len, "\n\n", 2);
+        const char *line2 = blank ? strchr(blank + 2, '\n') : NULL;
+        f = fopen(bare_f, "w");
+        if (f && line2)
+            fwrite(cp.data, 1, (size_t)(line2 + 1 - cp.data), f); /* the log's signature only */
+        if (f)
+            fclose(f);
+        DIR *sd = opendir(sa);
+        struct dirent *se;
+        while (sd && (se = readdir(sd)) && !sdir[0])
+            if (se->d_name[0] != '.' && strcmp(se->d_name, "objects") != 0)
+                snprintf(sdir, sizeof sdir, "%s/%s", sa, se->d_name);
+        if (sd)
+            closedir(sd);
+        at_buf o;
+        at_buf_init(&o, 0);
+        int rc = run((const char *[]){"verify", "--log", url, "--vkey", lvk.data, "--checkpoint", saved,
+                                      "--witness", wvk.data, sdir, NULL},
+                     &o);
+        CHECK(rc == 0 && strstr(o.data, "\"ok\": true"), "verify --witness: the saved checkpoint is cosigned (%d) [%s]",
+              rc, o.data);
+        at_buf_reset(&o);
+        rc = run((const char *[]){"verify", "--log", url, "--vkey", lvk.data, "--checkpoint", bare_f, "--witness",
+                                  wvk.data, sdir, NULL},
+                 &o);
+        CHECK(rc == 1 && strstr(o.data, "no cosignature by the witness witness.test/w1"),
+              "verify --witness: a checkpoint without the cosignature fails (%d) [%s]", rc, o.data);
+        at_buf_reset(&o);
+        rc = run((const char *[]){"verify", "--log", url, "--vkey", lvk.data, "--checkpoint", saved, "--witness",
+                                  lvk.data, sdir, NULL},
+                 &o);
+        CHECK(rc == 2, "verify --witness with a log key (not a cosignature key): usage error (%d)", rc);
+        at_buf_reset(&o);
+        rc = run((const char *[]){"verify", "--log", url, "--vkey", lvk.data, "--witness", wvk.data, sdir, NULL},
+                 &o);
+        CHECK(rc == 2, "verify --witness without --checkpoint: usage error (%d)", rc);
+        at_buf_fini(&o);
+    }
     char sp[4400];
     snprintf(sp, sizeof sp, "%s/state", state);
     char *st_text = t_read_file(sp, NULL);

@@ -40,4 +40,10 @@ at_result at_audit_consistent(const char *older, size_t olen, const at_note_veri
                               const uint8_t root[AT_SHA256_LEN], const uint8_t *proof, size_t len,
                               char *reason, size_t rcap) AT_WUR;
 
+/* Checks that the signed checkpoint note cp carries, besides the log's
+ * signature (vk), a valid cosignature (c2sp.org/tlog-cosignature) of every
+ * witness key of wit[0..n): proof that each witness saw this tree. */
+at_result at_audit_cosigned(const char *cp, size_t len, const at_note_verifier *vk,
+                            const at_note_verifier *const *wit, size_t n, char *reason, size_t rcap) AT_WUR;
+
 #endif

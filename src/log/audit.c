@@ -220,3 +220,38 @@ at_result at_audit_consistent(const char *older, size_t olen, const at_note_veri
     free(note);
     return r;
 }
+
+at_result at_audit_cosigned(const char *cp, size_t len, const at_note_verifier *vk,
+                            const at_note_verifier *const *wit, size_t n, char *reason, size_t rcap)
+{
+    const at_note_verifier *known[1 + AT_NOTE_MAX_SIGS];
+    if (n >= AT_NOTE_MAX_SIGS) {
+        snprintf(reason, rcap, "too many witness keys");
+        return AT_ERR_INVALID;
+    }
+    known[0] = vk;
+    for (size_t i = 0; i < n; i++)
+        known[1 + i] = wit[i];
+    at_note *note = malloc(sizeof *note);
+    if (!note)
+        return AT_ERR_NOMEM;
+    at_error nerr = {0};
+    at_result r = AT_OK;
+    if (at_note_open(cp, len, known, 1 + n, note, &nerr) != AT_OK) {
+        snprintf(reason, rcap, "the checkpoint's signatures do not verify: %s", nerr.message);
+        r = AT_ERR_INVALID;
+    }
+    for (size_t i = 0; r == AT_OK && i < n; i++) {
+        bool found = false;
+        for (size_t k = 0; !found && k < note->n_sigs; k++)
+            found = note->sigs[k].verifier == wit[i];
+        if (!found) {
+            size_t nl;
+            const char *name = at_note_verifier_name(wit[i], &nl);
+            snprintf(reason, rcap, "the checkpoint carries no cosignature by the witness %.*s", (int)nl, name);
+            r = AT_ERR_INVALID;
+        }
+    }
+    free(note);
+    return r;
+}
