@@ -730,22 +730,27 @@ static at_result take_uuid(at_import *im, const at_json_doc *d, uint32_t uuid)
     return AT_OK;
 }
 
-static double entry_timestamp(at_import *im, const at_json_doc *d, uint32_t ts)
+/* The entry's timestamp into *out (0.0 when it has none that parses);
+ * fails only for memory. */
+static at_result entry_timestamp(at_import *im, const at_json_doc *d, uint32_t ts, double *out)
 {
     double v = 0.0;
+    *out = 0.0;
     if (!at_json_is(d, ts, AT_JSON_STRING))
-        return 0.0;
+        return AT_OK;
     const at_json_node *nd = &d->nodes[ts];
     if (!(nd->flags & AT_JSON_STR_ESCAPED)) {
-        if (!at_timestamp_parse(d->src + nd->off, nd->len, &v))
-            return 0.0;
-        return v;
+        if (at_timestamp_parse(d->src + nd->off, nd->len, &v))
+            *out = v;
+        return AT_OK;
     }
     at_buf_reset(&im->tmp);
-    if (at_json_str_decode(d, ts, &im->tmp) != AT_OK ||
-        !at_timestamp_parse(im->tmp.data ? im->tmp.data : "", im->tmp.len, &v))
-        return 0.0;
-    return v;
+    at_result r = at_json_str_decode(d, ts, &im->tmp);
+    if (r == AT_ERR_NOMEM)
+        return r;
+    if (r == AT_OK && at_timestamp_parse(im->tmp.data ? im->tmp.data : "", im->tmp.len, &v))
+        *out = v;
+    return AT_OK;
 }
 
 static at_result do_entry(at_import *im, const at_json_doc *d)
@@ -768,7 +773,8 @@ static at_result do_entry(at_import *im, const at_json_doc *d)
         if (nonempty_str(d, sid) && (r = set_session(im, d, 0, sid)) != AT_OK)
             return r;
     }
-    im->ts = entry_timestamp(im, d, at_json_get(d, 0, "timestamp"));
+    if ((r = entry_timestamp(im, d, at_json_get(d, 0, "timestamp"), &im->ts)) != AT_OK)
+        return r;
     if (im->ts > 0) {
         if (!im->have_start) {
             im->started_at = im->ts;
@@ -810,12 +816,15 @@ static at_result do_line(at_import *im, const char *p, size_t n, at_error *err)
     const char *s = at_pystrip(p, &n);
     if (n == 0)
         return AT_OK;
-    if (at_json_parse(&im->doc, s, n, NULL) != AT_OK || !at_json_is(&im->doc, 0, AT_JSON_OBJECT)) {
+    at_result r = at_json_parse(&im->doc, s, n, NULL);
+    if (r == AT_ERR_NOMEM) /* not the line's fault: skipping it would lose it */
+        return at_error_set(err, r, (int64_t)im->offset, "out of memory");
+    if (r != AT_OK || !at_json_is(&im->doc, 0, AT_JSON_OBJECT)) {
         im->skipped++;
         return AT_OK;
     }
     im->objects++;
-    at_result r = do_entry(im, &im->doc);
+    r = do_entry(im, &im->doc);
     if (r != AT_OK)
         return at_error_set(err, r, (int64_t)im->offset, "%s while importing", at_result_str(r));
     return AT_OK;
@@ -1453,9 +1462,10 @@ at_result at_import_feed(at_import *im, const char *p, size_t n, at_error *err)
         if (!e) {
             /* The rest is the start of a line the next chunk finishes. */
             if ((r = at_buf_add(&im->line, p, (size_t)(end - p))) != AT_OK) {
-                r = at_error_set(err, AT_ERR_TOO_BIG, (int64_t)im->offset,
-                                 "line longer than %u bytes at byte offset %llu", AT_MAX_LINE_BYTES,
-                                 (unsigned long long)im->offset);
+                r = r == AT_ERR_NOMEM ? at_error_set(err, r, (int64_t)im->offset, "out of memory")
+                                      : at_error_set(err, AT_ERR_TOO_BIG, (int64_t)im->offset,
+                                                     "line longer than %u bytes at byte offset %llu",
+                                                     AT_MAX_LINE_BYTES, (unsigned long long)im->offset);
                 goto fail;
             }
             im->offset += (size_t)(end - p);
@@ -1464,8 +1474,9 @@ at_result at_import_feed(at_import *im, const char *p, size_t n, at_error *err)
         size_t len = (size_t)(e - p);
         if (im->line.len) {
             if ((r = at_buf_add(&im->line, p, len)) != AT_OK) {
-                r = at_error_set(err, AT_ERR_TOO_BIG, (int64_t)im->offset, "line longer than %u bytes",
-                                 AT_MAX_LINE_BYTES);
+                r = r == AT_ERR_NOMEM ? at_error_set(err, r, (int64_t)im->offset, "out of memory")
+                                      : at_error_set(err, AT_ERR_TOO_BIG, (int64_t)im->offset,
+                                                     "line longer than %u bytes", AT_MAX_LINE_BYTES);
                 goto fail;
             }
             r = do_line(im, im->line.data, im->line.len, err);
@@ -1550,16 +1561,26 @@ static at_result scan_calls(at_import *im, at_import_link *links, uint64_t recor
         while (r == AT_OK && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
             size_t n = (size_t)(nl - s);
             bool record = base + (uint64_t)(s - chunk.data) < record_to;
-            if ((record || unresolved) && n > sizeof prefix - 1 &&
-                memcmp(s, prefix, sizeof prefix - 1) == 0 && at_json_parse(&d, s, n, NULL) == AT_OK) {
+            at_result pr = AT_ERR_INVALID;
+            if ((record || unresolved) && n > sizeof prefix - 1 && memcmp(s, prefix, sizeof prefix - 1) == 0)
+                pr = at_json_parse(&d, s, n, NULL);
+            if (pr == AT_ERR_NOMEM) { /* must not pass for a line without a call */
+                r = pr;
+                break;
+            }
+            if (pr == AT_OK) {
                 uint32_t rq = at_json_get(&d, at_json_get(&d, 0, "data"), "request_id");
                 uint32_t eid = at_json_get(&d, 0, "event_id");
                 /* The id is decoded WTF-8 (a uuid prefix can be up to
                  * EID_MAX_BYTES of any characters, NULs included). */
                 at_buf_reset(&id);
-                bool have_id = at_json_is(&d, eid, AT_JSON_STRING) &&
-                               at_json_str_decode(&d, eid, &id) == AT_OK && id.len &&
-                               id.len <= AT_MAX_EVENT_ID_BYTES;
+                at_result dr =
+                    at_json_is(&d, eid, AT_JSON_STRING) ? at_json_str_decode(&d, eid, &id) : AT_ERR_INVALID;
+                if (dr == AT_ERR_NOMEM) {
+                    r = dr;
+                    break;
+                }
+                bool have_id = dr == AT_OK && id.len && id.len <= AT_MAX_EVENT_ID_BYTES;
                 size_t id_len = have_id ? id.len : 0;
                 for (size_t i = 0; rq != AT_JSON_NONE && i < nlinks && unresolved; i++) {
                     if (done[i] ||
@@ -1731,7 +1752,9 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
     if ((r = write_event(im, EV_SESSION_END, ended_at, &eid, im->data.data, im->data.len,
                          data_redacted(im))) != AT_OK ||
         (r = at_fd_sink_flush(&im->sink)) != AT_OK)
-        return at_error_set(err, AT_ERR_IO, -1, "cannot write events: %s", strerror(errno));
+        return r == AT_ERR_NOMEM
+                   ? oom(err)
+                   : at_error_set(err, AT_ERR_IO, -1, "cannot write events: %s", strerror(errno));
 
     res->events = im->events;
     res->skipped_lines = im->skipped;

@@ -51,6 +51,12 @@ void at_sha256_final(at_sha256 *h, uint8_t out[AT_SHA256_LEN])
     SHA256_Final(out, &h->c);
 }
 
+void at_sha256_peek(const at_sha256 *h, uint8_t out[AT_SHA256_LEN])
+{
+    SHA256_CTX c = h->c;
+    SHA256_Final(out, &c);
+}
+
 uint64_t at_sha256_count(const at_sha256 *h)
 {
     return ((uint64_t)h->c.Nh << 32 | h->c.Nl) >> 3;

@@ -18,6 +18,9 @@ void at_sha256_update(at_sha256 *h, const void *p, size_t n);
 void at_sha256_copy(at_sha256 *dst, const at_sha256 *src);
 /* Writes the digest; the hash must be reset before reuse. */
 void at_sha256_final(at_sha256 *h, uint8_t out[AT_SHA256_LEN]);
+/* Writes the digest of the bytes so far; h is unchanged and goes on.
+ * Allocates nothing, so it cannot fail. */
+void at_sha256_peek(const at_sha256 *h, uint8_t out[AT_SHA256_LEN]);
 /* Number of bytes hashed since the last reset (or import). */
 uint64_t at_sha256_count(const at_sha256 *h);
 

@@ -80,6 +80,19 @@ static at_result digest_state(at_store *s, sess_stripe *sp, const char *sid, con
     return AT_OK;
 }
 
+/* Undoes the creation of a session this append made and then could not
+ * write a version to: all or nothing, so no session without its events. */
+static void uncreate_session(at_store *s, const char *sid)
+{
+    char p[PATH_MAX];
+    if (at_store_session_path(s, sid, "events.ndjson", p, sizeof p) == AT_OK)
+        unlink(p);
+    if (at_store_session_path(s, sid, "meta.json", p, sizeof p) == AT_OK)
+        unlink(p);
+    if (at_store_session_path(s, sid, NULL, p, sizeof p) == AT_OK)
+        rmdir(p);
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -96,7 +109,7 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     sess_lock lk = {NULL, -1};
     at_buf out;
     at_chain_writer w;
-    bool writer = false;
+    bool writer = false, created = false, recorded = false;
     at_buf_init(&out, 0);
     *version = 0;
     if (!at_session_id_ok(sid, strlen(sid)))
@@ -116,6 +129,7 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
         at_meta_fini(&m);
         if (r != AT_OK)
             goto out;
+        created = true;
     }
     sess_state st;
     if ((r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
@@ -202,6 +216,7 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
         at_sha256_free(next_state);
         goto out;
     }
+    recorded = true;
     if (at_write_all(fd, out.data, out.len) != AT_OK) {
         r = sys_fail(err, "cannot append to", p);
         /* The record says more than the file holds: the next sync sees the
@@ -244,6 +259,8 @@ out:
         close(fd);
     if (writer)
         at_chain_writer_fini(&w);
+    if (r != AT_OK && created && !recorded)
+        uncreate_session(s, sid);
     unlock_session(&lk);
     unlock_store(slock);
     at_buf_fini(&out);

@@ -463,9 +463,15 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     memcpy(next.object, hex, AT_SHA256_HEX);
     next.depth = depth;
     next.end_len = tail.end_len;
-    if ((r = store_stage_meta(s, sid, next.cur.version, &res->meta, err)) != AT_OK ||
-        (r = history_add(s, sid, &next, &hfd, err)) != AT_OK ||
-        (r = sync_wait(&s->sync, &hfd, 1, err)) != AT_OK)
+    if ((r = store_stage_meta(s, sid, next.cur.version, &res->meta, err)) != AT_OK)
+        goto out;
+    if ((r = history_add(s, sid, &next, &hfd, err)) != AT_OK) {
+        /* no record: nothing may install this metadata later (a version
+         * N made another way would otherwise get it on its next sync) */
+        store_unstage_meta(s, sid, next.cur.version);
+        goto out;
+    }
+    if ((r = sync_wait(&s->sync, &hfd, 1, err)) != AT_OK)
         goto out;
     info->version = next.cur.version;
     made = next.cur;
@@ -488,10 +494,10 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
         close(efd);
         info->kept_lines = res->body_lines;
         info->previous_size = st.cur.size;
-        if ((r = store_write_meta(s, sid, &res->meta, err)) != AT_OK)
+        if ((r = store_install_meta(s, sid, next.cur.version, err)) != AT_OK)
             goto out;
     } else if (!exists) {
-        if ((r = store_create_session(s, sid, &res->meta, stg->path, err)) != AT_OK)
+        if ((r = store_create_session_staged(s, sid, next.cur.version, stg->path, err)) != AT_OK)
             goto out;
     } else {
         if (rename(stg->path, p) < 0) {
@@ -502,7 +508,7 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
             r = sys_fail(err, "cannot sync the directory of", p);
             goto out;
         }
-        if ((r = store_write_meta(s, sid, &res->meta, err)) != AT_OK)
+        if ((r = store_install_meta(s, sid, next.cur.version, err)) != AT_OK)
             goto out;
     }
     if (!in_place) {

@@ -745,12 +745,16 @@ at_result store_install_meta(at_store *s, const char *sid, uint64_t version, at_
     return AT_OK;
 }
 
-at_result store_create_session(at_store *s, const char *sid, const at_meta *m, const char *events_path,
-                               at_error *err)
+/* The metadata is m or, when staged is not 0, the file store_stage_meta
+ * wrote for that version, moved in (no serializing: nothing to fail once
+ * the version is recorded). */
+static at_result create_session(at_store *s, const char *sid, const at_meta *m, uint64_t staged,
+                                const char *events_path, at_error *err)
 {
-    char tmpdir[PATH_MAX], f[PATH_MAX], e[PATH_MAX], dir[PATH_MAX];
+    char tmpdir[PATH_MAX], f[PATH_MAX], e[PATH_MAX], dir[PATH_MAX], sp[PATH_MAX];
     if (store_path(s, tmpdir, sizeof tmpdir, ".agent-traced/tmp/session-XXXXXX") != AT_OK ||
-        at_store_session_path(s, sid, NULL, dir, sizeof dir) != AT_OK)
+        at_store_session_path(s, sid, NULL, dir, sizeof dir) != AT_OK ||
+        (staged && pending_meta_path(s, sid, staged, sp, sizeof sp) != AT_OK))
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
     struct stat sb;
     if (stat(dir, &sb) == 0) {
@@ -760,13 +764,17 @@ at_result store_create_session(at_store *s, const char *sid, const at_meta *m, c
             return at_error_set(err, AT_ERR_CONFLICT, -1, "session %s exists", sid);
         if (events_path && (snprintf(e, sizeof e, "%s/events.ndjson", dir), rename(events_path, e) < 0))
             return sys_fail(err, "cannot move events into", dir);
-        return store_write_meta(s, sid, m, err);
+        return staged ? store_install_meta(s, sid, staged, err) : store_write_meta(s, sid, m, err);
     }
     if (!mkdtemp(tmpdir))
         return sys_fail(err, "cannot create", tmpdir);
     snprintf(f, sizeof f, "%s/meta.json", tmpdir);
     snprintf(e, sizeof e, "%s/events.ndjson", tmpdir);
-    at_result r = write_meta_file(f, m, err);
+    at_result r = AT_OK;
+    if (!staged)
+        r = write_meta_file(f, m, err);
+    else if (rename(sp, f) < 0)
+        r = sys_fail(err, "cannot move metadata into", tmpdir);
     if (r == AT_OK && events_path && rename(events_path, e) < 0)
         r = sys_fail(err, "cannot move events into", tmpdir);
     if (r == AT_OK && chmod(tmpdir, store_mode_dir()) < 0)
@@ -777,8 +785,9 @@ at_result store_create_session(at_store *s, const char *sid, const at_meta *m, c
     }
     if (r != AT_OK) {
         if (events_path)
-            rename(e, events_path); /* give the caller its file back */
-        unlink(f);
+            rename(e, events_path);       /* give the caller its file back */
+        if (!staged || rename(f, sp) < 0) /* a staged one back where a repair finds it */
+            unlink(f);
         rmdir(tmpdir);
         return r;
     }
@@ -787,6 +796,18 @@ at_result store_create_session(at_store *s, const char *sid, const at_meta *m, c
     if (fsync_dir(f) != AT_OK || fsync_dir(dir) != AT_OK)
         return sys_fail(err, "cannot sync", dir);
     return AT_OK;
+}
+
+at_result store_create_session(at_store *s, const char *sid, const at_meta *m, const char *events_path,
+                               at_error *err)
+{
+    return create_session(s, sid, m, 0, events_path, err);
+}
+
+at_result store_create_session_staged(at_store *s, const char *sid, uint64_t version, const char *events_path,
+                                      at_error *err)
+{
+    return create_session(s, sid, NULL, version, events_path, err);
 }
 
 at_result at_store_meta_put(at_store *s, const char *sid, const at_meta *m, at_meta_edit_fn edit,

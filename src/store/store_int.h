@@ -127,6 +127,10 @@ void store_unstage_meta(at_store *s, const char *sid, uint64_t version);
  * AT_ERR_CONFLICT when the session appeared meanwhile. */
 at_result store_create_session(at_store *s, const char *sid, const at_meta *m, const char *events_path,
                                at_error *err) AT_WUR;
+/* The same with the metadata staged for version (store_stage_meta) moved
+ * in: a commit past its version record serializes nothing more. */
+at_result store_create_session_staged(at_store *s, const char *sid, uint64_t version, const char *events_path,
+                                      at_error *err) AT_WUR;
 bool at_hex_decode(const char *hex, size_t n, uint8_t *out);
 
 /* ---- history (history.c) ---------------------------------------------------- */

@@ -71,8 +71,19 @@ at_result sync_wait(sync_group *g, const int *fds, size_t n, at_error *err)
         size_t cap = (g->nfds + n) * 2 + 16;
         int *nf = realloc(g->fds, cap * sizeof *nf);
         if (!nf) {
+            /* No room to hand them over: sync them here, alone. A caller
+             * may have written its version record already, so memory must
+             * not turn a durable write into a reported failure. */
             pthread_mutex_unlock(&g->mu);
-            return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+            int e = 0;
+            for (size_t i = 0; i < n && !e; i++)
+                while (fsync(fds[i]) < 0 && errno != EINVAL && errno != EROFS) {
+                    if (errno != EINTR) {
+                        e = errno;
+                        break;
+                    }
+                }
+            return e ? at_error_set(err, AT_ERR_IO, -1, "cannot sync to disk: %s", strerror(e)) : AT_OK;
         }
         g->fds = nf;
         g->cap = cap;
