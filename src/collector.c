@@ -316,7 +316,12 @@ typedef enum { LINE_OK, LINE_BAD, LINE_NOMEM } line_verdict;
 static line_verdict parse_line(at_json_doc *d, const char *p, size_t n, batch *bt, pending *pe, at_buf *sid,
                                at_redact *rd)
 {
-    if (!utf8_ok(p, n) || at_json_parse(d, p, n, NULL) != AT_OK || !at_json_is(d, 0, AT_JSON_OBJECT))
+    if (!utf8_ok(p, n))
+        return LINE_BAD;
+    at_result pr = at_json_parse(d, p, n, NULL);
+    if (pr == AT_ERR_NOMEM) /* not the line's fault: it must not count as a bad one */
+        return LINE_NOMEM;
+    if (pr != AT_OK || !at_json_is(d, 0, AT_JSON_OBJECT))
         return LINE_BAD;
     for (uint32_t k = at_json_first(d, 0); k != AT_JSON_NONE; k = at_json_next(d, 0, k)) {
         int f = 0;
@@ -467,16 +472,23 @@ static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint
         runs[nr - 1].n++;
     }
     qsort(runs, nr, sizeof *runs, by_first);
+    /* A session the store could not append to for want of memory or I/O
+     * is the server's failure, not the client's lines: the first such
+     * result is returned, its events in neither count. */
+    at_result failed = AT_OK;
     for (size_t k = 0; k < nr; k++) {
         at_error err = {0};
-        if (append_session(ctx, bt, idx + runs[k].start, runs[k].n, &err) == AT_OK)
+        at_result r = append_session(ctx, bt, idx + runs[k].start, runs[k].n, &err);
+        if (r == AT_OK)
             *ok += runs[k].n;
+        else if (r == AT_ERR_NOMEM || r == AT_ERR_IO)
+            failed = failed != AT_OK ? failed : r;
         else
             *bad += runs[k].n;
     }
     free(idx);
     free(runs);
-    return AT_OK;
+    return failed;
 }
 
 /* The body arrives in pieces: whole lines are validated as they complete
@@ -611,6 +623,14 @@ void collector_events_finish(collector_events *ce, http_response *resp)
     at_buf_reset(&ce->line);
     flush_batch(ce);
     resp->redacted_events += ce->redacted;
+    if (ce->r != AT_OK && ce->accepted) {
+        /* the events appended before the failure stay: say how many */
+        char extra[80];
+        snprintf(extra, sizeof extra, "\"accepted\": %llu, \"errors\": %llu", (unsigned long long)ce->accepted,
+                 (unsigned long long)ce->errors);
+        http_response_error_extra(resp, 500, extra, "%s", at_result_str(ce->r));
+        return;
+    }
     if (ce->r != AT_OK) {
         http_response_error(resp, 500, "%s", at_result_str(ce->r));
         return;

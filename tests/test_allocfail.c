@@ -515,13 +515,10 @@ static bool setup_commit(const char *root, const char *rel, size_t upto)
     return ok;
 }
 
-/* POST /events answers a failed allocation with 202 and the batch's lines
- * counted as errors (the store's failure is booked against the lines, and
- * a JSON parse that ran out of memory rejects its line as invalid while
- * the others are stored): a fix is proposed for src/collector.c, which is
- * being reworked. Until it is in, such 202 replies are counted and shown,
- * not failed; set this to 0 with the fix (every failure is then a 500). */
-#define COLLECTOR_202_PENDING 1
+/* POST /events once answered a failed allocation with 202, booking the
+ * store's failure against the lines; it answers 500 now. Kept as a switch
+ * (0) so that a regression shows as a failed check. */
+#define COLLECTOR_202_PENDING 0
 
 typedef enum { OP_OPEN, OP_COMMIT, OP_APPEND, OP_POST } store_op;
 
