@@ -59,10 +59,12 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    if (strcmp(cmd, "--version") == 0) {
-        printf("agent-traced %s\n", PACKAGE_VERSION);
-        return 0;
-    }
+    /* --version, alone or after any command (before a "--") */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("agent-traced %s\n", PACKAGE_VERSION);
+            return 0;
+        }
     if (strcmp(cmd, "import") == 0)
         return cli_import(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0)

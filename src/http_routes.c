@@ -5,6 +5,7 @@
 
 const struct http_route http_routes[] = {
     {"GET", "/health", H_HEALTH, false},
+    {"GET", "/ready", H_READY, false},
     {"GET", "/metrics", H_METRICS, false},
     {"GET", "/sessions", H_LIST_SESSIONS, false},
     {"POST", "/sessions", H_POST_SESSIONS, true},

@@ -11,6 +11,7 @@
 
 typedef enum {
     H_HEALTH,
+    H_READY,
     H_LIST_SESSIONS,
     H_POST_SESSIONS,
     H_GET_SESSION,

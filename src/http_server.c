@@ -15,6 +15,7 @@
  * records its status and drains the rest; the final call queues the
  * response; the completion callback logs, counts, and frees the state,
  * discarding a staged import that was not committed (client gone, error). */
+#include "config.h"
 #include "log_line.h"
 #include "http_server.h"
 
@@ -27,6 +28,7 @@
 #include "tree.h"
 #include "api/history.h"
 #include "api/log.h"
+#include "api/ready.h"
 #include "api/report.h"
 #include "index.h"
 #include "metrics.h"
@@ -283,6 +285,7 @@ static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             hr->content_type ? hr->content_type : "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_SERVER, "agent-traced/" PACKAGE_VERSION);
     if (hr->etag[0]) {
         char etag[80];
         snprintf(etag, sizeof etag, "\"%s\"", hr->etag);
@@ -594,6 +597,7 @@ static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *
     server_ctx *ctx = &srv->ctx;
     switch (h) {
     case H_HEALTH: collector_health(ctx, &hr); break;
+    case H_READY: api_ready(ctx, &hr); break;
     case H_LIST_SESSIONS: collector_list_sessions(ctx, &hr); break;
     case H_GET_SESSION: collector_get_session(ctx, a, &hr); break;
     case H_GET_SESSION_EVENTS: {

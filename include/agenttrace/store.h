@@ -46,6 +46,10 @@ const char *at_store_root(const at_store *s);
  * "objects". */
 bool at_session_id_ok(const char *id, size_t n);
 
+/* Can the store write now? A byte is written to an unnamed file in its
+ * staging directory and synced (a read-only or full filesystem fails). */
+at_result at_store_probe_write(at_store *s, at_error *err) AT_WUR;
+
 /* Does the session exist (a directory with a meta.json)? */
 bool at_store_session_exists(at_store *s, const char *sid);
 

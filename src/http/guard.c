@@ -12,6 +12,8 @@
  * lock: the descriptor it shuts down is always still the connection's. */
 #include "http/guard.h"
 
+#include "config.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -73,7 +75,8 @@ static void answer_503(int fd, const char *msg)
     char body[256], r[512];
     int bn = snprintf(body, sizeof body, "{\"error\": \"%s\"}", msg);
     int n = snprintf(r, sizeof r,
-                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "HTTP/1.1 503 Service Unavailable\r\nServer: agent-traced/" PACKAGE_VERSION
+                     "\r\nContent-Type: application/json\r\n"
                      "Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
                      bn, body);
     if (n > 0 && (size_t)n < sizeof r)

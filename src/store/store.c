@@ -125,6 +125,20 @@ mode_t store_mode_dir(void)
     return 0777 & ~umask_now;
 }
 
+at_result at_store_probe_write(at_store *s, at_error *err)
+{
+    char dir[PATH_MAX];
+    if (store_path(s, dir, sizeof dir, ".agent-traced/tmp") != AT_OK)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
+    int fd = at_open_tmpfile(dir);
+    at_result r = fd >= 0 && at_write_all(fd, "x", 1) == AT_OK && fsync(fd) == 0
+                      ? AT_OK
+                      : sys_fail(err, "cannot write in", dir);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
 at_result fsync_dir(const char *path)
 {
     char dir[PATH_MAX];

@@ -352,6 +352,9 @@ await call('importTranscript', 'incremental import of a session made by the coll
 // reads
 r = await call('listSessions', 'every session', 200, M, 'GET', '/sessions');
 await call('getHealth', 'loaded storage', 200, M, 'GET', '/health');
+r = await call('getReady', 'loaded storage', 200, M, 'GET', '/ready');
+if (!/^agent-traced\/\d+\.\d+\.\d+$/.test(r.res?.headers?.server ?? ''))
+  notOk('every response names the server (Server: agent-traced/<version>)', [`Server: ${r.res?.headers?.server}`]);
 await call('getSession', 'by id', 200, M, 'GET', `/sessions/${enc(rootId)}`);
 await call('getSession', 'by prefix, with a trailing slash', 200, M, 'GET', `/sessions/${rootId.slice(0, 8)}/`);
 await call('getSession', 'a subagent', 200, M, 'GET', `/sessions/agent-a881341.${rootId}`);
@@ -498,7 +501,7 @@ await callError('another method: 405 with Allow', 405, M, 'DELETE', '/sessions',
 const A = URL_AUTH;
 const auth = { Authorization: `Bearer ${KEY}` };
 const samples = {
-  getHealth: ['GET', '/health'], getMetrics: ['GET', '/metrics'], listSessions: ['GET', '/sessions'],
+  getHealth: ['GET', '/health'], getReady: ['GET', '/ready'], getMetrics: ['GET', '/metrics'], listSessions: ['GET', '/sessions'],
   postSession: ['POST', '/sessions', '{"session_id": "x"}'], getSession: ['GET', '/sessions/x'],
   getSessionEvents: ['GET', '/sessions/x/events'], getSessionVersions: ['GET', '/sessions/x/versions'],
   getSessionEvent: ['GET', '/sessions/x/events/e'], getSessionTree: ['GET', '/sessions/x/tree'],
