@@ -1127,6 +1127,162 @@ at_result at_catalog_list_json(at_catalog *c, at_buf *out)
     return r;
 }
 
+/* ---- pages of the list (GET /sessions?limit=&cursor=&...) ---- */
+
+/* A cursor names the last session of a page by its place in the list:
+ * "<16 hex: started_at's bits>.<hex of the sort key>.<hex of the name>". */
+static at_result cursor_write(const entry *e, at_buf *out)
+{
+    uint64_t bits;
+    memcpy(&bits, &e->started, sizeof bits);
+    at_result r = at_buf_printf(out, "%016llx.", (unsigned long long)bits);
+    char hx[3];
+    for (size_t i = 0; r == AT_OK && i < e->key_len; i++) {
+        snprintf(hx, sizeof hx, "%02x", (unsigned char)e->key[i]);
+        r = at_buf_add(out, hx, 2);
+    }
+    if (r == AT_OK)
+        r = at_buf_addc(out, '.');
+    for (size_t i = 0; r == AT_OK && i < e->name_len; i++) {
+        snprintf(hx, sizeof hx, "%02x", (unsigned char)e->name[i]);
+        r = at_buf_add(out, hx, 2);
+    }
+    return r;
+}
+
+typedef struct {
+    double started;
+    char key[2 * AT_MAX_SESSION_ID + 2], name[AT_MAX_SESSION_ID + 2];
+    size_t key_len, name_len;
+} cursor;
+
+static bool unhex(const char *p, size_t n, char *out, size_t cap, size_t *len)
+{
+    if (n % 2 || n / 2 > cap)
+        return false;
+    for (size_t i = 0; i < n; i += 2) {
+        int hi = p[i] >= '0' && p[i] <= '9' ? p[i] - '0' : p[i] >= 'a' && p[i] <= 'f' ? p[i] - 'a' + 10 : -1;
+        int lo = p[i + 1] >= '0' && p[i + 1] <= '9'   ? p[i + 1] - '0'
+                 : p[i + 1] >= 'a' && p[i + 1] <= 'f' ? p[i + 1] - 'a' + 10
+                                                      : -1;
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i / 2] = (char)(hi << 4 | lo);
+    }
+    *len = n / 2;
+    return true;
+}
+
+static bool cursor_read(const char *s, cursor *c)
+{
+    const char *d1 = strchr(s, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    char bits_hex[17];
+    size_t bl;
+    if (!d1 || !d2 || d1 - s != 16 || !unhex(s, 16, bits_hex, 8, &bl) ||
+        !unhex(d1 + 1, (size_t)(d2 - d1 - 1), c->key, sizeof c->key, &c->key_len) ||
+        !unhex(d2 + 1, strlen(d2 + 1), c->name, sizeof c->name, &c->name_len))
+        return false;
+    uint64_t bits = 0;
+    for (int i = 0; i < 8; i++)
+        bits = bits << 8 | (unsigned char)bits_hex[i];
+    memcpy(&c->started, &bits, sizeof bits);
+    return c->started == c->started; /* not NaN */
+}
+
+/* Does e come after the cursor's session in the list's order? */
+static bool after_cursor(const entry *e, const cursor *c)
+{
+    if (e->started != c->started)
+        return e->started < c->started;
+    size_t n = e->key_len < c->key_len ? e->key_len : c->key_len;
+    int r = n ? memcmp(e->key, c->key, n) : 0;
+    if (r == 0)
+        r = e->key_len < c->key_len ? -1 : e->key_len > c->key_len;
+    if (r == 0) {
+        n = e->name_len < c->name_len ? e->name_len : c->name_len;
+        r = n ? memcmp(e->name, c->name, n) : 0;
+        if (r == 0)
+            r = e->name_len < c->name_len ? -1 : e->name_len > c->name_len;
+    }
+    return r < 0;
+}
+
+static bool field_has(const entry *e, at_meta_field f, const char *want, bool exact, at_buf *tmp)
+{
+    at_buf_reset(tmp);
+    if (at_meta_get_string(&e->meta, f, tmp) != AT_OK || !tmp->data)
+        return false;
+    return exact ? tmp->len == strlen(want) && memcmp(tmp->data, want, tmp->len) == 0
+                 : memmem(tmp->data, tmp->len, want, strlen(want)) != NULL;
+}
+
+static bool passes(const entry *e, const at_catalog_query *q, at_buf *tmp)
+{
+    if (q->agent && !field_has(e, AT_META_AGENT_NAME, q->agent, true, tmp))
+        return false;
+    if (q->has_since && !(e->started >= q->since))
+        return false;
+    if (q->has_until && !(e->started < q->until))
+        return false;
+    if (q->q && *q->q && !memmem(e->key, e->key_len, q->q, strlen(q->q)) &&
+        !memmem(e->name, e->name_len, q->q, strlen(q->q)) && !field_has(e, AT_META_AGENT_NAME, q->q, false, tmp) &&
+        !field_has(e, AT_META_COMMAND, q->q, false, tmp))
+        return false;
+    return true;
+}
+
+at_result at_catalog_list_page(at_catalog *c, const at_catalog_query *q, at_buf *out, at_buf *next)
+{
+    cursor cur;
+    if (q->cursor && !cursor_read(q->cursor, &cur))
+        return AT_ERR_INVALID;
+    pthread_mutex_lock(&c->mu);
+    update(c);
+    if (c->root_err) {
+        root_release(c);
+        pthread_mutex_unlock(&c->mu);
+        return AT_ERR_IO;
+    }
+    entry **v = malloc((c->nlisted ? c->nlisted : 1) * sizeof *v);
+    at_result r = v ? AT_OK : AT_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; v && i < c->tab_cap; i++)
+        for (entry *e = c->tab[i]; e; e = e->next)
+            if (e->listed)
+                v[k++] = e;
+    if (v)
+        qsort(v, k, sizeof *v, cmp_listed);
+    at_buf tmp;
+    at_buf_init(&tmp, 0);
+    size_t shown = 0;
+    const entry *last = NULL;
+    bool more = false;
+    if (r == AT_OK)
+        r = at_buf_addc(out, '[');
+    for (size_t i = 0; r == AT_OK && i < k; i++) {
+        if ((q->cursor && !after_cursor(v[i], &cur)) || !passes(v[i], q, &tmp))
+            continue;
+        if (q->limit && shown == q->limit) {
+            more = true;
+            break;
+        }
+        if (shown && (r = at_buf_adds(out, ", ")) != AT_OK)
+            break;
+        r = at_buf_add(out, v[i]->json, v[i]->json_len);
+        last = v[i];
+        shown++;
+    }
+    if (r == AT_OK)
+        r = at_buf_addc(out, ']');
+    if (r == AT_OK && more && last)
+        r = cursor_write(last, next);
+    at_buf_fini(&tmp);
+    free(v);
+    root_release(c);
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
 static int cmp_name(const void *pa, const void *pb)
 {
     const entry *a = *(const entry *const *)pa, *b = *(const entry *const *)pb;

@@ -162,6 +162,58 @@ out:
     sessions_free_ids(ids, n);
 }
 
+static at_result add_param(at_buf *b, const char *name, const char *v)
+{
+    at_result r = at_buf_printf(b, "%s=", name);
+    for (const unsigned char *p = (const unsigned char *)v; r == AT_OK && *p; p++)
+        r = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                    *p == '.' || *p == '_' || *p == '~'
+                ? at_buf_addc(b, (char)*p)
+                : at_buf_printf(b, "%%%02X", *p);
+    return r == AT_OK ? at_buf_addc(b, '&') : r;
+}
+
+void collector_list_sessions_page(server_ctx *ctx, const at_catalog_query *q, http_response *resp)
+{
+    if (!ctx->catalog) {
+        http_response_error(resp, 503, "the session catalog is not open: paging is unavailable");
+        return;
+    }
+    at_buf next;
+    at_buf_init(&next, 0);
+    at_buf_reset(&resp->body);
+    at_result r = at_catalog_list_page(ctx->catalog, q, &resp->body, &next);
+    if (r == AT_ERR_INVALID) {
+        http_response_error(resp, 400, "invalid cursor: use the one a Link header gave");
+    } else if (r != AT_OK) {
+        http_response_error(resp, 500, "cannot list sessions: %s", at_result_str(r));
+    } else {
+        resp->status = 200;
+        if (next.len) {
+            /* the same query from the next page on */
+            at_buf l;
+            at_buf_init(&l, 0);
+            at_result lr = at_buf_adds(&l, "</sessions?");
+            if (lr == AT_OK && q->limit)
+                lr = at_buf_printf(&l, "limit=%zu&", q->limit);
+            if (lr == AT_OK && q->agent)
+                lr = add_param(&l, "agent", q->agent);
+            if (lr == AT_OK && q->q)
+                lr = add_param(&l, "q", q->q);
+            if (lr == AT_OK && q->has_since)
+                lr = at_buf_printf(&l, "since=%.17g&", q->since);
+            if (lr == AT_OK && q->has_until)
+                lr = at_buf_printf(&l, "until=%.17g&", q->until);
+            if (lr == AT_OK)
+                lr = at_buf_printf(&l, "cursor=%s>; rel=\"next\"", next.data);
+            if (lr == AT_OK)
+                resp->link = at_buf_steal(&l, NULL);
+            at_buf_fini(&l);
+        }
+    }
+    at_buf_fini(&next);
+}
+
 void collector_get_session(server_ctx *ctx, const char *id, http_response *resp)
 {
     char *sid;

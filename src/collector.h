@@ -7,8 +7,13 @@
 
 #include "http.h"
 
+#include "agenttrace/catalog.h"
+
 void collector_health(server_ctx *ctx, http_response *resp);
 void collector_list_sessions(server_ctx *ctx, http_response *resp);
+/* GET /sessions with any of limit, cursor, agent, since, until, q: a page
+ * (at_catalog_list_page), and a Link header to the next one. */
+void collector_list_sessions_page(server_ctx *ctx, const at_catalog_query *q, http_response *resp);
 void collector_get_session(server_ctx *ctx, const char *id, http_response *resp);
 /* GET /sessions/{id}/events[?version=N] (version 0: the current one). */
 void collector_get_events(server_ctx *ctx, const char *id, uint64_t version, http_response *resp);

@@ -55,6 +55,7 @@ typedef struct {
     http_stream stream; /* read != NULL: send this (the response takes ownership) */
     char etag[72];      /* optional, without quotes */
     bool immutable;     /* the payload never changes: cache it forever */
+    char *link;         /* a Link header value (malloc'd; freed by fini), or NULL */
     /* for the request log: what redaction changed (never what it removed) */
     uint64_t redacted_events;
     bool redacted_meta;

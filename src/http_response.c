@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@ void http_response_init(http_response *r)
 void http_response_fini(http_response *r)
 {
     at_buf_fini(&r->body);
+    free(r->link);
+    r->link = NULL;
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;

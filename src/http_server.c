@@ -42,6 +42,7 @@
 #include "agenttrace/redact.h"
 #include "agenttrace/sha256.h"
 #include "agenttrace/store.h"
+#include "agenttrace/timestamp.h"
 #include "agenttrace/verify.h"
 #include "agenttrace/witness.h"
 
@@ -293,6 +294,8 @@ static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr
     }
     if (hr->status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"agent-traced\"");
+    if (hr->link)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, hr->link);
     if ((h == H_GET_OBJECT || hr->immutable) && hr->status == 200)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
     if (hr->status == 405 && rq->path[0]) {
@@ -589,6 +592,48 @@ static void handle_metrics(server *srv, http_response *hr)
 }
 
 /* Answers a route without a body. */
+/* since/until: seconds since the epoch, or an ISO 8601 date or time (as
+ * Python's datetime.fromisoformat reads it; a date alone is midnight UTC). */
+static bool time_param(struct MHD_Connection *c, const char *name, bool *has, double *out)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    *has = v != NULL;
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    *out = strtod(v, &end);
+    if (*v && !*end && errno == 0 && *out == *out)
+        return true;
+    char iso[64];
+    size_t n = strlen(v);
+    if (n == 10 && n < sizeof iso) { /* YYYY-MM-DD */
+        snprintf(iso, sizeof iso, "%sT00:00:00+00:00", v);
+        v = iso;
+        n = strlen(iso);
+    }
+    return at_timestamp_parse(v, n, out);
+}
+
+/* The paging and filter parameters of GET /sessions; NULL, or why not. */
+static const char *list_query(struct MHD_Connection *c, at_catalog_query *q)
+{
+    memset(q, 0, sizeof *q);
+    const char *limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    uint64_t l = 0;
+    if (limit && (!parse_u64(limit, &l, false) || l == 0 || l > 10000))
+        return "limit must be a number from 1 to 10000";
+    q->limit = (size_t)l;
+    q->cursor = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "cursor");
+    q->agent = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "agent");
+    q->q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q");
+    if (!time_param(c, "since", &q->has_since, &q->since))
+        return "since must be seconds since the epoch or an ISO 8601 date or time";
+    if (!time_param(c, "until", &q->has_until, &q->until))
+        return "until must be seconds since the epoch or an ISO 8601 date or time";
+    return NULL;
+}
+
 static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *c, http_handler_id h)
 {
     http_response hr;
@@ -598,7 +643,17 @@ static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *
     switch (h) {
     case H_HEALTH: collector_health(ctx, &hr); break;
     case H_READY: api_ready(ctx, &hr); break;
-    case H_LIST_SESSIONS: collector_list_sessions(ctx, &hr); break;
+    case H_LIST_SESSIONS: {
+        at_catalog_query q;
+        const char *bad = list_query(c, &q);
+        if (bad)
+            http_response_error(&hr, 400, "%s", bad);
+        else if (q.limit || q.cursor || q.agent || q.q || q.has_since || q.has_until)
+            collector_list_sessions_page(ctx, &q, &hr);
+        else
+            collector_list_sessions(ctx, &hr); /* agent-strace's, byte for byte */
+        break;
+    }
     case H_GET_SESSION: collector_get_session(ctx, a, &hr); break;
     case H_GET_SESSION_EVENTS: {
         int64_t v = version_param(c);

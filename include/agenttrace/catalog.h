@@ -65,6 +65,21 @@ uint64_t at_catalog_count(at_catalog *c);
  * listed, AT_ERR_NOMEM, AT_ERR_TOO_BIG past out's cap. */
 at_result at_catalog_list_json(at_catalog *c, at_buf *out) AT_WUR;
 
+/* A page of the list above, filtered: the sessions in the same order that
+ * pass every filter set, after the cursor's session, at most limit of them
+ * (0: all), as a JSON array appended to out; when more follow, the cursor
+ * of the next page is appended to next (an opaque token, stable while
+ * sessions come and go). AT_ERR_INVALID for a cursor this did not write. */
+typedef struct {
+    size_t limit;
+    const char *cursor; /* NULL: from the first */
+    const char *agent;  /* agent_name equals it; NULL: any */
+    const char *q;      /* a substring of the session id, agent_name or command; NULL: any */
+    bool has_since, has_until;
+    double since, until; /* started_at >= since, < until (seconds since the epoch) */
+} at_catalog_query;
+at_result at_catalog_list_page(at_catalog *c, const at_catalog_query *q, at_buf *out, at_buf *next) AT_WUR;
+
 /* Resolves a session id as agent-strace's find_session does: an exact
  * directory name first, else a prefix that matches exactly one session.
  * On AT_OK *out is the malloc'd directory name (the caller frees it).

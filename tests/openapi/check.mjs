@@ -352,6 +352,15 @@ await call('importTranscript', 'incremental import of a session made by the coll
 // reads
 r = await call('listSessions', 'every session', 200, M, 'GET', '/sessions');
 await call('getHealth', 'loaded storage', 200, M, 'GET', '/health');
+r = await call('listSessions', 'a page of 2', 200, M, 'GET', '/sessions?limit=2');
+if (!/rel="next"/.test(r.res?.headers?.link ?? '')) notOk('listSessions: a page of 2 links to the next', [`Link: ${r.res?.headers?.link}`]);
+else {
+  const next = r.res.headers.link.match(/^<([^>]*)>/)[1];
+  await call('listSessions', 'the next page, from the Link header', 200, M, 'GET', next);
+}
+await call('listSessions', 'filtered: agent and q', 200, M, 'GET', '/sessions?agent=claude-code&q=a');
+await call('listSessions', 'a bad limit', 400, M, 'GET', '/sessions?limit=0');
+await call('listSessions', 'a cursor the server did not write', 400, M, 'GET', '/sessions?cursor=nope');
 r = await call('getReady', 'loaded storage', 200, M, 'GET', '/ready');
 if (!/^agent-traced\/\d+\.\d+\.\d+$/.test(r.res?.headers?.server ?? ''))
   notOk('every response names the server (Server: agent-traced/<version>)', [`Server: ${r.res?.headers?.server}`]);
