@@ -82,6 +82,7 @@ static const char serve_usage[] =
     "                          [--max-size-mb M] [--log-key FILE] [--log-origin NAME] [--no-log]\n"
     "                          [--witness URL=VKEY]... [--max-connections N]\n"
     "                          [--max-client-connections N] [--shutdown-timeout SECONDS]\n"
+    "                          [--cors-origin ORIGIN]... [--log-format text|json]\n"
     "\n"
     "Serves a storage directory over HTTP: the agent-strace collector endpoints\n"
     "and transcript upload, session trees, event lookup, chain verification,\n"
@@ -104,6 +105,13 @@ static const char serve_usage[] =
     "                     descriptors allowed); beyond it: 503 and closed\n"
     "  --max-client-connections N\n"
     "                     connections open at once from one address (default 256)\n"
+    "  --cors-origin ORIGIN\n"
+    "                     let pages from ORIGIN (e.g. https://traces.example, or *)\n"
+    "                     call the API from a browser (repeatable; default: none)\n"
+    "  --log-format text|json\n"
+    "                     the log: lines (default) or one JSON object a line (time,\n"
+    "                     request_id, client, key name, workspace, method, path,\n"
+    "                     status, bytes, us)\n"
     "  --shutdown-timeout SECONDS\n"
     "                     on SIGINT/SIGTERM, how long requests in flight may take to\n"
     "                     finish (default 30)\n"
@@ -141,9 +149,13 @@ static const char serve_usage[] =
 #define INFLATE_CHUNK  (64u * 1024)
 #define CONN_MEMORY    (256u * 1024) /* MHD per-connection pool: its read buffer is about half */
 
-typedef struct {
+#define MAX_CORS 16
+
+typedef struct server {
     server_ctx ctx;
     struct MHD_Daemon *daemon;
+    const char *cors[MAX_CORS]; /* --cors-origin values ("*": any) */
+    size_t ncors;
     http_auth auth;
     http_guard *guard;
     char tmp_dir[PATH_MAX];
@@ -157,6 +169,11 @@ typedef enum { ENC_IDENTITY, ENC_GZIP } body_encoding;
 typedef struct {
     int route; /* index into http_routes, -1 when none matched */
     bool begun;          /* the first request callback ran */
+    bool preflight;      /* a CORS preflight (OPTIONS), answered 204 */
+    struct server *srv;
+    uint64_t id;         /* X-Request-Id and the log's request_id */
+    int key;             /* the key that authorized it (-1: none) */
+    char client[48];     /* the peer's address */
     const char *bad_uri; /* why the request line as received is refused (NULL: fine) */
     char method[12];
     char path[MAX_LOG_PATH]; /* for the log line (sanitized, truncated) */
@@ -252,6 +269,37 @@ static void stream_free(void *cls)
     free(st);
 }
 
+/* ---- CORS (--cors-origin) ---------------------------------------------- */
+
+/* The Access-Control-Allow-Origin value for this request's Origin, or NULL. */
+static const char *cors_origin(const server *srv, struct MHD_Connection *c)
+{
+    const char *o = srv->ncors ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin") : NULL;
+    for (size_t i = 0; o && i < srv->ncors; i++)
+        if (strcmp(srv->cors[i], "*") == 0 || strcmp(srv->cors[i], o) == 0)
+            return strcmp(srv->cors[i], "*") == 0 ? "*" : o;
+    return NULL;
+}
+
+static void cors_headers(const server *srv, struct MHD_Connection *c, struct MHD_Response *resp)
+{
+    const char *o = srv ? cors_origin(srv, c) : NULL;
+    if (!o)
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", o);
+    MHD_add_response_header(resp, "Vary", "Origin");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Link, ETag, X-Request-Id");
+}
+
+/* OPTIONS with Access-Control-Request-Method, when origins are allowed: a
+ * preflight, answered without a key (a browser sends none with it). */
+static bool cors_preflight(const server *srv, request *rq, struct MHD_Connection *c, const char *method)
+{
+    rq->preflight = srv->ncors && strcmp(method, "OPTIONS") == 0 &&
+                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Method");
+    return rq->preflight;
+}
+
 static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr, http_handler_id h)
 {
     struct MHD_Response *resp;
@@ -296,6 +344,16 @@ static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"agent-traced\"");
     if (hr->link)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, hr->link);
+    if (rq->preflight) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, Content-Encoding");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
+    char rid[24];
+    snprintf(rid, sizeof rid, "%llx", (unsigned long long)rq->id);
+    MHD_add_response_header(resp, "X-Request-Id", rid);
+    cors_headers(rq->srv, c, resp);
     if ((h == H_GET_OBJECT || hr->immutable) && hr->status == 200)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
     if (hr->status == 405 && rq->path[0]) {
@@ -1105,8 +1163,10 @@ static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, cons
     if (bad)
         return early_error(rq, c, 400, "bad request: %s", bad);
     /* the body is agent-strace's; WWW-Authenticate says more (queue) */
-    if (http_auth_check(&srv->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                                 MHD_HTTP_HEADER_AUTHORIZATION)) != HTTP_AUTH_OK)
+    if (cors_preflight(srv, rq, c, method))
+        return MHD_YES; /* answered at the final call, without a key (browsers send none) */
+    if (http_auth_check(&srv->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                        &rq->key) != HTTP_AUTH_OK)
         return early_error(rq, c, 401, "Unauthorized");
     size_t n = strlen(url);
     if (n > 1 && url[n - 1] == '/')
@@ -1179,6 +1239,14 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *c, const char *ur
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (rq->preflight) {
+        http_response hr;
+        http_response_init(&hr);
+        hr.status = 204;
+        MHD_RESULT res = queue(rq, c, &hr, H_HEALTH);
+        http_response_fini(&hr);
+        return res;
+    }
     if (rq->route < 0 || (rq->err_status && !http_routes[rq->route].body))
         return queue_error(rq, c, rq->err_status ? rq->err_status : 404, "%s",
                            rq->err_status ? rq->err_msg : "not found");
@@ -1199,8 +1267,47 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     rq->route = -1;
     rq->stage.fd = -1;
     rq->bad_uri = http_guard_uri(uri);
+    rq->key = -1;
+    rq->srv = cls;
+    static uint64_t next_id;
+    rq->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+    const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ai ? ai->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, rq->client, sizeof rq->client);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, rq->client, sizeof rq->client);
     metrics_inflight(1);
     return rq;
+}
+
+/* --log-format json: one object a request (never a key, only its name). */
+static void log_request_json(const request *rq, uint64_t us, bool ok)
+{
+    char t[40], key[24] = "null";
+    size_t tn = log_time(t, sizeof t);
+    if (rq->key >= 0)
+        snprintf(key, sizeof key, "\"key%d\"", rq->key + 1);
+    at_buf b;
+    at_buf_init(&b, 0);
+    at_result r = at_buf_printf(&b, "{\"time\": \"%.*s\", \"request_id\": \"%llx\", \"client\": \"%s\", \"key\": %s, "
+                                    "\"workspace\": null, \"method\": ",
+                                (int)tn, t, (unsigned long long)rq->id, rq->client, key);
+    if (r == AT_OK)
+        r = at_json_write_wtf8(&b, rq->method, strlen(rq->method));
+    if (r == AT_OK)
+        r = at_buf_adds(&b, ", \"path\": ");
+    if (r == AT_OK)
+        r = at_json_write_wtf8(&b, rq->path, strlen(rq->path));
+    if (r == AT_OK)
+        r = at_buf_printf(&b, ", \"status\": %d, \"bytes\": %llu, \"bytes_in\": %llu, \"us\": %llu, "
+                              "\"outcome\": \"%s\", \"redacted_events\": %llu}",
+                          rq->status, (unsigned long long)rq->bytes_out, (unsigned long long)rq->bytes_in,
+                          (unsigned long long)us, rq->timed_out ? "timed out" : ok ? "ok" : "aborted",
+                          (unsigned long long)rq->redacted);
+    if (r == AT_OK)
+        log_json(b.data, b.len);
+    at_buf_fini(&b);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -1224,7 +1331,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     at_redact_summary(note + 1, sizeof note - 1, rq->redacted, rq->redacted_meta);
     if (!note[1])
         note[0] = 0;
-    if (rq->bytes_in)
+    if (log_line_is_json())
+        log_request_json(rq, us, ok);
+    else if (rq->bytes_in)
         log_line("%s %s %d %llu %lluus in=%llu%s%s", rq->method, rq->path, rq->status,
                  (unsigned long long)rq->bytes_out, (unsigned long long)us, (unsigned long long)rq->bytes_in,
                  rq->timed_out ? " timed out"
@@ -1398,6 +1507,8 @@ int cli_serve(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'C'},
         {"max-client-connections", required_argument, NULL, 'c'},
         {"shutdown-timeout", required_argument, NULL, 'D'},
+        {"cors-origin", required_argument, NULL, 'o'},
+        {"log-format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1460,6 +1571,21 @@ int cli_serve(int argc, char **argv)
         case 'D':
             if (!parse_u64(optarg, &shutdown_timeout, false) || shutdown_timeout > 86400)
                 goto usage;
+            break;
+        case 'o':
+            if (srv.ncors == MAX_CORS || !*optarg) {
+                fprintf(stderr, "agent-traced serve: --cors-origin: %s\n",
+                        *optarg ? "at most 16 origins" : "an origin is needed (or *)");
+                return 2;
+            }
+            srv.cors[srv.ncors++] = optarg;
+            break;
+        case 'F':
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+                fprintf(stderr, "agent-traced serve: --log-format: text or json, not '%s'\n", optarg);
+                return 2;
+            }
+            log_line_set_json(strcmp(optarg, "json") == 0);
             break;
         case 'N': redact = false; break;
         case 'L': log_key_path = optarg; break;

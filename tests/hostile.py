@@ -58,7 +58,10 @@ class Server:
             preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
         SERVERS.append(self)
         line = self.p.stderr.readline().decode()
+        if line.startswith("{"):  # --log-format json
+            line = json.loads(line).get("message", "")
         if not line.startswith("listening on "):
+            self.p.kill()
             raise RuntimeError("server did not start: " + line + self.p.stderr.read().decode())
         self.port = int(line.rsplit(":", 1)[1])
         self.drain = threading.Thread(target=self._drain, daemon=True)
@@ -584,9 +587,61 @@ def test_hygiene():
         check("umask %03o: no key, private key or redacted secret in the log (%d leaked)" % (um, len(leaked)), not leaked)
 
 
+def test_ops():
+    """--log-format json, --cors-origin, X-Request-Id, Server, /ready."""
+    key = "ast_0ddba11c0ffee"
+    s = Server("ops", "--auth-key", key, "--cors-origin", "https://ui.example", "--log-format", "json")
+    auth = ["Authorization: Bearer " + key]
+    st, h, b = req(s.port, "OPTIONS", "/sessions", headers=["Origin: https://ui.example",
+                                                             "Access-Control-Request-Method: GET",
+                                                             "Access-Control-Request-Headers: authorization"])
+    check("CORS preflight from an allowed origin: 204 without a key, with the allowed methods and headers (%d)" % st,
+          st == 204 and h.get("access-control-allow-origin") == "https://ui.example"
+          and "Authorization" in h.get("access-control-allow-headers", ""))
+    st, h, b = req(s.port, "GET", "/sessions", headers=auth + ["Origin: https://ui.example"])
+    check("an allowed origin's request: Access-Control-Allow-Origin, Vary: Origin, Link exposed",
+          st == 200 and h.get("access-control-allow-origin") == "https://ui.example" and h.get("vary") == "Origin"
+          and "Link" in h.get("access-control-expose-headers", ""))
+    st, h, b = req(s.port, "GET", "/sessions", headers=auth + ["Origin: https://evil.example"])
+    check("another origin gets no CORS header", st == 200 and "access-control-allow-origin" not in h)
+    st, h, b = req(s.port, "OPTIONS", "/sessions", headers=["Origin: https://ui.example"])
+    check("OPTIONS without Access-Control-Request-Method is no preflight: 401 without a key (%d)" % st, st == 401)
+    for _ in range(200):  # 503 while the index opens, then 200
+        st, h, b = req(s.port, "GET", "/ready", headers=auth)
+        if st != 503:
+            break
+        check("/ready while the index opens: 503 saying so", json.loads(b).get("index") == "opening"
+              and "error" in json.loads(b)) if _ == 0 else None
+        time.sleep(0.05)
+    check("/ready: 200 ready, Server: agent-traced/<version>, an X-Request-Id (%d %s)" % (st, h.get("server")),
+          st == 200 and json.loads(b)["status"] == "ready" and h.get("server", "").startswith("agent-traced/")
+          and h.get("x-request-id"))
+    rid = h.get("x-request-id")
+    st, _, _ = req(s.port, "GET", "/sessions", headers=["Authorization: Bearer wrong"])
+    s.stop()
+    lines = [ln for ln in s.logtext().splitlines() if ln.strip()]
+    objs = []
+    for ln in lines:
+        try:
+            objs.append(json.loads(ln))
+        except ValueError:
+            objs.append(None)
+    check("--log-format json: every log line is a JSON object (%d lines)" % len(lines),
+          lines and all(isinstance(o, dict) and "time" in o for o in objs))
+    reqs = [o for o in objs if o and "request_id" in o]
+    want = {"time", "request_id", "client", "key", "workspace", "method", "path", "status", "bytes", "us"}
+    check("... each request has %s" % sorted(want), reqs and all(want <= set(o) for o in reqs))
+    ready = [o for o in reqs if o["path"] == "/ready"]
+    check("... the request log names the key (key1), its request id is the response's (%s)" % rid,
+          ready and ready[-1]["key"] == "key1" and ready[-1]["request_id"] == rid and ready[-1]["status"] == 200)
+    check("... a refused key is logged without a name, and no key appears in the log",
+          any(o["status"] == 401 and o["key"] is None for o in reqs) and key not in s.logtext()
+          and "wrong" not in s.logtext())
+
+
 def main():
     tests = [test_startup_errors, test_port_in_use, test_url_and_headers, test_auth, test_session_ids,
-             test_bodies, test_connections, test_shutdown, test_hygiene]
+             test_bodies, test_connections, test_shutdown, test_hygiene, test_ops]
     only = os.environ.get("HOSTILE_ONLY")
     for t in tests:
         if only and only not in t.__name__:

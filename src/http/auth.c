@@ -69,8 +69,9 @@ bool http_auth_add_list(http_auth *a, const char *list, char *why, size_t cap)
     }
 }
 
-http_auth_verdict http_auth_check(const http_auth *a, const char *h)
+http_auth_verdict http_auth_check(const http_auth *a, const char *h, int *which)
 {
+    *which = -1;
     if (a->n == 0)
         return HTTP_AUTH_OK;
     if (!h)
@@ -93,10 +94,16 @@ http_auth_verdict http_auth_check(const http_auth *a, const char *h)
     bool too_long = n > sizeof got;
     memcpy(got, t, too_long ? sizeof got : n);
     unsigned ok = 0;
+    int hit = -1;
     for (size_t i = 0; i < a->n; i++) {
         unsigned same_len = (unsigned)(n == a->len[i]);
         unsigned same = (unsigned)(CRYPTO_memcmp(got, a->key[i], sizeof got) == 0);
-        ok |= same_len & same;
+        unsigned m = same_len & same;
+        ok |= m;
+        hit = m ? (int)i : hit; /* every key compared, whichever matches */
     }
-    return ok && !too_long ? HTTP_AUTH_OK : HTTP_AUTH_WRONG;
+    if (!ok || too_long)
+        return HTTP_AUTH_WRONG;
+    *which = hit;
+    return HTTP_AUTH_OK;
 }

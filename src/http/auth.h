@@ -35,7 +35,9 @@ typedef enum {
 } http_auth_verdict;
 
 /* The verdict on an Authorization header value (NULL: none). The scheme is
- * case-insensitive (RFC 7235); always OK when no key is configured. */
-http_auth_verdict http_auth_check(const http_auth *a, const char *header);
+ * case-insensitive (RFC 7235); always OK when no key is configured. On OK
+ * *which is the key's index (its name in logs: "key<index+1>"), -1 when
+ * no key is configured. */
+http_auth_verdict http_auth_check(const http_auth *a, const char *header, int *which);
 
 #endif
