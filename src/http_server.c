@@ -1446,6 +1446,13 @@ static void *maintenance_run(void *arg)
     return NULL;
 }
 
+/* A bad option value: named, with what it takes (exit status 2). */
+static int bad_value(const char *option, const char *arg, const char *want)
+{
+    fprintf(stderr, "agent-traced serve: --%s '%s': want %s (see agent-traced serve --help)\n", option, arg, want);
+    return 2;
+}
+
 #define DEFAULT_MAX_CONNECTIONS 4096
 #define DEFAULT_MAX_CLIENT      256
 
@@ -1527,15 +1534,15 @@ int cli_serve(int argc, char **argv)
     at_note_verifier *witness_keys[AT_LEDGER_MAX_WITNESSES];
     size_t n_witnesses = 0;
     at_gc_policy policy = {0};
-    int c;
+    int c, li = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, &li)) != -1) {
         switch (c) {
         case 'H': host = optarg; break;
         case 's': storage = optarg; break;
         case 'p':
             if (!parse_u64(optarg, &port, false) || port > 65535)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "a port number from 0 to 65535");
             break;
         case 'k':
             cli_keys = true;
@@ -1546,31 +1553,31 @@ int cli_serve(int argc, char **argv)
             break;
         case 'm':
             if (!parse_u64(optarg, &max_upload, true) || max_upload == 0)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "a size in bytes above 0 (suffixes K, M, G)");
             break;
         case 't':
             if (!parse_u64(optarg, &threads, false) || threads == 0 || threads > 1024)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "a number of threads from 1 to 1024");
             break;
         case 'T':
             if (!parse_u64(optarg, &timeout, false) || timeout > 86400)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "seconds, at most 86400");
             break;
         case 'R':
             if (!parse_u64(optarg, &request_timeout, false) || request_timeout > 7 * 86400)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "seconds, at most 604800 (0: no limit)");
             break;
         case 'C':
             if (!parse_u64(optarg, &max_conn, false) || max_conn == 0 || max_conn > 1000000)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "a number from 1 to 1000000");
             break;
         case 'c':
             if (!parse_u64(optarg, &max_client, false) || max_client == 0 || max_client > 1000000)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "a number from 1 to 1000000");
             break;
         case 'D':
             if (!parse_u64(optarg, &shutdown_timeout, false) || shutdown_timeout > 86400)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "seconds, at most 86400");
             break;
         case 'o':
             if (srv.ncors == MAX_CORS || !*optarg) {
@@ -1606,13 +1613,13 @@ int cli_serve(int argc, char **argv)
         }
         case 'G':
             if (!parse_u64(optarg, &gc_interval, false) || gc_interval > 366ull * 86400)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "seconds, at most 31622400 (0: only at start)");
             break;
         case 'K':
         case 'S': {
             uint64_t v;
             if (!parse_u64(optarg, &v, false) || v == 0 || v > INT64_MAX)
-                goto usage;
+                return bad_value(opts[li].name, optarg, "a whole number above 0");
             if (c == 'K')
                 policy.keep_versions = (int64_t)v;
             else
@@ -1625,7 +1632,7 @@ int cli_serve(int argc, char **argv)
             errno = 0;
             double v = strtod(optarg, &end);
             if (*end || errno || !(v > 0))
-                goto usage;
+                return bad_value(opts[li].name, optarg, "a number above 0");
             if (c == 'A')
                 policy.max_age_days = v;
             else
