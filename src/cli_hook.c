@@ -21,12 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HOOK_STDIN_CAP  (1 << 20) /* the hook's JSON: a few hundred bytes */
-#define HOOK_READ_MS    1000      /* the most we wait for it */
-#define HOOK_LOG_CAP    (1 << 20) /* past this the log becomes hook.log.1 */
-#define HOOK_MAX_SECS   1800      /* a background push that runs longer is killed */
-#define SETTINGS_CAP    (16 << 20)
-#define HOOK_TIMEOUT    10        /* seconds, in the installed entries */
+#define HOOK_STDIN_CAP (1 << 20) /* the hook's JSON: a few hundred bytes */
+#define HOOK_READ_MS   1000      /* the most we wait for it */
+#define HOOK_LOG_CAP   (1 << 20) /* past this the log becomes hook.log.1 */
+#define HOOK_MAX_SECS  1800      /* a background push that runs longer is killed */
+#define SETTINGS_CAP   (16 << 20)
+#define HOOK_TIMEOUT   10 /* seconds, in the installed entries */
 
 static const char *const hook_events[] = {"Stop", "SubagentStop", "SessionEnd"};
 
@@ -215,7 +215,8 @@ static int hook_run(int argc, char **argv)
     const char *slash = strrchr(tp, '/');
     struct stat st;
     if (slash && sid_ok(sid) &&
-        snprintf(subdir, sizeof subdir, "%.*s/%s/subagents", (int)(slash - tp), tp, sid) < (int)sizeof subdir &&
+        snprintf(subdir, sizeof subdir, "%.*s/%s/subagents", (int)(slash - tp), tp, sid) <
+            (int)sizeof subdir &&
         stat(subdir, &st) == 0 && S_ISDIR(st.st_mode))
         paths[np++] = subdir;
     if (atp && *atp && access(atp, F_OK) == 0)
@@ -250,6 +251,10 @@ static int hook_run(int argc, char **argv)
         if (nul > 2)
             close(nul);
     }
+    /* nothing else of Claude Code's stays open here either */
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != logfd)
+            close(fd);
     signal(SIGPIPE, SIG_IGN);
     alarm(HOOK_MAX_SECS);
     /* hooks of one machine push one at a time, so a second one sees what
@@ -462,7 +467,8 @@ static int hook_edit(int argc, char **argv, bool install)
         cli_errorf("hook", "%s: unexpected argument '%s'", install ? "install" : "uninstall", argv[optind]);
         return 2;
     }
-    if (server && (strchr(server, '\'') || (strncmp(server, "http://", 7) != 0 && strncmp(server, "https://", 8) != 0))) {
+    if (server && (strchr(server, '\'') ||
+                   (strncmp(server, "http://", 7) != 0 && strncmp(server, "https://", 8) != 0))) {
         cli_errorf("hook", "--server: expected an http:// or https:// URL, got '%s'", server);
         return 2;
     }

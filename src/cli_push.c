@@ -52,8 +52,14 @@ int cli_push_paths(const char *cmd, const char *server, const char *key, int job
     size_t werr = 0;
     for (int i = 0; i < npaths; i++)
         werr += walk_path(&files, paths[i], walk_err, (void *)cmd);
+    /* one server, one set of state entries, however its URL ends */
+    char url[2048];
+    size_t ul = strlen(server);
+    while (ul > 1 && server[ul - 1] == '/')
+        ul--;
+    snprintf(url, sizeof url, "%.*s", (int)ul, server);
     push_options o = {.cmd = cmd,
-                      .server = server,
+                      .server = url,
                       .key = key,
                       .state_path = state,
                       .jobs = jobs,
@@ -73,9 +79,12 @@ int cli_push_paths(const char *cmd, const char *server, const char *key, int job
 int cli_push(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'}, {"key", required_argument, NULL, 'k'},
-        {"jobs", required_argument, NULL, 'j'},   {"dry-run", no_argument, NULL, 'n'},
-        {"state", required_argument, NULL, 'S'},  {"help", no_argument, NULL, 'h'},
+        {"server", required_argument, NULL, 's'},
+        {"key", required_argument, NULL, 'k'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"state", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *server = NULL, *key = NULL, *state = NULL;

@@ -18,10 +18,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define IN_CHUNK  (256 * 1024) /* file bytes read at a time */
-#define RESP_CAP  (64 * 1024)  /* the most of a response body kept */
-#define GZ_LEVEL  1            /* speed first: JSONL still shrinks ~5x */
-#define MAX_JOBS  64
+#define IN_CHUNK (256 * 1024) /* file bytes read at a time */
+#define RESP_CAP (64 * 1024)  /* the most of a response body kept */
+#define GZ_LEVEL 1            /* speed first: JSONL still shrinks ~5x */
+#define MAX_JOBS 64
 
 typedef enum { ACT_NEW, ACT_EXTEND, ACT_REPLACE, ACT_UNCHANGED, ACT_FAILED } action;
 
@@ -466,8 +466,7 @@ static int post(worker *w, item *it, int fd, bool incremental, long *status, jso
         *j = json_loadb(r.data, r.len, 0, NULL);
     if (*status < 200 || *status >= 300) {
         const char *em = json_string_value(json_object_get(*j, "error"));
-        snprintf(msg, msglen, "server answered %ld: %s", *status,
-                 em ? em : r.data ? r.data : "(no body)");
+        snprintf(msg, msglen, "server answered %ld: %s", *status, em ? em : r.data ? r.data : "(no body)");
     }
     rc = 0;
 out:
@@ -538,7 +537,8 @@ static void upload(worker *w, item *it)
      * a line, say) leaves the server's copy as it was: so does the state */
     bool keep_old = incremental && !(result && strcmp(result, "unchanged") != 0);
     if (e->state && !keep_old &&
-        (push_state_put(e->state, it->abs, &pe) != 0 || push_state_save(e->state, false, serr, sizeof serr) != 0))
+        (push_state_put(e->state, it->abs, &pe) != 0 ||
+         push_state_save(e->state, false, serr, sizeof serr) != 0))
         failf(e, it->path, "uploaded, but the state was not saved: %s", serr[0] ? serr : "out of memory");
     e->files_done++;
     pthread_mutex_unlock(&e->mu);
@@ -562,7 +562,8 @@ static void *worker_main(void *arg)
     engine *e = w->e;
     for (;;) {
         pthread_mutex_lock(&e->mu);
-        while (e->next < e->n && (e->items[e->next].act == ACT_UNCHANGED || e->items[e->next].act == ACT_FAILED))
+        while (e->next < e->n &&
+               (e->items[e->next].act == ACT_UNCHANGED || e->items[e->next].act == ACT_FAILED))
             e->next++;
         item *it = e->next < e->n ? &e->items[e->next++] : NULL;
         pthread_mutex_unlock(&e->mu);
@@ -643,12 +644,13 @@ static const char *act_name(action a)
 
 void push_summary_print(FILE *f, const push_summary *s, bool dry_run)
 {
-    fprintf(f,
-            "{\"files\": %llu, \"created\": %llu, \"extended\": %llu, \"replaced\": %llu, \"unchanged\": %llu, "
-            "\"failed\": %llu, \"bytes_sent\": %llu%s}\n",
-            (unsigned long long)s->files, (unsigned long long)s->created, (unsigned long long)s->extended,
-            (unsigned long long)s->replaced, (unsigned long long)s->unchanged, (unsigned long long)s->failed,
-            (unsigned long long)s->bytes_sent, dry_run ? ", \"dry_run\": true" : "");
+    fprintf(
+        f,
+        "{\"files\": %llu, \"created\": %llu, \"extended\": %llu, \"replaced\": %llu, \"unchanged\": %llu, "
+        "\"failed\": %llu, \"bytes_sent\": %llu%s}\n",
+        (unsigned long long)s->files, (unsigned long long)s->created, (unsigned long long)s->extended,
+        (unsigned long long)s->replaced, (unsigned long long)s->unchanged, (unsigned long long)s->failed,
+        (unsigned long long)s->bytes_sent, dry_run ? ", \"dry_run\": true" : "");
     fflush(f);
 }
 

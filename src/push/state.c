@@ -148,11 +148,12 @@ bool push_state_get(push_state *s, const char *file, push_entry *e)
     memset(e, 0, sizeof *e);
     const char *sid = json_string_value(json_object_get(o, "session_id"));
     uint64_t hl, tl, mt;
-    if (!json_is_object(o) || !sid || strlen(sid) >= sizeof e->session_id || !get_u64(o, "bytes", &e->bytes) ||
-        !get_u64(o, "size", &e->size) || !get_u64(o, "mtime_ns", &mt) || !get_u64(o, "dev", &e->dev) ||
-        !get_u64(o, "ino", &e->ino) || !get_u64(o, "head_len", &hl) || !get_u64(o, "tail_len", &tl) ||
-        !get_hex(o, "head_sha256", e->head) || !get_hex(o, "tail_sha256", e->tail) || hl > e->bytes ||
-        tl > e->bytes || hl > PUSH_EDGE || tl > PUSH_EDGE)
+    if (!json_is_object(o) || !sid || strlen(sid) >= sizeof e->session_id ||
+        !get_u64(o, "bytes", &e->bytes) || !get_u64(o, "size", &e->size) || !get_u64(o, "mtime_ns", &mt) ||
+        !get_u64(o, "dev", &e->dev) || !get_u64(o, "ino", &e->ino) || !get_u64(o, "head_len", &hl) ||
+        !get_u64(o, "tail_len", &tl) || !get_hex(o, "head_sha256", e->head) ||
+        !get_hex(o, "tail_sha256", e->tail) || hl > e->bytes || tl > e->bytes || hl > PUSH_EDGE ||
+        tl > PUSH_EDGE)
         return false; /* an entry we cannot use: as if the file was new */
     memcpy(e->session_id, sid, strlen(sid) + 1);
     e->mtime_ns = (int64_t)mt;
@@ -166,12 +167,13 @@ int push_state_put(push_state *s, const char *file, const push_entry *e)
     char hh[AT_SHA256_HEX], th[AT_SHA256_HEX];
     at_hex(e->head, 32, hh);
     at_hex(e->tail, 32, th);
-    json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:s}", "session_id", e->session_id, "bytes",
-                          (json_int_t)e->bytes, "size", (json_int_t)e->size, "mtime_ns", (json_int_t)e->mtime_ns,
-                          "dev", (json_int_t)e->dev, "ino", (json_int_t)e->ino, "head_len",
-                          (json_int_t)e->head_len, "head_sha256", hh, "tail_len", (json_int_t)e->tail_len,
-                          "tail_sha256", th);
-    if (!o || json_object_set_new(s->entries, file, o) != 0 || json_object_set_new(s->dirty, file, json_true()) != 0)
+    json_t *o =
+        json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:s}", "session_id", e->session_id, "bytes",
+                  (json_int_t)e->bytes, "size", (json_int_t)e->size, "mtime_ns", (json_int_t)e->mtime_ns,
+                  "dev", (json_int_t)e->dev, "ino", (json_int_t)e->ino, "head_len", (json_int_t)e->head_len,
+                  "head_sha256", hh, "tail_len", (json_int_t)e->tail_len, "tail_sha256", th);
+    if (!o || json_object_set_new(s->entries, file, o) != 0 ||
+        json_object_set_new(s->dirty, file, json_true()) != 0)
         return -1;
     return 0;
 }

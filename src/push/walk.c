@@ -102,7 +102,8 @@ static size_t walk_dir(walk_list *l, const char *dir, int depth, walk_error_fn o
         } else if (S_ISDIR(st.st_mode)) {
             errors += walk_dir(l, p, depth + 1, on_error, ctx);
         } else if (is_jsonl(names.paths[i]) &&
-                   (S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && stat(p, &st) == 0 && S_ISREG(st.st_mode)))) {
+                   (S_ISREG(st.st_mode) ||
+                    (S_ISLNK(st.st_mode) && stat(p, &st) == 0 && S_ISREG(st.st_mode)))) {
             if (list_add(l, p) != 0) {
                 on_error(ctx, p, "out of memory");
                 errors++;
