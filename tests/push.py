@@ -261,6 +261,9 @@ def test_push():
             f.write(turn[:cut])
         rc, out, err, _ = push(srv.url, state, sm)
         s1 = summary(out)
+        rcx, outx, errx, _ = push(srv.url, state, sm)
+        check("growth cut %s, pushed again unchanged: nothing sent" % label,
+              rcx == 0 and summary(outx).get("bytes_sent") == 0, outx + errx)
         with open(sm, "ab") as f:
             f.write(turn[cut:])
         rc2, out2, err2, _ = push(srv.url, state, sm)

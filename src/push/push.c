@@ -259,7 +259,7 @@ static void plan_item(engine *e, item *it, unsigned char *buf, char *msg, size_t
         goto out;
     }
     it->act = ACT_EXTEND;
-    it->offset = old.bytes;
+    it->offset = old.server_bytes;
 out:
     if (fd >= 0)
         close(fd);
@@ -534,11 +534,11 @@ static void upload(worker *w, item *it)
     else
         e->sum->unchanged++;
     /* an incremental upload that made no new event (its bytes end inside
-     * a line, say) leaves the server's copy as it was: so does the state */
-    bool keep_old = incremental && !(result && strcmp(result, "unchanged") != 0);
-    if (e->state && !keep_old &&
-        (push_state_put(e->state, it->abs, &pe) != 0 ||
-         push_state_save(e->state, false, serr, sizeof serr) != 0))
+     * a line, say) leaves the server's import where it was: the next one
+     * starts there again */
+    pe.server_bytes = incremental && !(result && strcmp(result, "unchanged") != 0) ? it->offset : pe.bytes;
+    if (e->state && (push_state_put(e->state, it->abs, &pe) != 0 ||
+                     push_state_save(e->state, false, serr, sizeof serr) != 0))
         failf(e, it->path, "uploaded, but the state was not saved: %s", serr[0] ? serr : "out of memory");
     e->files_done++;
     pthread_mutex_unlock(&e->mu);

@@ -156,6 +156,8 @@ bool push_state_get(push_state *s, const char *file, push_entry *e)
         tl > PUSH_EDGE)
         return false; /* an entry we cannot use: as if the file was new */
     memcpy(e->session_id, sid, strlen(sid) + 1);
+    if (!get_u64(o, "server_bytes", &e->server_bytes) || e->server_bytes > e->bytes)
+        e->server_bytes = e->bytes;
     e->mtime_ns = (int64_t)mt;
     e->head_len = (size_t)hl;
     e->tail_len = (size_t)tl;
@@ -172,6 +174,11 @@ int push_state_put(push_state *s, const char *file, const push_entry *e)
                   (json_int_t)e->bytes, "size", (json_int_t)e->size, "mtime_ns", (json_int_t)e->mtime_ns,
                   "dev", (json_int_t)e->dev, "ino", (json_int_t)e->ino, "head_len", (json_int_t)e->head_len,
                   "head_sha256", hh, "tail_len", (json_int_t)e->tail_len, "tail_sha256", th);
+    if (o && e->server_bytes < e->bytes &&
+        json_object_set_new(o, "server_bytes", json_integer((json_int_t)e->server_bytes)) != 0) {
+        json_decref(o);
+        return -1;
+    }
     if (!o || json_object_set_new(s->entries, file, o) != 0 ||
         json_object_set_new(s->dirty, file, json_true()) != 0)
         return -1;

@@ -3,9 +3,13 @@
  *
  *   {"version": 1, "servers": {"<server URL>": {"<absolute path>": ENTRY}}}
  *   ENTRY = {"session_id", "bytes", "size", "mtime_ns", "dev", "ino",
- *            "head_len", "head_sha256", "tail_len", "tail_sha256"}
+ *            "head_len", "head_sha256", "tail_len", "tail_sha256",
+ *            "server_bytes"?}
  *
- * bytes: the transcript bytes the server holds (what was sent); head: the
+ * bytes: the transcript bytes sent; server_bytes (when less): where the
+ * server's import state stops, because the bytes after it made no event
+ * (a line not finished yet, say) and the server kept its version: the next
+ * upload of new bytes starts there. head: the
  * SHA-256 of the first head_len = min(bytes, 64 KiB) of them, tail: of the
  * last tail_len = min(bytes, 64 KiB). size/mtime_ns/dev/ino: the file as
  * it was when sent, so an untouched file is recognised without reading it.
@@ -28,6 +32,7 @@ typedef struct push_state push_state;
 typedef struct {
     char session_id[256];
     uint64_t bytes, size;
+    uint64_t server_bytes; /* <= bytes: where an incremental upload starts */
     int64_t mtime_ns;
     uint64_t dev, ino;
     size_t head_len, tail_len;
