@@ -457,6 +457,35 @@ def test_failures():
     srv.stop()
 
 
+def test_defaults_and_sharing():
+    """No PATH: ~/.claude/projects; no --state: $XDG_STATE_HOME's; two pushes
+    at once into one state file keep each other's entries."""
+    srv = Server("defaults")
+    home = os.path.join(WORK, "home")
+    proj = os.path.join(home, ".claude", "projects", "-p")
+    shutil.copytree(FIX, proj)
+    xdg = os.path.join(WORK, "xdg-def")
+    rc, out, err, _ = run("push", "--server", srv.url, XDG_STATE_HOME=xdg)
+    n = len(transcripts(proj))
+    st = os.path.join(xdg, "agent-traced", "push.json")
+    check("push without PATH or --state: ~/.claude/projects, state in $XDG_STATE_HOME",
+          rc == 0 and summary(out).get("created") == n and len(state_entries(st, srv.url)) == n, out + err)
+    a, b = os.path.join(WORK, "share-a"), os.path.join(WORK, "share-b")
+    shutil.copytree(FIX, a)
+    shutil.copytree(FIX, b)
+    shared = os.path.join(WORK, "shared.json")
+    procs = [subprocess.Popen([BIN, "push", "--server", srv.url, "--state", shared, "--jobs", "2", d],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env()) for d in (a, b)]
+    rcs = [p.wait(120) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    ents = state_entries(shared, srv.url)
+    check("two pushes at once into one state file: both exit 0, every file of both recorded",
+          rcs == [0, 0] and len(ents) == 2 * n, (rcs, len(ents)))
+    srv.stop()
+
+
 def hook_pids(log):
     try:
         with open(log) as f:
@@ -677,6 +706,7 @@ def main():
         test_fallback()
         test_kill_resume()
         test_failures()
+        test_defaults_and_sharing()
         test_hook()
         test_install()
         test_import_dir()
