@@ -3,6 +3,7 @@
 #ifndef AGENTTRACED_CLI_H
 #define AGENTTRACED_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 int cli_import(int argc, char **argv);
@@ -13,6 +14,12 @@ int cli_log(int argc, char **argv);
 int cli_audit(int argc, char **argv);
 /* `agent-traced witness` (cli_witness.c): a c2sp.org/tlog-witness witness */
 int cli_witness(int argc, char **argv);
+/* `agent-traced push` / `hook` (cli_push.c, cli_hook.c, src/push/) */
+int cli_push(int argc, char **argv);
+int cli_hook(int argc, char **argv);
+/* Walks paths, pushes what they hold and prints push's summary line. */
+int cli_push_paths(const char *cmd, const char *server, const char *key, int jobs, bool dry_run,
+                   const char *state, bool progress, char **paths, int npaths);
 
 /* Prints "agent-traced <cmd>: <message>" to stderr. */
 void cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

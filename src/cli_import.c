@@ -1,6 +1,7 @@
 /* cli_import.c - `agent-traced import`: transcripts from files or stdin into storage. */
 #include "cli.h"
 #include "api/report.h"
+#include "push/walk.h"
 
 #include "agenttrace/importer.h"
 #include "agenttrace/json.h"
@@ -16,7 +17,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: agent-traced import [--storage DIR] [--source NAME] [--no-redact] FILE...\n"
+    "usage: agent-traced import [--storage DIR] [--source NAME] [--no-redact] PATH...\n"
     "\n"
     "Imports Claude Code transcripts (JSONL; '-' reads standard input) into the\n"
     "storage directory, one agent-trace session per file, and prints one JSON\n"
@@ -31,6 +32,10 @@ static const char usage[] =
     "  --no-redact     keep secrets (default: redact them as agent-strace does;\n"
     "                  also AGENT_TRACE_NO_REDACT=1 or AGENT_STRACE_NO_REDACT=1)\n"
     "  -h, --help      show this help\n"
+    "\n"
+    "A PATH that is a directory is walked recursively for *.jsonl files (the\n"
+    "subagents under <session>/subagents/ included), in name order. Every error\n"
+    "names its file.\n"
     "\n"
     "A file whose secrets were redacted is named on standard error with the\n"
     "number of events redacted (never the secrets).\n"
@@ -126,6 +131,11 @@ out:
     return rc;
 }
 
+static void walk_error(void *ctx, const char *path, const char *reason)
+{
+    cli_errorf("import", "%s: %s", path, reason);
+}
+
 int cli_import(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -149,7 +159,7 @@ int cli_import(int argc, char **argv)
         }
     }
     if (optind >= argc) {
-        cli_errorf("import", "no FILE given");
+        cli_errorf("import", "no PATH given");
         fputs(usage, stderr);
         return 2;
     }
@@ -168,8 +178,18 @@ int cli_import(int argc, char **argv)
         return 1;
     }
     int failures = 0;
-    for (int i = optind; i < argc; i++)
-        failures += import_one(store, argv[i], source, rd);
+    for (int i = optind; i < argc; i++) {
+        if (strcmp(argv[i], "-") == 0) {
+            failures += import_one(store, argv[i], source, rd);
+            continue;
+        }
+        walk_list files;
+        walk_list_init(&files);
+        failures += (int)walk_path(&files, argv[i], walk_error, NULL);
+        for (size_t j = 0; j < files.len; j++)
+            failures += import_one(store, files.paths[j], source, rd);
+        walk_list_fini(&files);
+    }
     at_store_free(store);
     at_redact_free(rd);
     fflush(stdout);

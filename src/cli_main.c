@@ -24,6 +24,8 @@ static const char usage[] = "usage: agent-traced <command> [options]\n"
                             "  serve    run the HTTP service (agent-strace collector API, uploads, trees)\n"
                             "  witness  run a witness that cosigns a transparency log's checkpoints\n"
                             "  keygen   print a new API key (ast_ + 32 hex digits)\n"
+                            "  push     send transcripts to a server: only what it does not hold yet\n"
+                            "  hook     the Claude Code hook that pushes a session (`hook install` adds it)\n"
                             "\n"
                             "`agent-traced <command> --help` describes each command.\n"
                             "Environment: AGENT_STRACE_STORAGE is the default storage directory,\n"
@@ -81,6 +83,10 @@ int main(int argc, char **argv)
         return cli_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "witness") == 0)
         return cli_witness(argc - 1, argv + 1);
+    if (strcmp(cmd, "push") == 0)
+        return cli_push(argc - 1, argv + 1);
+    if (strcmp(cmd, "hook") == 0)
+        return cli_hook(argc - 1, argv + 1);
     fprintf(stderr, "agent-traced: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }
