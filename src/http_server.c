@@ -75,7 +75,7 @@ typedef enum MHD_Result MHD_RESULT;
 #endif
 
 static const char serve_usage[] =
-    "usage: agent-traced serve [--host H] [--port P] [--storage DIR] [--auth-key KEY]...\n"
+    "usage: agent-traced serve [--host H] [--port P] [--storage DIR] [--auth-key KEY]... [--keys FILE]\n"
     "                          [--max-upload BYTES] [--threads N] [--timeout SECONDS]\n"
     "                          [--request-timeout SECONDS] [--no-redact] [--gc-interval SECONDS]\n"
     "                          [--keep-versions N] [--max-age-days D] [--max-sessions N]\n"
@@ -93,7 +93,12 @@ static const char serve_usage[] =
     "  --storage DIR      storage directory (default: $AGENT_STRACE_STORAGE, else\n"
     "                     ./.agent-traces)\n"
     "  --auth-key KEY     require `Authorization: Bearer KEY` (repeatable; default:\n"
-    "                     the comma-separated keys of $AGENT_STRACE_AUTH_KEY)\n"
+    "                     the comma-separated keys of $AGENT_STRACE_AUTH_KEY); such\n"
+    "                     keys are admins, named key1, key2, ... in the log\n"
+    "  --keys FILE        named keys, one a line: <name> <role> <workspace or *>\n"
+    "                     <sha256 hex of the key> (`agent-traced keygen --name N\n"
+    "                     --role R` prints both); reader: GETs, writer: also\n"
+    "                     uploads and appends, admin: everything; reloaded on SIGHUP\n"
     "  --max-upload BYTES largest request body after decompression (default 1G;\n"
     "                     suffixes K, M, G)\n"
     "  --threads N        worker threads (default: the number of cores)\n"
@@ -156,7 +161,12 @@ typedef struct server {
     struct MHD_Daemon *daemon;
     const char *cors[MAX_CORS]; /* --cors-origin values ("*": any) */
     size_t ncors;
-    http_auth auth;
+    http_auth *auth;          /* swapped whole on SIGHUP, under auth_lock */
+    pthread_rwlock_t auth_lock;
+    const char *cli_keys[64]; /* --auth-key values, added again on a reload */
+    size_t ncli_keys;
+    const char *env_keys; /* AGENT_STRACE_AUTH_KEY, when no --auth-key */
+    const char *keys_file;
     http_guard *guard;
     char tmp_dir[PATH_MAX];
     const char *route_names[METRICS_MAX_ROUTES];
@@ -172,7 +182,9 @@ typedef struct {
     bool preflight;      /* a CORS preflight (OPTIONS), answered 204 */
     struct server *srv;
     uint64_t id;         /* X-Request-Id and the log's request_id */
-    int key;             /* the key that authorized it (-1: none) */
+    char key_name[HTTP_AUTH_MAX_NAME + 1]; /* the key that authorized it ("": none) */
+    char workspace[HTTP_AUTH_MAX_NAME + 1];
+    http_role role; /* 0: no keys configured, anything goes */
     char client[48];     /* the peer's address */
     const char *bad_uri; /* why the request line as received is refused (NULL: fine) */
     char method[12];
@@ -1156,6 +1168,46 @@ static MHD_RESULT early_error(request *rq, struct MHD_Connection *c, int status,
     return MHD_YES;
 }
 
+/* The request's key: who it is, its role and workspace (copied: the keys
+ * may be reloaded while the request runs). */
+static bool authorize(server *srv, request *rq, struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    pthread_rwlock_rdlock(&srv->auth_lock);
+    const http_key *k = NULL;
+    bool ok = http_auth_check(srv->auth, h, &k) == HTTP_AUTH_OK;
+    if (ok && k) {
+        snprintf(rq->key_name, sizeof rq->key_name, "%s", k->name);
+        snprintf(rq->workspace, sizeof rq->workspace, "%s", k->workspace);
+        rq->role = k->role;
+    }
+    pthread_rwlock_unlock(&srv->auth_lock);
+    return ok;
+}
+
+/* What the request's key may not do here (a 403's message), or NULL.
+ * reader: every GET (and POST /verify, which stores nothing); writer:
+ * uploads and appends too; admin: everything, every workspace. This
+ * server serves the default workspace only: a key of another one sees
+ * nothing here. */
+static const char *forbidden(request *rq, const struct http_route *rt)
+{
+    static __thread char m[256];
+    if (!rq->role)
+        return NULL; /* no keys configured */
+    if (strcmp(rq->workspace, "*") != 0 && strcmp(rq->workspace, "default") != 0) {
+        snprintf(m, sizeof m, "forbidden: key %s is for workspace %s; this server holds the default workspace",
+                 rq->key_name, rq->workspace);
+        return m;
+    }
+    bool writes = rt->body && rt->handler != H_POST_VERIFY;
+    if (writes && rq->role < HTTP_ROLE_WRITER) {
+        snprintf(m, sizeof m, "forbidden: key %s is a reader; uploads and appends need a writer key", rq->key_name);
+        return m;
+    }
+    return NULL;
+}
+
 static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, const char *url,
                         const char *method)
 {
@@ -1165,8 +1217,7 @@ static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, cons
     /* the body is agent-strace's; WWW-Authenticate says more (queue) */
     if (cors_preflight(srv, rq, c, method))
         return MHD_YES; /* answered at the final call, without a key (browsers send none) */
-    if (http_auth_check(&srv->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-                        &rq->key) != HTTP_AUTH_OK)
+    if (!authorize(srv, rq, c))
         return early_error(rq, c, 401, "Unauthorized");
     size_t n = strlen(url);
     if (n > 1 && url[n - 1] == '/')
@@ -1182,6 +1233,9 @@ static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, cons
             !(head && strcmp(http_routes[i].method, "GET") == 0))
             continue;
         rq->route = (int)i;
+        const char *denied = forbidden(rq, &http_routes[i]);
+        if (denied)
+            return early_error(rq, c, 403, "%s", denied);
         if (!http_routes[i].body) {
             /* answered at the final call (an answer queued now would close
              * the connection) */
@@ -1267,7 +1321,6 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     rq->route = -1;
     rq->stage.fd = -1;
     rq->bad_uri = http_guard_uri(uri);
-    rq->key = -1;
     rq->srv = cls;
     static uint64_t next_id;
     rq->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
@@ -1284,15 +1337,17 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 /* --log-format json: one object a request (never a key, only its name). */
 static void log_request_json(const request *rq, uint64_t us, bool ok)
 {
-    char t[40], key[24] = "null";
+    char t[40], key[HTTP_AUTH_MAX_NAME + 8] = "null", ws[HTTP_AUTH_MAX_NAME + 8] = "null";
     size_t tn = log_time(t, sizeof t);
-    if (rq->key >= 0)
-        snprintf(key, sizeof key, "\"key%d\"", rq->key + 1);
+    if (rq->key_name[0]) /* names are [A-Za-z0-9._-]: no escaping needed */
+        snprintf(key, sizeof key, "\"%s\"", rq->key_name);
+    if (rq->workspace[0])
+        snprintf(ws, sizeof ws, "\"%s\"", rq->workspace);
     at_buf b;
     at_buf_init(&b, 0);
     at_result r = at_buf_printf(&b, "{\"time\": \"%.*s\", \"request_id\": \"%llx\", \"client\": \"%s\", \"key\": %s, "
-                                    "\"workspace\": null, \"method\": ",
-                                (int)tn, t, (unsigned long long)rq->id, rq->client, key);
+                                    "\"workspace\": %s, \"method\": ",
+                                (int)tn, t, (unsigned long long)rq->id, rq->client, key, ws);
     if (r == AT_OK)
         r = at_json_write_wtf8(&b, rq->method, strlen(rq->method));
     if (r == AT_OK)
@@ -1446,6 +1501,38 @@ static void *maintenance_run(void *arg)
     return NULL;
 }
 
+/* Every key: --auth-key (or AGENT_STRACE_AUTH_KEY), then the keys file.
+ * NULL, with why, when one is malformed. */
+static http_auth *load_keys(const server *srv, char *why, size_t cap)
+{
+    http_auth *a = malloc(sizeof *a);
+    if (!a) {
+        snprintf(why, cap, "out of memory");
+        return NULL;
+    }
+    http_auth_init(a);
+    bool ok = true;
+    for (size_t i = 0; ok && i < srv->ncli_keys; i++)
+        ok = http_auth_add(a, srv->cli_keys[i], strlen(srv->cli_keys[i]), why, cap);
+    if (ok && srv->env_keys && !http_auth_add_list(a, srv->env_keys, why, cap)) {
+        char m[256];
+        snprintf(m, sizeof m, "AGENT_STRACE_AUTH_KEY: %s", why);
+        snprintf(why, cap, "%s", m);
+        ok = false;
+    }
+    if (ok && srv->keys_file) {
+        char m[512];
+        if (!(ok = http_auth_load(a, srv->keys_file, m, sizeof m)))
+            snprintf(why, cap, "--keys %s", m);
+    }
+    if (!ok) {
+        http_auth_fini(a);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
 /* A bad option value: named, with what it takes (exit status 2). */
 static int bad_value(const char *option, const char *arg, const char *want)
 {
@@ -1515,6 +1602,7 @@ int cli_serve(int argc, char **argv)
         {"max-client-connections", required_argument, NULL, 'c'},
         {"shutdown-timeout", required_argument, NULL, 'D'},
         {"cors-origin", required_argument, NULL, 'o'},
+        {"keys", required_argument, NULL, 'y'},
         {"log-format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1544,13 +1632,20 @@ int cli_serve(int argc, char **argv)
             if (!parse_u64(optarg, &port, false) || port > 65535)
                 return bad_value(opts[li].name, optarg, "a port number from 0 to 65535");
             break;
-        case 'k':
+        case 'k': {
             cli_keys = true;
-            if (!http_auth_add(&srv.auth, optarg, strlen(optarg), why, sizeof why)) {
-                fprintf(stderr, "agent-traced serve: --auth-key: %s\n", why);
+            http_auth probe;
+            http_auth_init(&probe);
+            bool good = http_auth_add(&probe, optarg, strlen(optarg), why, sizeof why);
+            http_auth_fini(&probe);
+            if (!good || srv.ncli_keys == sizeof srv.cli_keys / sizeof *srv.cli_keys) {
+                fprintf(stderr, "agent-traced serve: --auth-key: %s\n", good ? "at most 64 of them" : why);
                 return 2;
             }
+            srv.cli_keys[srv.ncli_keys++] = optarg;
             break;
+        }
+        case 'y': srv.keys_file = optarg; break;
         case 'm':
             if (!parse_u64(optarg, &max_upload, true) || max_upload == 0)
                 return bad_value(opts[li].name, optarg, "a size in bytes above 0 (suffixes K, M, G)");
@@ -1649,9 +1744,10 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "agent-traced serve: --witness needs the transparency log (not --no-log)\n");
         return 2;
     }
-    const char *env_keys = getenv("AGENT_STRACE_AUTH_KEY");
-    if (!cli_keys && env_keys && !http_auth_add_list(&srv.auth, env_keys, why, sizeof why)) {
-        fprintf(stderr, "agent-traced serve: AGENT_STRACE_AUTH_KEY: %s\n", why);
+    srv.env_keys = cli_keys ? NULL : getenv("AGENT_STRACE_AUTH_KEY");
+    pthread_rwlock_init(&srv.auth_lock, NULL);
+    if (!(srv.auth = load_keys(&srv, why, sizeof why))) {
+        fprintf(stderr, "agent-traced serve: %s\n", why);
         return 2;
     }
     if (!storage) {
@@ -1727,6 +1823,7 @@ int cli_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -1861,12 +1958,29 @@ int cli_serve(int argc, char **argv)
     log_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
              "timeout %llus, request timeout %llus, auth %s (%zu keys), redaction %s, pid %ld",
              srv.ctx.root, (unsigned long long)threads, (unsigned long long)max_upload,
-             (unsigned long long)timeout, (unsigned long long)request_timeout, srv.auth.n ? "on" : "off",
-             srv.auth.n, redact ? "on" : "off", (long)getpid());
+             (unsigned long long)timeout, (unsigned long long)request_timeout, srv.auth->n ? "on" : "off",
+             srv.auth->n, redact ? "on" : "off", (long)getpid());
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        /* SIGHUP: the keys again (a bad file keeps the keys in use) */
+        http_auth *fresh = load_keys(&srv, why, sizeof why);
+        if (!fresh) {
+            log_line("agent-traced serve: SIGHUP: keys not reloaded, the old ones stay: %s", why);
+            continue;
+        }
+        pthread_rwlock_wrlock(&srv.auth_lock);
+        http_auth *old_keys = srv.auth;
+        srv.auth = fresh;
+        pthread_rwlock_unlock(&srv.auth_lock);
+        http_auth_fini(old_keys);
+        free(old_keys);
+        log_line("agent-traced serve: SIGHUP: %zu keys loaded", fresh->n);
+    }
     log_line("agent-traced serve: %s received, finishing %lld requests in flight",
              sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)metrics_inflight_now());
     MHD_socket ls = MHD_quiesce_daemon(srv.daemon);
@@ -1901,6 +2015,9 @@ int cli_serve(int argc, char **argv)
     at_buf_fini(&vkey);
     at_catalog_free(srv.ctx.catalog);
     at_store_free(store);
+    http_auth_fini(srv.auth);
+    free(srv.auth);
+    pthread_rwlock_destroy(&srv.auth_lock);
     log_line("agent-traced serve: stopped");
     return 0;
 usage:
@@ -1910,14 +2027,48 @@ usage:
 
 int cli_keygen(int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs("usage: agent-traced keygen\n\nPrints a fresh API key (ast_ + 32 hex digits) "
-              "for serve --auth-key / AGENT_STRACE_AUTH_KEY.\n",
-              stdout);
-        return 0;
+    static const char kusage[] =
+        "usage: agent-traced keygen [--name NAME --role reader|writer|admin [--workspace W]]\n"
+        "\n"
+        "Prints a fresh API key (ast_ + 32 hex digits) for serve --auth-key /\n"
+        "AGENT_STRACE_AUTH_KEY. With --name and --role, also the line for serve\n"
+        "--keys FILE on a second line: <name> <role> <workspace> <sha256 of the key>\n"
+        "(the file holds the digest, never the key). --workspace defaults to\n"
+        "default; * is every workspace.\n";
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"role", required_argument, NULL, 'r'},
+        {"workspace", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *name = NULL, *role_s = NULL, *ws = "default";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': name = optarg; break;
+        case 'r': role_s = optarg; break;
+        case 'w': ws = optarg; break;
+        case 'h': fputs(kusage, stdout); return 0;
+        default: fputs(kusage, stderr); return 2;
+        }
     }
-    if (argc > 1) {
-        fputs("usage: agent-traced keygen\n", stderr);
+    if (optind < argc || (!name != !role_s)) {
+        fputs(optind < argc ? kusage : "agent-traced keygen: --name and --role go together\n", stderr);
+        return 2;
+    }
+    http_role role = role_s ? http_role_parse(role_s) : HTTP_ROLE_ADMIN;
+    if (name && !http_auth_name_ok(name)) {
+        fprintf(stderr, "agent-traced keygen: --name '%s': 1-64 of A-Z a-z 0-9 . _ -\n", name);
+        return 2;
+    }
+    if (!role) {
+        fprintf(stderr, "agent-traced keygen: --role '%s': reader, writer or admin\n", role_s);
+        return 2;
+    }
+    if (strcmp(ws, "*") != 0 && !http_auth_name_ok(ws)) {
+        fprintf(stderr, "agent-traced keygen: --workspace '%s': * or 1-64 of A-Z a-z 0-9 . _ -\n", ws);
         return 2;
     }
     uint8_t k[16];
@@ -1932,8 +2083,13 @@ int cli_keygen(int argc, char **argv)
         }
         got += (size_t)n;
     }
-    char hex[33];
+    char hex[33], key[40], line[256];
     at_hex(k, sizeof k, hex);
-    printf("ast_%s\n", hex);
+    snprintf(key, sizeof key, "ast_%s", hex);
+    printf("%s\n", key);
+    if (name) {
+        http_auth_line(name, role, ws, key, line, sizeof line);
+        printf("%s\n", line);
+    }
     return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -641,9 +641,75 @@ def test_ops():
           and "wrong" not in s.logtext())
 
 
+def keygen(*args):
+    out = subprocess.run([BIN, "keygen", *args], capture_output=True, text=True, timeout=10)
+    return out.returncode, out.stdout.splitlines(), out.stderr
+
+
+def test_keys():
+    """serve --keys FILE: named keys with roles, reloaded on SIGHUP."""
+    keys, lines = {}, []
+    for name, role, ws in [("rita", "reader", "default"), ("walt", "writer", "default"), ("ada", "admin", "*"),
+                           ("otto", "writer", "team-b")]:
+        rc, out, err = keygen("--name", name, "--role", role, "--workspace", ws)
+        check("keygen --name %s --role %s: the key, then its keys-file line" % (name, role),
+              rc == 0 and len(out) == 2 and out[0].startswith("ast_") and out[1].startswith("%s %s %s " % (name, role, ws))
+              and out[0] not in out[1])
+        keys[name] = out[0]
+        lines.append(out[1])
+    kf = os.path.join(WORK, "keys.txt")
+    with open(kf, "w") as f:
+        f.write("# team keys\n\n" + "\n".join(lines[:3]) + "  # the first three\n" + lines[3] + "\n")
+    s = Server("keys", "--keys", kf)
+    ev = lambda sid: json.dumps({"event_type": "decision", "session_id": sid, "data": {}}).encode()
+    A = lambda k: ["Authorization: Bearer " + keys[k]]
+    for who, method, path, body, want in [
+        ("rita", "GET", "/sessions", b"", 200), ("rita", "POST", "/events", ev("r1"), 403),
+        ("rita", "POST", "/verify", b'{"event_type":"decision"}\n', 200),
+        ("walt", "POST", "/events", ev("w1"), 200), ("walt", "GET", "/sessions/w1", b"", 200),
+        ("ada", "POST", "/events", ev("a1"), 200), ("otto", "GET", "/sessions", b"", 403),
+        ("otto", "POST", "/events", ev("o1"), 403)]:
+        st, _, b = req(s.port, method, path, body, headers=A(who))
+        check("%s (%s) %s %s: %d (%d %s)" % (who, [l.split()[1] for l in lines if l.startswith(who + " ")][0], method,
+                                              path, want, st, error_of(b) or ""),
+              st == want and (want != 403 or (who in error_of(b) and "forbidden" in error_of(b))))
+    check("nothing a refused key sent was stored", not any(x in sessions_on_disk(s.storage) for x in ("r1", "o1")))
+    # SIGHUP: rita revoked, a new key added
+    rc, out, _ = keygen("--name", "nina", "--role", "reader")
+    keys["nina"] = out[0]
+    with open(kf, "w") as f:
+        f.write("\n".join(lines[1:] + [out[1]]) + "\n")
+    s.p.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    st1, _, _ = req(s.port, "GET", "/sessions", headers=A("rita"))
+    st2, _, _ = req(s.port, "GET", "/sessions", headers=A("nina"))
+    check("after SIGHUP: a removed key is refused (%d), a new one works (%d)" % (st1, st2), st1 == 401 and st2 == 200)
+    with open(kf, "w") as f:
+        f.write("nina reader default " + keys["nina"] + "\n")  # a key, not its digest
+    s.p.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    st, _, _ = req(s.port, "GET", "/sessions", headers=A("nina"))
+    check("SIGHUP with a bad file: the keys in use stay (%d) and the log says why" % st,
+          st == 200 and "keys not reloaded" in s.logtext() and "line 1" in s.logtext())
+    s.stop()
+    log = s.logtext()
+    check("no key appears in the log", not any(k in log for k in keys.values()))
+    # start-up errors name the file and line
+    for what, text in [("a raw key instead of its digest", "x reader default ast_0123\n"),
+                       ("an unknown role", "x owner default " + "0" * 64 + "\n"),
+                       ("a missing field", "x reader " + "0" * 64 + "\n"),
+                       ("two keys of one name", "x reader default " + "0" * 64 + "\nx admin * " + "1" * 64 + "\n")]:
+        with open(kf, "w") as f:
+            f.write(text)
+        p = subprocess.run([BIN, "serve", "--port", "0", "--storage", os.path.join(WORK, "keys-bad"), "--keys", kf],
+                           capture_output=True, text=True, timeout=20)
+        check("--keys with %s: a start-up error naming the line (%d: %s)" % (what, p.returncode, p.stderr.strip()[:100]),
+              p.returncode != 0 and kf in p.stderr and "line" in p.stderr and "listening" not in p.stderr)
+
+
 def main():
     tests = [test_startup_errors, test_port_in_use, test_url_and_headers, test_auth, test_session_ids,
-             test_bodies, test_connections, test_shutdown, test_hygiene, test_ops]
+             test_bodies, test_connections, test_shutdown, test_hygiene, test_ops, test_keys]
     only = os.environ.get("HOSTILE_ONLY")
     for t in tests:
         if only and only not in t.__name__:
