@@ -754,10 +754,16 @@ static void *run(void *arg)
         item *it = list;
         while (it && bt.n < MAX_BATCH) {
             item *next = it->next;
-            if (it->v.version)
-                batch_add(&bt, it->sid, &it->v);
-            else if (at_store_each_unlogged(l->store, it->sid, batch_add, &bt, &err) != AT_OK)
+            /* Every unlogged version of the session, in order, not only the
+             * one reported: an older one may have been made without a
+             * report (a commit cut short by a kill, completed by the sync
+             * of the next write), and once a newer one is logged the
+             * older ones count as logged. */
+            if (at_store_each_unlogged(l->store, it->sid, batch_add, &bt, &err) != AT_OK) {
                 fprintf(stderr, "agent-traced: log: %s\n", err.message);
+                if (it->v.version)
+                    batch_add(&bt, it->sid, &it->v);
+            }
             free(it->sid);
             free(it);
             it = next;
