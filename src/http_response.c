@@ -4,6 +4,7 @@
 #include "agenttrace/json.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,11 +40,58 @@ void http_response_json(http_response *r, int status, const char *json, size_t n
     }
 }
 
+/* Copies the n bytes of s to out (room for 3n bytes) as WTF-8, each
+ * maximal ill-formed subsequence replaced by U+FFFD, as Python decodes
+ * with errors="replace" (and as it would have read a request path): a
+ * message may quote raw client bytes (a path %-decoded to anything) or be
+ * cut inside a sequence. Lone surrogates (ED A0..BF xx) are kept: they are
+ * what a decoded JSON string may hold. Returns the bytes written. */
+static size_t wtf8_repair(const char *s, size_t n, char *out)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = u[i];
+        size_t need = 0;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c < 0x80)
+            need = 0;
+        else if (c >= 0xc2 && c <= 0xdf)
+            need = 1;
+        else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            lo = c == 0xe0 ? 0xa0 : 0x80;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            lo = c == 0xf0 ? 0x90 : 0x80;
+            hi = c == 0xf4 ? 0x8f : 0xbf;
+        } else {
+            need = SIZE_MAX; /* never a lead byte */
+        }
+        size_t k = 1;
+        while (need != SIZE_MAX && k <= need && i + k < n && u[i + k] >= lo && u[i + k] <= hi) {
+            k++;
+            lo = 0x80;
+            hi = 0xbf;
+        }
+        if (need != SIZE_MAX && k == need + 1) {
+            memcpy(out + o, u + i, k);
+            o += k;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+        }
+        i += k;
+    }
+    return o;
+}
+
 static void error_body(http_response *r, int status, const char *extra, const char *fmt, va_list ap)
 {
-    char m[1024];
+    char m[1024], w[3 * sizeof m];
     int k = vsnprintf(m, sizeof m, fmt, ap);
     size_t n = k < 0 ? 0 : (size_t)k < sizeof m ? (size_t)k : sizeof m - 1;
+    n = wtf8_repair(m, n, w);
     if (r->fd >= 0) {
         close(r->fd);
         r->fd = -1;
@@ -52,9 +100,8 @@ static void error_body(http_response *r, int status, const char *extra, const ch
     r->content_type = "application/json";
     r->etag[0] = 0;
     at_buf_reset(&r->body);
-    /* Messages may quote client bytes (ids): json.dumps escapes them, and a
-     * message cut inside a UTF-8 sequence is still written as WTF-8. */
-    if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK || at_json_write_wtf8(&r->body, m, n) != AT_OK ||
+    /* Messages may quote client bytes (ids): json.dumps escapes them. */
+    if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK || at_json_write_wtf8(&r->body, w, n) != AT_OK ||
         (extra && (at_buf_adds(&r->body, ", ") != AT_OK || at_buf_adds(&r->body, extra) != AT_OK)) ||
         at_buf_adds(&r->body, "}") != AT_OK) {
         r->status = 500;
