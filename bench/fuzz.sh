@@ -53,8 +53,10 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 echo "fuzz_$target: running for $seconds s (log: $log)"
 status=0
+t0=$(date +%s)
 "$tree/fuzz/fuzz_$target" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$art/" "$@" "$corpus" "${extra[@]}" >"$log" 2>&1 || status=$?
+elapsed=$(($(date +%s) - t0))
 
 # libFuzzer's numbers: the last status line (cov, ft, corp) and the final stats
 last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
@@ -66,7 +68,7 @@ ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
 corp=$(echo "$last" | sed -n 's/.* corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p')
 files=$(ls "$corpus" | wc -l)
 bytes=$(du -sb "$corpus" | cut -f1)
-echo "fuzz_$target: ${execs:-?} executions in $seconds s, ${rate:-?} exec/s, cov ${cov:-?}, ft ${ft:-?}," \
+echo "fuzz_$target: ${execs:-?} executions in $elapsed s, ${rate:-?} exec/s, cov ${cov:-?}, ft ${ft:-?}," \
     "corpus ${corp:-?} (${files} files, ${bytes} bytes on disk), peak RSS ${rss:-?} MB, exit status $status"
 
 # crashes into the regression set
@@ -80,6 +82,8 @@ for f in "$art"/*; do
         echo "fuzz_$target: new failing input: $dest"
         found=$((found + 1))
     fi
+    mkdir -p "$art.seen"
+    mv "$f" "$art.seen/" # reported once
 done
 if [ "$status" -ne 0 ]; then
     grep -E 'ERROR|SUMMARY|property broken|runtime error' "$log" | head -n 5 >&2 || true
