@@ -28,7 +28,9 @@ build=${FUZZ_BUILD:-$top/build-fuzz}
 tree=$build/tree
 mkdir -p "$tree" "$build/corpus/$target" "$build/artifacts/$target"
 
-# the sources, into the copy
+# the sources, into the copy, and the build: one run at a time (two may fuzz at once)
+exec 9>"$build/lock"
+flock 9
 (cd "$top" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$tree"
 if [ ! -f "$tree/Makefile" ]; then
     (cd "$tree" && autoreconf -fi && ./configure -q CC=clang --enable-fuzzing) >"$build/configure.log" 2>&1 ||
@@ -36,6 +38,7 @@ if [ ! -f "$tree/Makefile" ]; then
 fi
 make -C "$tree" -j"${FUZZ_MAKE_JOBS:-2}" "fuzz/fuzz_$target" >"$build/make.log" 2>&1 ||
     { tail -n 30 "$build/make.log" >&2; exit 1; }
+flock -u 9
 
 corpus=$build/corpus/$target
 if [ -z "$(ls -A "$corpus")" ]; then
