@@ -4,6 +4,7 @@
 #include "agenttrace/json.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,48 +43,58 @@ void http_response_json(http_response *r, int status, const char *json, size_t n
     }
 }
 
-/* Length of the strict UTF-8 sequence at s (n bytes left), 0 if none. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+/* Copies the n bytes of s to out (room for 3n bytes) as WTF-8, each
+ * maximal ill-formed subsequence replaced by U+FFFD, as Python decodes
+ * with errors="replace" (and as it would have read a request path): a
+ * message may quote raw client bytes (a path %-decoded to anything) or be
+ * cut inside a sequence. Lone surrogates (ED A0..BF xx) are kept: they are
+ * what a decoded JSON string may hold. Returns the bytes written. */
+static size_t wtf8_repair(const char *s, size_t n, char *out)
 {
-    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-                 : s[0] >= 0xf0 && s[0] <= 0xf4                   ? 4
-                                                                    : 0;
-    if (!len || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) || (s[0] == 0xf0 && s[1] < 0x90) ||
-        (s[0] == 0xf4 && s[1] >= 0x90))
-        return 0; /* overlong, surrogate, beyond U+10FFFF */
-    return len;
-}
-
-/* A message quoting bytes that are not UTF-8 (a client's id): each bad
- * byte becomes U+FFFD, so the error is still said. */
-static size_t utf8_clean(const char *in, size_t n, char *out, size_t cap)
-{
+    const unsigned char *u = (const unsigned char *)s;
     size_t o = 0;
-    for (size_t i = 0; i < n && o + 4 <= cap;) {
-        size_t k = utf8_len((const unsigned char *)in + i, n - i);
-        if (k) {
-            memcpy(out + o, in + i, k);
+    for (size_t i = 0; i < n;) {
+        unsigned c = u[i];
+        size_t need = 0;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c < 0x80)
+            need = 0;
+        else if (c >= 0xc2 && c <= 0xdf)
+            need = 1;
+        else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            lo = c == 0xe0 ? 0xa0 : 0x80;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            lo = c == 0xf0 ? 0x90 : 0x80;
+            hi = c == 0xf4 ? 0x8f : 0xbf;
+        } else {
+            need = SIZE_MAX; /* never a lead byte */
+        }
+        size_t k = 1;
+        while (need != SIZE_MAX && k <= need && i + k < n && u[i + k] >= lo && u[i + k] <= hi) {
+            k++;
+            lo = 0x80;
+            hi = 0xbf;
+        }
+        if (need != SIZE_MAX && k == need + 1) {
+            memcpy(out + o, u + i, k);
             o += k;
-            i += k;
         } else {
             memcpy(out + o, "\xef\xbf\xbd", 3);
             o += 3;
-            i++;
         }
+        i += k;
     }
     return o;
 }
 
 static void error_body(http_response *r, int status, const char *extra, const char *fmt, va_list ap)
 {
-    char m[1024];
+    char m[1024], w[3 * sizeof m];
     int k = vsnprintf(m, sizeof m, fmt, ap);
     size_t n = k < 0 ? 0 : (size_t)k < sizeof m ? (size_t)k : sizeof m - 1;
+    n = wtf8_repair(m, n, w);
     if (r->fd >= 0) {
         close(r->fd);
         r->fd = -1;
@@ -92,12 +103,8 @@ static void error_body(http_response *r, int status, const char *extra, const ch
     r->content_type = "application/json";
     r->etag[0] = 0;
     at_buf_reset(&r->body);
-    /* Messages may quote client bytes (ids): what is not UTF-8 in them (or
-     * a sequence cut at the end) becomes U+FFFD, the rest is escaped as
-     * json.dumps would. */
-    char clean[3 * sizeof m + 4];
-    if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK ||
-        at_json_write_wtf8(&r->body, clean, utf8_clean(m, n, clean, sizeof clean)) != AT_OK ||
+    /* Messages may quote client bytes (ids): json.dumps escapes them. */
+    if (at_buf_adds(&r->body, "{\"error\": ") != AT_OK || at_json_write_wtf8(&r->body, w, n) != AT_OK ||
         (extra && (at_buf_adds(&r->body, ", ") != AT_OK || at_buf_adds(&r->body, extra) != AT_OK)) ||
         at_buf_adds(&r->body, "}") != AT_OK) {
         r->status = 500;
