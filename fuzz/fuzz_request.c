@@ -94,7 +94,7 @@ static void split_query(char *q)
             char *v = eq + 1;
             MHD_http_unescape(v);
             if (strcmp(a, "session") == 0)
-                (void)sessions_id_acceptable(v, strlen(v));
+                (void)at_session_id_ok(v, strlen(v));
         }
         a = amp ? amp + 1 : NULL;
     }
