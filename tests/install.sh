@@ -52,7 +52,9 @@ C
 flags=$(PKG_CONFIG_PATH="$dest$libdir/pkgconfig" pkg-config --define-variable=prefix="$root" --cflags --libs agenttrace 2>&1)
 check "pkg-config --cflags --libs agenttrace${flags:+ ($flags)}" test -n "$flags"
 # shellcheck disable=SC2086
-${CC:-cc} -o "$dest/use" "$dest/use.c" $flags > "$dest/cc.log" 2>&1
+# (a sanitizer build's library needs the sanitizer runtimes linked too)
+# shellcheck disable=SC2086
+${CC:-cc} -o "$dest/use" "$dest/use.c" $flags ${AT_BUILD_LDFLAGS:-} > "$dest/cc.log" 2>&1
 check "a program builds against the installed library with those flags" test -x "$dest/use"
 [ -x "$dest/use" ] || sed "s/^/#   /" "$dest/cc.log" | head -20
 check "... and runs: SHA-256 and the JSON parser" test "$("$dest/use")" = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad 1"
