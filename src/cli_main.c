@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 
 static const char usage[] = "usage: agent-traced <command> [options]\n"
                             "\n"
@@ -46,6 +47,9 @@ const char *cli_default_storage(void)
 
 int main(int argc, char **argv)
 {
+    /* Past a file size limit (RLIMIT_FSIZE) a write fails with EFBIG, a
+     * full disk's answer, instead of killing the process. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

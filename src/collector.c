@@ -438,8 +438,9 @@ static int by_first(const void *x, const void *y)
 
 /* Appends every session's events of the batch: one version per session
  * (an append batch adds one log entry per session it changed), the
- * sessions in the order they first appear. Counts into *ok / *bad. */
-static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint64_t *bad)
+ * sessions in the order they first appear. Counts into *ok / *bad; the
+ * first append the store refused for want of space goes to *full. */
+static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint64_t *bad, at_error *full)
 {
     if (!bt->n)
         return AT_OK;
@@ -465,10 +466,13 @@ static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint
     qsort(runs, nr, sizeof *runs, by_first);
     for (size_t k = 0; k < nr; k++) {
         at_error err = {0};
-        if (append_session(ctx, bt, idx + runs[k].start, runs[k].n, &err) == AT_OK)
+        at_result r = append_session(ctx, bt, idx + runs[k].start, runs[k].n, &err);
+        if (r == AT_OK)
             *ok += runs[k].n;
         else
             *bad += runs[k].n;
+        if (r == AT_ERR_NO_SPACE && full->code == AT_OK)
+            *full = err;
     }
     free(idx);
     free(runs);
@@ -489,7 +493,8 @@ struct collector_events {
     at_json_doc d;
     at_redact *rd;
     uint64_t accepted, errors, redacted;
-    at_result r; /* the first failure (AT_OK: none) */
+    at_result r;  /* the first failure (AT_OK: none) */
+    at_error full; /* the first append refused for want of space (code AT_OK: none) */
 };
 
 collector_events *collector_events_new(server_ctx *ctx, at_error *err)
@@ -527,7 +532,7 @@ void collector_events_free(collector_events *ce)
 static void flush_batch(collector_events *ce)
 {
     if (ce->r == AT_OK)
-        ce->r = append_all(ce->ctx, &ce->bt, &ce->accepted, &ce->errors);
+        ce->r = append_all(ce->ctx, &ce->bt, &ce->accepted, &ce->errors, &ce->full);
     ce->bt.n = 0;
     at_buf_reset(&ce->bt.arena);
 }
@@ -609,6 +614,16 @@ void collector_events_finish(collector_events *ce, http_response *resp)
     resp->redacted_events += ce->redacted;
     if (ce->r != AT_OK) {
         http_response_error(resp, 500, "%s", at_result_str(ce->r));
+        return;
+    }
+    if (ce->full.code != AT_OK) {
+        /* A full disk is the server's state, not the lines' fault: the
+         * request fails (507, as an upload does) so that the client keeps
+         * its events and retries; the counts say what was stored before. */
+        char extra[96];
+        snprintf(extra, sizeof extra, "\"accepted\": %llu, \"errors\": %llu", (unsigned long long)ce->accepted,
+                 (unsigned long long)ce->errors);
+        http_response_error_extra(resp, 507, extra, "no space left on device: %s", ce->full.message);
         return;
     }
     at_buf b;
@@ -715,7 +730,8 @@ void collector_post_sessions(server_ctx *ctx, const char *body, size_t n, http_r
     redact_meta_ctx rc = {ctx, resp};
     r = at_store_meta_put(ctx->store, sid.data, &m, redact_meta, &rc, &created, &err);
     if (r != AT_OK) {
-        http_response_error(resp, r == AT_ERR_TOO_BIG ? 413 : 500, "cannot write session metadata: %s",
+        http_response_error(resp, r == AT_ERR_TOO_BIG ? 413 : r == AT_ERR_NO_SPACE ? 507 : 500,
+                            "cannot write session metadata: %s",
                             err.message[0] ? err.message : at_result_str(r));
         goto out;
     }

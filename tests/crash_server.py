@@ -314,9 +314,8 @@ def visible_problems(storage):
             bad.append("%s: not a directory" % sid)
             continue
         names = set(os.listdir(d))
-        for need in ("meta.json", "events.ndjson"):
-            if need not in names:
-                bad.append("%s: no %s" % (sid, need))
+        if "meta.json" not in names:  # events.ndjson comes with the first event
+            bad.append("%s: no meta.json" % sid)
         for n in names - {"meta.json", "events.ndjson"}:
             if not n.startswith("."):
                 bad.append("%s/%s: unexpected" % (sid, n))
@@ -326,6 +325,10 @@ def visible_problems(storage):
         except (OSError, ValueError) as e:
             bad.append("%s/meta.json: %s" % (sid, e))
     return bad
+
+
+def with_events(storage):
+    return [s for s in session_dirs(storage) if os.path.exists(os.path.join(storage, s, "events.ndjson"))]
 
 
 def bad_objects(storage):
@@ -665,7 +668,8 @@ def test_crash():
                 break
             pending = [s for s, _ in retry]
             time.sleep(0.2)
-        rc, out, err = cli("verify", *[os.path.join(storage, s) for s in dirs]) if dirs else (0, "", "")
+        evd = with_events(storage)
+        rc, out, err = cli("verify", *[os.path.join(storage, s) for s in evd]) if evd else (0, "", "")
         if rc != 0:
             problem(kill, "agent-traced verify: exit %d %s %s" % (rc, out[-500:], err[-300:]))
         # the log: the new checkpoint extends the one before the kill and
@@ -822,9 +826,8 @@ def diskfull(mnt, how):
             full = ("POST /import", st, b, sid)
     check("uploads until the disk is full: then 507 (%d stored, then %s)" % (len(stored), full and full[1]),
           full is not None and full[1] == 507, full and full[2][:300])
-    err = (jbody(full[2]) or {}).get("error", "") if full else ""
-    check("... with {\"error\": ...} naming the cause (%r)" % err[:120],
-          "no space" in err.lower() or "disk" in err.lower() or "quota" in err.lower())
+    uerr = (jbody(full[2]) or {}).get("error", "") if full else ""
+    check("... with {\"error\": ...} naming the cause (%r)" % uerr[:160], "no space left on device" in uerr.lower())
     if full:
         check("... and nothing of the refused upload stays (no session %s)" % full[3],
               full[3] not in session_dirs(storage) and not os.path.exists(os.path.join(storage, full[3])))
@@ -841,8 +844,25 @@ def diskfull(mnt, how):
           app is not None and app[0] == 507, app and app[1][:300])
     aerr = (jbody(app[1]) or {}).get("error", "") if app else ""
     check("... naming the cause (%r)" % aerr[:120], "no space" in aerr.lower())
+    # the last bytes: a filler file takes whatever is left
+    filler = os.path.join(mnt, "filler")
+    with open(filler, "wb", buffering=0) as f:
+        for size in (1 << 20, 65536, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError:
+                pass
     st, _, b = request(port, "POST", "/sessions", json.dumps({"session_id": "full-meta-new"}).encode())
-    check("POST /sessions of a new session on a full disk: 507 or stored whole (%d)" % st, st in (200, 507))
+    check("POST /sessions of a new session on a full disk: 507 (%d %s)" % (st, b[:160]),
+          st == 507 and "no space" in ((jbody(b) or {}).get("error") or "").lower())
+    st, _, b = request(port, "POST", "/events", (json.dumps({"event_type": "decision", "session_id": sid0,
+                                                             "event_id": "tiny", "data": {}}) + "\n").encode())
+    check("a one-line append to an existing session on a full disk: 507 (%d %s)" % (st, b[:160]), st == 507)
+    st, _, b = request(port, "POST", "/import?source=tiny.jsonl", small.variant(7)[1][:3000])
+    check("a small upload on a full disk: 507 (%d %s)" % (st, b[:160]), st == 507)
+    st, _, b = request(port, "POST", "/import?source=tiny.jsonl", small.variant(8)[1], chunked=True)
+    check("a chunked upload on a full disk: 507 (%d)" % st, st == 507)
     # nothing partial
     left = [p for p in leftovers(storage)]
     check("nothing partial: no staging or temporary file (%s)" % left[:3], not left)
@@ -851,7 +871,7 @@ def diskfull(mnt, how):
     # reads keep working on the full disk
     st, _, b = request(port, "GET", "/sessions")
     check("GET /sessions works on the full disk (%d)" % st, st == 200)
-    sids = session_dirs(storage)
+    sids = with_events(storage)
     bad = []
     for sid in sids:
         st, _, b = request(port, "GET", "/sessions/%s/verify" % sid)
@@ -863,14 +883,17 @@ def diskfull(mnt, how):
           st == 200 and hashlib.sha256(b).hexdigest() == first.get("events_sha256"))
     st, _, b = request(port, "GET", "/sessions/%s/tree" % sid0)
     check("its tree is served (%d)" % st, st == 200)
-    rc, out, err = cli("verify", *[os.path.join(storage, s) for s in sids])
-    check("agent-traced verify clean on the full disk (exit %d)" % rc, rc == 0, out[-300:])
+    vrc, out, err = cli("verify", *[os.path.join(storage, s) for s in sids])
+    check("agent-traced verify clean on the full disk (exit %d)" % vrc, vrc == 0, out[-300:])
     rc, out, err = cli("import", "--storage", storage, os.path.join(ARGS.fixtures, "subagent.jsonl"))
     check("agent-traced import on the full disk exits non-zero naming the cause (exit %d: %s)" % (rc, err.strip()[:120]),
           rc != 0 and "no space" in err.lower())
+    bad = visible_problems(storage) + leftovers(storage)
+    check("... and leaves nothing partial (%s)" % bad[:3], not bad and "491e126e-1e71-469c-ade2-fcc8af567c74" not in sids)
     check("the server is alive", srv.alive())
     # free space: writes succeed again
     os.unlink(ballast)
+    os.unlink(filler)
     sid, data = small.variant(999)
     st, _, b = request(port, "POST", "/import?source=after.jsonl", data)
     check("after freeing space an upload succeeds (%d)" % st, st == 201, b[:200])
@@ -885,8 +908,9 @@ def diskfull(mnt, how):
     check("verify --versions clean (exit %d)" % rc, rc == 0, out[-300:])
     srv.stop()
     ROWS.append("| disk full (`tests/crash_server.py`) | %s: uploads (%d stored) and appends until full | "
-                "507 `%s`; nothing partial; reads, trees and verify keep working; `agent-traced import` exits %d; "
-                "writes succeed once space is freed | |" % (how, len(stored), err[:60], rc))
+                "507 `{\"error\": \"%s...\"}`; nothing partial; reads, trees and verify keep working; "
+                "`agent-traced import` exits %d naming the cause; writes succeed once space is freed | |" %
+                (how, len(stored), uerr[:40], rc))
 
 
 def main():

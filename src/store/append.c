@@ -198,16 +198,25 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     memcpy(next.object, hex, AT_SHA256_HEX);
     next.depth = depth;
     next.end_len = 0;
-    if ((r = history_add(s, sid, &next, &hfd, err)) != AT_OK) {
+    struct stat fsb;
+    off_t hist_before = -1, events_before = fstat(fd, &fsb) == 0 ? fsb.st_size : -1;
+    if ((r = history_add(s, sid, &next, &hfd, &hist_before, err)) != AT_OK) {
         at_sha256_free(next_state);
         goto out;
     }
     if (at_write_all(fd, out.data, out.len) != AT_OK) {
         r = sys_fail(err, "cannot append to", p);
-        /* The record says more than the file holds: the next sync sees the
-         * old stamp and rebuilds the file from the object. */
         at_sha256_free(next_state);
         dc->version = UINT64_MAX;
+        /* A failed append (a full disk: AT_ERR_NO_SPACE) leaves nothing:
+         * the file and the history are cut back to the current version
+         * (shrinking needs no space). Should a cut fail, the record says
+         * more than the file holds and the next sync rebuilds the file
+         * from the object. */
+        if (hist_before >= 0 && events_before >= 0 && ftruncate(fd, events_before) == 0 &&
+            ftruncate(hfd, hist_before) != 0) {
+            /* the record stays: the rebuild above */
+        }
         goto out;
     }
     struct stat sb;

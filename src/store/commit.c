@@ -464,7 +464,7 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     next.depth = depth;
     next.end_len = tail.end_len;
     if ((r = store_stage_meta(s, sid, next.cur.version, &res->meta, err)) != AT_OK ||
-        (r = history_add(s, sid, &next, &hfd, err)) != AT_OK ||
+        (r = history_add(s, sid, &next, &hfd, NULL, err)) != AT_OK ||
         (r = sync_wait(&s->sync, &hfd, 1, err)) != AT_OK)
         goto out;
     info->version = next.cur.version;
