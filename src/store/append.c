@@ -87,6 +87,19 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Makes session sid with fresh metadata and the events at events_path
+ * (NULL: none yet). */
+static at_result new_session(at_store *s, const char *sid, const char *events_path, at_error *err)
+{
+    at_meta m;
+    at_meta_init(&m);
+    at_result r = at_meta_set_string(&m, AT_META_SESSION_ID, sid, strlen(sid));
+    if (r == AT_OK)
+        r = store_create_session(s, sid, &m, events_path, err);
+    at_meta_fini(&m);
+    return r;
+}
+
 at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev, size_t n, uint64_t *version,
                           at_error *err)
 {
@@ -94,6 +107,7 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     int slock = -1, fd = -1, hfd = -1, dirty[4];
     size_t nd = 0;
     sess_lock lk = {NULL, -1};
+    at_stage stg = {.fd = -1, .path = NULL};
     at_buf out;
     at_chain_writer w;
     bool writer = false;
@@ -107,23 +121,33 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     }
     if ((r = lock_session(s, sid, &lk, err)) != AT_OK)
         goto out;
-    if (!at_store_session_exists(s, sid)) {
-        at_meta m;
-        at_meta_init(&m);
-        r = at_meta_set_string(&m, AT_META_SESSION_ID, sid, strlen(sid));
-        if (r == AT_OK)
-            r = store_create_session(s, sid, &m, NULL, err);
-        at_meta_fini(&m);
-        if (r != AT_OK)
-            goto out;
-    }
+    /* A new session appears whole, its meta.json and its events together
+     * (store_create_session with the staged events), once its object and
+     * record are written: a crash or a full disk before never shows an
+     * empty session. (Records left by such a crash: created first, as the
+     * older way did.) */
+    bool fresh = !at_store_session_exists(s, sid);
     sess_state st;
     if ((r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
         goto out;
+    if (fresh && st.have) {
+        fresh = false;
+        if ((r = new_session(s, sid, NULL, err)) != AT_OK || (r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
+            goto out;
+    }
     char p[PATH_MAX];
     if ((r = at_store_session_path(s, sid, "events.ndjson", p, sizeof p)) != AT_OK)
         goto out;
-    if ((fd = open(p, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+    if (fresh) {
+        if ((r = at_store_stage(s, &stg, err)) != AT_OK)
+            goto out;
+        fd = stg.fd;
+        stg.fd = -1; /* closed as fd */
+        if (fchmod(fd, 0644) < 0) {
+            r = sys_fail(err, "cannot chmod", stg.path);
+            goto out;
+        }
+    } else if ((fd = open(p, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
         r = sys_fail(err, "cannot open", p);
         goto out;
     }
@@ -219,6 +243,18 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
         }
         goto out;
     }
+    if (fresh && (r = new_session(s, sid, stg.path, err)) != AT_OK) {
+        at_sha256_free(next_state);
+        dc->version = UINT64_MAX;
+        if (hist_before >= 0 && ftruncate(hfd, hist_before) != 0) {
+            /* the record stays: the session is made, as above, on the next append */
+        }
+        goto out;
+    }
+    if (fresh) { /* the staged file is the session's events.ndjson now */
+        free(stg.path);
+        stg.path = NULL;
+    }
     struct stat sb;
     file_stamp fs;
     if (fstat(fd, &sb) == 0) {
@@ -245,6 +281,7 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     if (r == AT_OK)
         store_notify(s, sid, &next.cur);
 out:
+    at_stage_discard(&stg);
     for (size_t i = 0; i < nd; i++)
         close(dirty[i]);
     if (hfd >= 0)
