@@ -744,13 +744,14 @@ def test_crash():
         "not in the log", "log_index", "extend", "/log/checkpoint", "left over", "half-made", "GET /sessions lists"])),
         problems[:3])
     srv.stop()
-    ROWS.append("| crash test (`tests/crash_server.py`) | %d SIGKILLs of `serve` at random moments during "
-                "uploads (chunked, gzip, incremental), appends and gc (`--gc-interval 1 --keep-versions 2`) | "
-                "%d acknowledged writes (%d uploads, %d append batches, %d events) checked %d times in all; "
-                "%d leftovers swept; %s; %.0f s |" %
-                (stats["kills"], n["uploads"] + n["appends"], n["uploads"], n["appends"], n["events"],
-                 stats["ack_checks"], stats["leftovers_swept"],
-                 "0 problems" if not problems else "%d PROBLEMS" % len(problems), dt))
+    ROWS.append("| crash test (`tests/crash_server.py --kills %d`) | `serve` SIGKILLed %d times at random moments "
+                "during uploads (whole, incremental, chunked, gzip), appends and its own gc (`--gc-interval 1 "
+                "--keep-versions 2`), restarted on the same storage | %d acknowledged writes (%d uploads, %d append "
+                "batches of %d events), each checked after every later kill: %d checks; every session verified, the "
+                "log consistent, %d crash leftovers swept at restart; %d sessions; %.0f s | %s |" %
+                (ARGS.kills, stats["kills"], n["uploads"] + n["appends"], n["uploads"], n["appends"], n["events"],
+                 stats["ack_checks"], stats["leftovers_swept"], len(session_dirs(storage)), dt,
+                 "passed" if not problems else "FAILED: %d problems" % len(problems)))
 
 
 # ---- disk full ---------------------------------------------------------------------
@@ -790,7 +791,7 @@ def test_diskfull():
     if how is None:
         skip("disk full: 507, nothing partial, reads keep working, writes again after freeing space",
              "cannot mount a small file system (%s)" % undo)
-        ROWS.append("| disk full (`tests/crash_server.py`) | skipped: no small file system could be mounted | | |")
+        ROWS.append("| disk full (`tests/crash_server.py`) | no small file system could be mounted | | skipped |")
         return
     try:
         diskfull(mnt, how)
@@ -799,6 +800,7 @@ def test_diskfull():
 
 
 def diskfull(mnt, how):
+    f0 = failed
     storage = os.path.join(mnt, "st")
     # a ballast file to free later: 4 MiB
     srv = Server(storage, ["--gc-interval", "0"], logname="diskfull.log").start()
@@ -912,10 +914,11 @@ def diskfull(mnt, how):
     rc, out, err = cli("verify", "--versions", "--storage", storage)
     check("verify --versions clean (exit %d)" % rc, rc == 0, out[-300:])
     srv.stop()
-    ROWS.append("| disk full (`tests/crash_server.py`) | %s: uploads (%d stored) and appends until full | "
-                "507 `{\"error\": \"%s...\"}`; nothing partial; reads, trees and verify keep working; "
-                "`agent-traced import` exits %d naming the cause; writes succeed once space is freed | |" %
-                (how, len(stored), uerr[:40], irc))
+    ROWS.append("| disk full (`tests/crash_server.py`) | a %s filled by uploads (whole, chunked), appends, "
+                "POST /sessions and `agent-traced import` | 507 `{\"error\": \"%s...\"}` after %d uploads; "
+                "nothing partial (no staging or temporary file, no half session, chains intact); reads, trees "
+                "and verify keep working; `agent-traced import` exits %d naming the cause; writes succeed once "
+                "space is freed | %s |" % (how, uerr[:40], len(stored), irc, "passed" if failed == f0 else "FAILED"))
 
 
 def main():
