@@ -621,7 +621,7 @@ def test_crash():
             missing = ids - have
             stats["ack_checks"] += len(ids)
             if missing:
-                problem(kill, "%d acknowledged events of %s missing: %s" % (len(missing), sid, sorted(missing)[:3]))
+                problem(kill, "acknowledged events missing: %d of %s: %s" % (len(missing), sid, sorted(missing)[:3]))
         # acknowledged uploads
         for sid, (ver, nev, sha, tb) in acked_up.items():
             stats["ack_checks"] += 1
