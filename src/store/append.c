@@ -124,17 +124,20 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     /* A new session appears whole, its meta.json and its events together
      * (store_create_session with the staged events), once its object and
      * record are written: a crash or a full disk before never shows an
-     * empty session. (Records left by such a crash: created first, as the
-     * older way did.) */
+     * empty session. Records such a crash left (the history is read, not
+     * synced: a sync installs metadata in the directory): the session is
+     * made first and the sync takes them, as for any session. */
     bool fresh = !at_store_session_exists(s, sid);
     sess_state st;
-    if ((r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
+    if (fresh && (r = history_load(s, sid, &st, err)) != AT_OK)
         goto out;
     if (fresh && st.have) {
         fresh = false;
-        if ((r = new_session(s, sid, NULL, err)) != AT_OK || (r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
+        if ((r = new_session(s, sid, NULL, err)) != AT_OK)
             goto out;
     }
+    if (!fresh && (r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
+        goto out;
     char p[PATH_MAX];
     if ((r = at_store_session_path(s, sid, "events.ndjson", p, sizeof p)) != AT_OK)
         goto out;
