@@ -487,13 +487,13 @@ static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint
 struct collector_events {
     server_ctx *ctx;
     batch bt;
-    at_buf line; /* the line in progress */
+    at_buf line;   /* the line in progress */
     bool skipping; /* the line in progress is too long: dropped up to its newline */
     at_buf sid;
     at_json_doc d;
     at_redact *rd;
     uint64_t accepted, errors, redacted;
-    at_result r;  /* the first failure (AT_OK: none) */
+    at_result r;   /* the first failure (AT_OK: none) */
     at_error full; /* the first append refused for want of space (code AT_OK: none) */
 };
 
@@ -621,8 +621,8 @@ void collector_events_finish(collector_events *ce, http_response *resp)
          * request fails (507, as an upload does) so that the client keeps
          * its events and retries; the counts say what was stored before. */
         char extra[96];
-        snprintf(extra, sizeof extra, "\"accepted\": %llu, \"errors\": %llu", (unsigned long long)ce->accepted,
-                 (unsigned long long)ce->errors);
+        snprintf(extra, sizeof extra, "\"accepted\": %llu, \"errors\": %llu",
+                 (unsigned long long)ce->accepted, (unsigned long long)ce->errors);
         http_response_error_extra(resp, 507, extra, "no space left on device: %s", ce->full.message);
         return;
     }
@@ -730,8 +730,10 @@ void collector_post_sessions(server_ctx *ctx, const char *body, size_t n, http_r
     redact_meta_ctx rc = {ctx, resp};
     r = at_store_meta_put(ctx->store, sid.data, &m, redact_meta, &rc, &created, &err);
     if (r != AT_OK) {
-        http_response_error(resp, r == AT_ERR_TOO_BIG ? 413 : r == AT_ERR_NO_SPACE ? 507 : 500,
-                            "cannot write session metadata: %s",
+        int status = r == AT_ERR_TOO_BIG ? 413 : 500;
+        if (r == AT_ERR_NO_SPACE)
+            status = 507;
+        http_response_error(resp, status, "cannot write session metadata: %s",
                             err.message[0] ? err.message : at_result_str(r));
         goto out;
     }

@@ -415,7 +415,8 @@ static at_result append_line(at_store *s, const char *sid, const at_buf *b, int 
     return AT_OK;
 }
 
-at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, off_t *before, at_error *err)
+at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, off_t *before,
+                      at_error *err)
 {
     const at_version *v = &st->cur;
     char tbuf[AT_DOUBLE_REPR_MAX];
