@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 
 static const char usage[] = "usage: agent-traced <command> [options]\n"
                             "\n"
@@ -52,6 +53,9 @@ int main(int argc, char **argv)
     /* What we write is a team's history and keys: ours alone (files 0600,
      * directories 0700), or stricter if the umask says so. */
     umask(umask(077) | 077);
+    /* Past a file size limit (RLIMIT_FSIZE) a write fails with EFBIG, a
+     * full disk's answer, instead of killing the process. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

@@ -499,8 +499,9 @@ static int by_first(const void *x, const void *y)
 
 /* Appends every session's events of the batch: one version per session
  * (an append batch adds one log entry per session it changed), the
- * sessions in the order they first appear. Counts into *ok / *bad. */
-static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint64_t *bad)
+ * sessions in the order they first appear. Counts into *ok / *bad; the
+ * first append the store refused for want of space goes to *full. */
+static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint64_t *bad, at_error *full)
 {
     if (!bt->n)
         return AT_OK;
@@ -537,6 +538,8 @@ static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint
             failed = failed != AT_OK ? failed : r;
         else
             *bad += runs[k].n;
+        if (r == AT_ERR_NO_SPACE && full->code == AT_OK)
+            *full = err;
     }
     free(idx);
     free(runs);
@@ -551,13 +554,14 @@ static at_result append_all(server_ctx *ctx, const batch *bt, uint64_t *ok, uint
 struct collector_events {
     server_ctx *ctx;
     batch bt;
-    at_buf line; /* the line in progress */
+    at_buf line;   /* the line in progress */
     bool skipping; /* the line in progress is too long: dropped up to its newline */
     at_buf sid;
     at_json_doc d;
     at_redact *rd;
     uint64_t accepted, errors, redacted;
-    at_result r; /* the first failure (AT_OK: none) */
+    at_result r;   /* the first failure (AT_OK: none) */
+    at_error full; /* the first append refused for want of space (code AT_OK: none) */
 };
 
 collector_events *collector_events_new(server_ctx *ctx, at_error *err)
@@ -595,7 +599,7 @@ void collector_events_free(collector_events *ce)
 static void flush_batch(collector_events *ce)
 {
     if (ce->r == AT_OK)
-        ce->r = append_all(ce->ctx, &ce->bt, &ce->accepted, &ce->errors);
+        ce->r = append_all(ce->ctx, &ce->bt, &ce->accepted, &ce->errors, &ce->full);
     ce->bt.n = 0;
     at_buf_reset(&ce->bt.arena);
 }
@@ -685,6 +689,16 @@ void collector_events_finish(collector_events *ce, http_response *resp)
     }
     if (ce->r != AT_OK) {
         http_response_error(resp, 500, "%s", at_result_str(ce->r));
+        return;
+    }
+    if (ce->full.code != AT_OK) {
+        /* A full disk is the server's state, not the lines' fault: the
+         * request fails (507, as an upload does) so that the client keeps
+         * its events and retries; the counts say what was stored before. */
+        char extra[96];
+        snprintf(extra, sizeof extra, "\"accepted\": %llu, \"errors\": %llu",
+                 (unsigned long long)ce->accepted, (unsigned long long)ce->errors);
+        http_response_error_extra(resp, 507, extra, "no space left on device: %s", ce->full.message);
         return;
     }
     at_buf b;
@@ -791,7 +805,10 @@ void collector_post_sessions(server_ctx *ctx, const char *body, size_t n, http_r
     redact_meta_ctx rc = {ctx, resp};
     r = at_store_meta_put(ctx->store, sid.data, &m, redact_meta, &rc, &created, &err);
     if (r != AT_OK) {
-        http_response_error(resp, r == AT_ERR_TOO_BIG ? 413 : 500, "cannot write session metadata: %s",
+        int status = r == AT_ERR_TOO_BIG ? 413 : 500;
+        if (r == AT_ERR_NO_SPACE)
+            status = 507;
+        http_response_error(resp, status, "cannot write session metadata: %s",
                             err.message[0] ? err.message : at_result_str(r));
         goto out;
     }

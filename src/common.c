@@ -24,6 +24,11 @@ int at_open_tmpfile(const char *dir)
     return fd;
 }
 
+at_result at_errno_result(int e)
+{
+    return e == ENOSPC || e == EDQUOT || e == EFBIG ? AT_ERR_NO_SPACE : AT_ERR_IO;
+}
+
 at_result at_write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
@@ -34,7 +39,7 @@ at_result at_write_all(int fd, const void *p, size_t n)
         if (k <= 0) {
             if (k == 0)
                 errno = EIO;
-            return AT_ERR_IO;
+            return at_errno_result(errno);
         }
         c += k;
         n -= (size_t)k;
@@ -70,6 +75,7 @@ const char *at_result_str(at_result r)
     case AT_ERR_NOT_FOUND: return "not found";
     case AT_ERR_EMPTY: return "empty input";
     case AT_ERR_CONFLICT: return "conflict";
+    case AT_ERR_NO_SPACE: return "no space left on device";
     }
     return "unknown error";
 }

@@ -785,6 +785,7 @@ static void import_failed(request *rq, at_result r, const at_error *err, const c
     case AT_ERR_TOO_BIG: req_fail(rq, 413, "%s", m); break;
     case AT_ERR_EMPTY: req_fail(rq, 400, "empty body"); break;
     case AT_ERR_CONFLICT: req_fail(rq, 409, "%s", m); break;
+    case AT_ERR_NO_SPACE: req_fail(rq, 507, "%s: %s", what, m); break; /* nothing of it is kept */
     case AT_ERR_JSON:
     case AT_ERR_INVALID: req_fail(rq, 400, "%s", m); break;
     default: req_fail(rq, 500, "%s: %s", what, m); break;
@@ -969,8 +970,9 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
             return 500;
         }
         if (at_store_stage(srv->ctx.store, &rq->stage, &err) != AT_OK) {
-            req_fail(rq, 500, "cannot stage the upload: %s", err.message);
-            return 500;
+            int st = err.code == AT_ERR_NO_SPACE ? 507 : 500;
+            req_fail(rq, st, "cannot stage the upload: %s", err.message);
+            return st;
         }
         at_import_options o = {.source = rq->source,
                                .out_fd = rq->stage.fd,

@@ -1752,9 +1752,9 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
     if ((r = write_event(im, EV_SESSION_END, ended_at, &eid, im->data.data, im->data.len,
                          data_redacted(im))) != AT_OK ||
         (r = at_fd_sink_flush(&im->sink)) != AT_OK)
-        return r == AT_ERR_NOMEM
-                   ? oom(err)
-                   : at_error_set(err, AT_ERR_IO, -1, "cannot write events: %s", strerror(errno));
+        return r == AT_ERR_NOMEM ? oom(err)
+                                 : at_error_set(err, r == AT_ERR_NO_SPACE ? r : AT_ERR_IO, -1,
+                                                "cannot write events: %s", strerror(errno));
 
     res->events = im->events;
     res->skipped_lines = im->skipped;

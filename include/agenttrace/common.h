@@ -19,6 +19,7 @@ typedef enum {
     AT_ERR_NOT_FOUND, /* no such session, event or object */
     AT_ERR_EMPTY,     /* input had no bytes at all */
     AT_ERR_CONFLICT,  /* the request does not fit the stored state (a wrong resume offset) */
+    AT_ERR_NO_SPACE,  /* the file system is full (ENOSPC, EDQUOT, EFBIG; errno kept): HTTP 507 */
 } at_result;
 
 /* Where and why an operation failed. Callers pass one in; functions fill it
@@ -39,8 +40,13 @@ at_result at_error_set(at_error *err, at_result code, int64_t offset, const char
 /* Human name of a result code ("invalid UTF-8", ...). */
 const char *at_result_str(at_result r);
 
-/* Writes all n bytes to fd (retrying short writes and EINTR); AT_ERR_IO
- * with errno kept otherwise. */
+/* The result a failed system call's errno e stands for: AT_ERR_NO_SPACE
+ * for a full file system (ENOSPC, EDQUOT, EFBIG), else AT_ERR_IO. */
+at_result at_errno_result(int e);
+
+/* Writes all n bytes to fd (retrying short writes and EINTR); otherwise
+ * at_errno_result(errno), errno kept. Bytes may have been written before a
+ * failure: the caller truncates them away if they must not stay. */
 at_result at_write_all(int fd, const void *p, size_t n) AT_WUR;
 
 /* An anonymous read-write file in dir (NULL: /tmp) that disappears when

@@ -100,6 +100,19 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Makes session sid with fresh metadata and the events at events_path
+ * (NULL: none yet). */
+static at_result new_session(at_store *s, const char *sid, const char *events_path, at_error *err)
+{
+    at_meta m;
+    at_meta_init(&m);
+    at_result r = at_meta_set_string(&m, AT_META_SESSION_ID, sid, strlen(sid));
+    if (r == AT_OK)
+        r = store_create_session(s, sid, &m, events_path, err);
+    at_meta_fini(&m);
+    return r;
+}
+
 at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev, size_t n, uint64_t *version,
                           at_error *err)
 {
@@ -107,6 +120,7 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     int slock = -1, fd = -1, hfd = -1, dirty[4];
     size_t nd = 0;
     sess_lock lk = {NULL, -1};
+    at_stage stg = {.fd = -1, .path = NULL};
     at_buf out;
     at_chain_writer w;
     bool writer = false, created = false, recorded = false;
@@ -120,24 +134,37 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     }
     if ((r = lock_session(s, sid, &lk, err)) != AT_OK)
         goto out;
-    if (!at_store_session_exists(s, sid)) {
-        at_meta m;
-        at_meta_init(&m);
-        r = at_meta_set_string(&m, AT_META_SESSION_ID, sid, strlen(sid));
-        if (r == AT_OK)
-            r = store_create_session(s, sid, &m, NULL, err);
-        at_meta_fini(&m);
-        if (r != AT_OK)
+    /* A new session appears whole, its meta.json and its events together
+     * (store_create_session with the staged events), once its object and
+     * record are written: a crash or a full disk before never shows an
+     * empty session. Records such a crash left (the history is read, not
+     * synced: a sync installs metadata in the directory): the session is
+     * made first and the sync takes them, as for any session. */
+    bool fresh = !at_store_session_exists(s, sid);
+    sess_state st;
+    if (fresh && (r = history_load(s, sid, &st, err)) != AT_OK)
+        goto out;
+    if (fresh && st.have) {
+        fresh = false;
+        if ((r = new_session(s, sid, NULL, err)) != AT_OK)
             goto out;
         created = true;
     }
-    sess_state st;
-    if ((r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
+    if (!fresh && (r = session_sync_as(s, sid, &st, true, err)) != AT_OK)
         goto out;
     char p[PATH_MAX];
     if ((r = at_store_session_path(s, sid, "events.ndjson", p, sizeof p)) != AT_OK)
         goto out;
-    if ((fd = open(p, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+    if (fresh) {
+        if ((r = at_store_stage(s, &stg, err)) != AT_OK)
+            goto out;
+        fd = stg.fd;
+        stg.fd = -1; /* closed as fd */
+        if (fchmod(fd, 0644) < 0) {
+            r = sys_fail(err, "cannot chmod", stg.path);
+            goto out;
+        }
+    } else if ((fd = open(p, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
         r = sys_fail(err, "cannot open", p);
         goto out;
     }
@@ -212,18 +239,39 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     memcpy(next.object, hex, AT_SHA256_HEX);
     next.depth = depth;
     next.end_len = 0;
-    if ((r = history_add(s, sid, &next, &hfd, err)) != AT_OK) {
+    struct stat fsb;
+    off_t hist_before = -1, events_before = fstat(fd, &fsb) == 0 ? fsb.st_size : -1;
+    if ((r = history_add(s, sid, &next, &hfd, &hist_before, err)) != AT_OK) {
         at_sha256_free(next_state);
         goto out;
     }
     recorded = true;
     if (at_write_all(fd, out.data, out.len) != AT_OK) {
         r = sys_fail(err, "cannot append to", p);
-        /* The record says more than the file holds: the next sync sees the
-         * old stamp and rebuilds the file from the object. */
         at_sha256_free(next_state);
         dc->version = UINT64_MAX;
+        /* A failed append (a full disk: AT_ERR_NO_SPACE) leaves nothing:
+         * the file and the history are cut back to the current version
+         * (shrinking needs no space). Should a cut fail, the record says
+         * more than the file holds and the next sync rebuilds the file
+         * from the object. */
+        if (hist_before >= 0 && events_before >= 0 && ftruncate(fd, events_before) == 0 &&
+            ftruncate(hfd, hist_before) != 0) {
+            /* the record stays: the rebuild above */
+        }
         goto out;
+    }
+    if (fresh && (r = new_session(s, sid, stg.path, err)) != AT_OK) {
+        at_sha256_free(next_state);
+        dc->version = UINT64_MAX;
+        if (hist_before >= 0 && ftruncate(hfd, hist_before) != 0) {
+            /* the record stays: the session is made, as above, on the next append */
+        }
+        goto out;
+    }
+    if (fresh) { /* the staged file is the session's events.ndjson now */
+        free(stg.path);
+        stg.path = NULL;
     }
     struct stat sb;
     file_stamp fs;
@@ -251,6 +299,7 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     if (r == AT_OK)
         store_notify(s, sid, &next.cur);
 out:
+    at_stage_discard(&stg);
     for (size_t i = 0; i < nd; i++)
         close(dirty[i]);
     if (hfd >= 0)

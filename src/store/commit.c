@@ -465,7 +465,7 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     next.end_len = tail.end_len;
     if ((r = store_stage_meta(s, sid, next.cur.version, &res->meta, err)) != AT_OK)
         goto out;
-    if ((r = history_add(s, sid, &next, &hfd, err)) != AT_OK) {
+    if ((r = history_add(s, sid, &next, &hfd, NULL, err)) != AT_OK) {
         /* no record: nothing may install this metadata later (a version
          * N made another way would otherwise get it on its next sync) */
         store_unstage_meta(s, sid, next.cur.version);

@@ -385,7 +385,8 @@ static at_result put_hex(at_buf *b, const char *key, const uint8_t *dg, bool hav
     return at_buf_printf(b, ",\"%s\":\"%s\"", key, hex);
 }
 
-static at_result append_line(at_store *s, const char *sid, const at_buf *b, int *fd_out, at_error *err)
+static at_result append_line(at_store *s, const char *sid, const at_buf *b, int *fd_out, off_t *before_out,
+                             at_error *err)
 {
     char p[PATH_MAX];
     if (history_path(s, sid, p, sizeof p) != AT_OK)
@@ -393,11 +394,20 @@ static at_result append_line(at_store *s, const char *sid, const at_buf *b, int 
     int fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return sys_fail(err, "cannot open", p);
+    struct stat sb;
+    off_t before = fstat(fd, &sb) == 0 ? sb.st_size : -1;
     if (at_write_all(fd, b->data, b->len) != AT_OK) {
         at_result r = sys_fail(err, "cannot write", p);
+        /* A record torn by a full disk would glue the next one to its bytes
+         * (and both would be lost): cut it off. */
+        if (before >= 0 && ftruncate(fd, before) != 0) {
+            /* cannot happen for a shrink; the torn line stays and is skipped */
+        }
         close(fd);
         return r;
     }
+    if (before_out)
+        *before_out = before;
     if (fd_out)
         *fd_out = fd;
     else
@@ -405,7 +415,8 @@ static at_result append_line(at_store *s, const char *sid, const at_buf *b, int 
     return AT_OK;
 }
 
-at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, at_error *err)
+at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, off_t *before,
+                      at_error *err)
 {
     const at_version *v = &st->cur;
     char tbuf[AT_DOUBLE_REPR_MAX];
@@ -431,7 +442,7 @@ at_result history_add(at_store *s, const char *sid, const sess_state *st, int *f
                           (unsigned long long)st->end_len);
     }
     if (r == AT_OK)
-        r = append_line(s, sid, &b, fd, err);
+        r = append_line(s, sid, &b, fd, before, err);
     else
         at_error_set(err, r, -1, "out of memory");
     at_buf_fini(&b);
@@ -485,7 +496,7 @@ at_result history_seen(at_store *s, const char *sid, uint64_t v, const file_stam
                             (unsigned long long)fs->size, (long long)fs->mtime_ns, (long long)fs->ctime_ns)
             : at_buf_printf(&b, "{\"seen\":%llu,\"missing\":true}\n", (unsigned long long)v);
     if (r == AT_OK)
-        r = append_line(s, sid, &b, NULL, err);
+        r = append_line(s, sid, &b, NULL, NULL, err);
     at_buf_fini(&b);
     return r;
 }
@@ -630,8 +641,13 @@ at_result at_store_mark_logged(at_store *s, const at_logged_mark *m, size_t n, a
             break;
         }
         fds[nfd++] = fd;
-        if (at_write_all(fd, b.data, b.len) != AT_OK)
+        struct stat sb;
+        off_t before = fstat(fd, &sb) == 0 ? sb.st_size : -1;
+        if (at_write_all(fd, b.data, b.len) != AT_OK) {
             r = sys_fail(err, "cannot write", p);
+            if (before >= 0 && ftruncate(fd, before) != 0) { /* as in append_line */
+            }
+        }
     }
     /* one sync round for the batch's sessions */
     if (r == AT_OK)

@@ -164,7 +164,7 @@ static at_result take_external(at_store *s, const char *sid, sess_state *st, int
     memcpy(next.object, hex, AT_SHA256_HEX);
     next.depth = depth;
     next.end_len = 0; /* not the import's session_end: never extended by an upload */
-    if ((r = history_add(s, sid, &next, &hfd, err)) == AT_OK)
+    if ((r = history_add(s, sid, &next, &hfd, NULL, err)) == AT_OK)
         r = sync_wait(&s->sync, &hfd, 1, err);
     if (hfd >= 0)
         close(hfd);

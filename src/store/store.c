@@ -52,7 +52,7 @@
 at_result sys_fail(at_error *err, const char *what, const char *path)
 {
     int e = errno;
-    at_result r = at_error_set(err, AT_ERR_IO, -1, "%s %s: %s", what, path, strerror(e));
+    at_result r = at_error_set(err, at_errno_result(e), -1, "%s %s: %s", what, path, strerror(e));
     if (err)
         err->sys_errno = e;
     errno = e;
@@ -670,20 +670,20 @@ at_result at_write_file_atomic(const char *path, const char *data, size_t n, at_
     if (fchmod(fd, store_mode_file()) < 0 || fsync(fd) < 0)
         goto fail;
     if (rename(tmp, path) < 0) {
-        sys_fail(err, "cannot rename into", path);
+        at_result r = sys_fail(err, "cannot rename into", path);
         close(fd);
         unlink(tmp);
-        return AT_ERR_IO;
+        return r;
     }
     close(fd);
     if (fsync_dir(path) != AT_OK)
         return sys_fail(err, "cannot sync the directory of", path);
     return AT_OK;
-fail:
-    sys_fail(err, "cannot write", tmp);
+fail:;
+    at_result r = sys_fail(err, "cannot write", tmp);
     close(fd);
     unlink(tmp);
-    return AT_ERR_IO;
+    return r;
 }
 
 /* ---- metadata ---------------------------------------------------------------------- */

@@ -159,8 +159,11 @@ at_result history_list(at_store *s, const char *sid, at_version **out, char (**o
 at_result history_object(at_store *s, const char *sid, uint64_t version, char hex[AT_SHA256_HEX],
                          at_error *err) AT_WUR;
 /* Appends a version record; *fd gets the history file's descriptor (for
- * the caller's fsync round; the caller closes it). */
-at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, at_error *err) AT_WUR;
+ * the caller's fsync round; the caller closes it) and *before (when not
+ * NULL) the file's size before the record, to cut it off with ftruncate
+ * when what it records could not be written. */
+at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, off_t *before,
+                      at_error *err) AT_WUR;
 /* Rewrites the history without version v and everything after it. */
 at_result history_drop_from(at_store *s, const char *sid, uint64_t v, at_error *err) AT_WUR;
 /* Records the stamp of events.ndjson that belongs to version v. */
