@@ -160,7 +160,7 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
             goto out;
         fd = stg.fd;
         stg.fd = -1; /* closed as fd */
-        if (fchmod(fd, 0644) < 0) {
+        if (fchmod(fd, store_mode_file()) < 0) {
             r = sys_fail(err, "cannot chmod", stg.path);
             goto out;
         }
@@ -266,6 +266,8 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
         dc->version = UINT64_MAX;
         if (hist_before >= 0 && ftruncate(hfd, hist_before) != 0) {
             /* the record stays: the session is made, as above, on the next append */
+        } else if (hist_before == 0) {
+            history_drop_if_empty(s, sid); /* a first version: no history at all */
         }
         goto out;
     }

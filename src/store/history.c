@@ -415,6 +415,14 @@ static at_result append_line(at_store *s, const char *sid, const at_buf *b, int 
     return AT_OK;
 }
 
+void history_drop_if_empty(at_store *s, const char *sid)
+{
+    char p[PATH_MAX];
+    struct stat sb;
+    if (history_path(s, sid, p, sizeof p) == AT_OK && stat(p, &sb) == 0 && sb.st_size == 0)
+        unlink(p);
+}
+
 at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, off_t *before,
                       at_error *err)
 {

@@ -162,6 +162,9 @@ at_result history_object(at_store *s, const char *sid, uint64_t version, char he
  * the caller's fsync round; the caller closes it) and *before (when not
  * NULL) the file's size before the record, to cut it off with ftruncate
  * when what it records could not be written. */
+/* Removes sid's version history when it is empty (a first version whose
+ * record was cut back): nothing of a failed first write stays. Lock held. */
+void history_drop_if_empty(at_store *s, const char *sid);
 at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, off_t *before,
                       at_error *err) AT_WUR;
 /* Rewrites the history without version v and everything after it. */
