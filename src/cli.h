@@ -18,8 +18,8 @@ int cli_witness(int argc, char **argv);
 int cli_push(int argc, char **argv);
 int cli_hook(int argc, char **argv);
 /* Walks paths, pushes what they hold and prints push's summary line. */
-int cli_push_paths(const char *cmd, const char *server, const char *key, int jobs, bool dry_run,
-                   const char *state, bool progress, char **paths, int npaths);
+int cli_push_paths(const char *cmd, const char *server, const char *key, const char *workspace, int jobs,
+                   bool dry_run, const char *state, bool progress, char **paths, int npaths);
 
 /* Prints "agent-traced <cmd>: <message>" to stderr. */
 void cli_errorf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,6 +1,8 @@
 /* cli_gc.c - `agent-traced gc`: retention and garbage collection. */
 #include "cli.h"
 
+#include "api/report.h"
+
 #include "agenttrace/store.h"
 
 #include <errno.h>
@@ -10,7 +12,7 @@
 
 static const char usage[] =
     "usage: agent-traced gc [--storage DIR] [--dry-run] [--keep-versions N] [--max-age-days D]\n"
-    "                       [--max-sessions N] [--max-size-mb M]\n"
+    "                       [--max-sessions N] [--max-size-mb M] [--workspace W]\n"
     "\n"
     "Removes what the retention policy no longer keeps, then every object no kept\n"
     "version needs, and prints one JSON line: sessions_removed, versions_removed,\n"
@@ -25,6 +27,8 @@ static const char usage[] =
     "  --max-age-days D    remove sessions that ended more than D days ago\n"
     "  --max-sessions N    keep only the newest N sessions\n"
     "  --max-size-mb M     remove the oldest sessions until the rest fit in M MiB\n"
+    "  --workspace W       collect workspace W (DIR/workspaces/W) instead of the\n"
+    "                      default one (DIR itself); the line then names it\n"
     "  -h, --help          show this help\n"
     "\n"
     "Without limits only unreferenced objects and crash leftovers go.\n"
@@ -53,10 +57,11 @@ int cli_gc(int argc, char **argv)
         {"max-age-days", required_argument, NULL, 'a'},
         {"max-sessions", required_argument, NULL, 'c'},
         {"max-size-mb", required_argument, NULL, 'm'},
+        {"workspace", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *storage = NULL;
+    const char *storage = NULL, *ws = NULL;
     at_gc_policy p = {0};
     double v;
     int c;
@@ -65,6 +70,7 @@ int cli_gc(int argc, char **argv)
         switch (c) {
         case 's': storage = optarg; break;
         case 'n': p.dry_run = true; break;
+        case 'w': ws = optarg; break;
         case 'k':
         case 'c':
             if (!number(optarg, true, &v) || v < 1) {
@@ -101,10 +107,10 @@ int cli_gc(int argc, char **argv)
     if (!storage)
         storage = cli_default_storage();
     at_error err = {0};
-    at_store *store = at_store_open(storage, &err);
+    at_store *store = at_store_open_workspace(storage, ws, &err);
     if (!store) {
-        cli_errorf("gc", "%s", err.message);
-        return 1;
+        cli_errorf("gc", "%s%s", ws ? "--workspace: " : "", err.message);
+        return ws && !at_workspace_id_ok(ws) ? 2 : 1;
     }
     at_gc_report rep;
     at_result r = at_store_gc(store, &p, &rep, &err);
@@ -113,11 +119,11 @@ int cli_gc(int argc, char **argv)
         cli_errorf("gc", "%s: %s", storage, err.message[0] ? err.message : at_result_str(r));
         return 1;
     }
-    printf(
-        "{\"dry_run\": %s, \"sessions_removed\": %llu, \"versions_removed\": %llu, \"objects_removed\": %llu, "
-        "\"objects_kept\": %llu, \"bytes_freed\": %llu}\n",
-        p.dry_run ? "true" : "false", (unsigned long long)rep.sessions_removed,
-        (unsigned long long)rep.versions_removed, (unsigned long long)rep.objects_removed,
-        (unsigned long long)rep.objects_kept, (unsigned long long)rep.bytes_freed);
-    return 0;
+    at_buf b;
+    at_buf_init(&b, 0);
+    r = report_gc(&b, &rep, p.dry_run, ws);
+    if (r == AT_OK)
+        printf("%s\n", b.data);
+    at_buf_fini(&b);
+    return r == AT_OK ? 0 : 1;
 }

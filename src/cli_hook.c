@@ -46,6 +46,7 @@ static const char usage[] =
     "                   $AGENT_STRACE_ENDPOINT, else http://127.0.0.1:4317)\n"
     "  --key KEY        bearer key (default: the first of $AGENT_STRACE_AUTH_KEY)\n"
     "  --state FILE     push's state file (default: push's)\n"
+    "  (the workspace:  $AGENT_TRACED_WORKSPACE, else the key's own)\n"
     "  --log FILE       the log (default: $XDG_STATE_HOME/agent-traced/hook.log,\n"
     "                   else ~/.local/state/agent-traced/hook.log)\n"
     "\n"
@@ -270,7 +271,7 @@ static int hook_run(int argc, char **argv)
         fflush(log);
     }
     const char *srv = push_default_server(server);
-    cli_push_paths("hook", srv, push_default_key(key), 4, false, state, false, paths, np);
+    cli_push_paths("hook", srv, push_default_key(key), push_default_workspace(NULL), 4, false, state, false, paths, np);
     fflush(stdout);
     fflush(stderr);
     _exit(0);

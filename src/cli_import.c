@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: agent-traced import [--storage DIR] [--source NAME] [--no-redact] PATH...\n"
+    "usage: agent-traced import [--storage DIR] [--workspace W] [--source NAME] [--no-redact] PATH...\n"
     "\n"
     "Imports Claude Code transcripts (JSONL; '-' reads standard input) into the\n"
     "storage directory, one agent-trace session per file, and prints one JSON\n"
@@ -27,6 +27,8 @@ static const char usage[] =
     "\n"
     "  --storage DIR   storage directory (default: $AGENT_STRACE_STORAGE, else\n"
     "                  ./.agent-traces)\n"
+    "  --workspace W   import into workspace W (DIR/workspaces/W, its sessions'\n"
+    "                  meta.json saying \"workspace_id\": \"W\"); default: DIR itself\n"
     "  --source NAME   session_end's data.source (default: the file's absolute\n"
     "                  path; 'stdin' for '-')\n"
     "  --no-redact     keep secrets (default: redact them as agent-strace does;\n"
@@ -142,10 +144,11 @@ int cli_import(int argc, char **argv)
         {"storage", required_argument, NULL, 's'},
         {"source", required_argument, NULL, 'S'},
         {"no-redact", no_argument, NULL, 'N'},
+        {"workspace", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *storage = NULL, *source = NULL;
+    const char *storage = NULL, *source = NULL, *ws = NULL;
     bool redact = !at_redact_env_disabled();
     int c;
     optind = 1;
@@ -154,6 +157,7 @@ int cli_import(int argc, char **argv)
         case 's': storage = optarg; break;
         case 'S': source = optarg; break;
         case 'N': redact = false; break;
+        case 'w': ws = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -171,11 +175,11 @@ int cli_import(int argc, char **argv)
         cli_errorf("import", "%s", err.message);
         return 1;
     }
-    at_store *store = at_store_open(storage, &err);
+    at_store *store = at_store_open_workspace(storage, ws, &err);
     if (!store) {
-        cli_errorf("import", "%s", err.message);
+        cli_errorf("import", "%s%s", ws ? "--workspace: " : "", err.message);
         at_redact_free(rd);
-        return 1;
+        return ws && !at_workspace_id_ok(ws) ? 2 : 1;
     }
     int failures = 0;
     for (int i = optind; i < argc; i++) {

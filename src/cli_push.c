@@ -5,6 +5,8 @@
 #include "push/state.h"
 #include "push/walk.h"
 
+#include "agenttrace/store.h"
+
 #include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -14,7 +16,7 @@
 
 static const char usage[] =
     "usage: agent-traced push [--server URL] [--key KEY] [--jobs N] [--dry-run]\n"
-    "                         [--state FILE] [PATH...]\n"
+    "                         [--state FILE] [--workspace W] [PATH...]\n"
     "\n"
     "Uploads Claude Code transcripts to an agent-traced server (POST /import,\n"
     "gzip), each with its file name as source. PATH (default ~/.claude/projects)\n"
@@ -30,6 +32,8 @@ static const char usage[] =
     "  --dry-run      list what would be sent (action, bytes, file); send nothing\n"
     "  --state FILE   the state file (default: $XDG_STATE_HOME/agent-traced/push.json,\n"
     "                 else ~/.local/state/agent-traced/push.json)\n"
+    "  --workspace W  the server's workspace to push to (default:\n"
+    "                 $AGENT_TRACED_WORKSPACE, else the key's own workspace)\n"
     "  -h, --help     show this help\n"
     "\n"
     "On a terminal, stderr shows a progress bar. The last line of stdout is a\n"
@@ -44,8 +48,8 @@ static void walk_err(void *ctx, const char *path, const char *reason)
     cli_errorf((const char *)ctx, "%s: %s", path, reason);
 }
 
-int cli_push_paths(const char *cmd, const char *server, const char *key, int jobs, bool dry_run,
-                   const char *state, bool progress, char **paths, int npaths)
+int cli_push_paths(const char *cmd, const char *server, const char *key, const char *workspace, int jobs,
+                   bool dry_run, const char *state, bool progress, char **paths, int npaths)
 {
     walk_list files;
     walk_list_init(&files);
@@ -61,6 +65,7 @@ int cli_push_paths(const char *cmd, const char *server, const char *key, int job
     push_options o = {.cmd = cmd,
                       .server = url,
                       .key = key,
+                      .workspace = workspace,
                       .state_path = state,
                       .jobs = jobs,
                       .dry_run = dry_run,
@@ -84,10 +89,11 @@ int cli_push(int argc, char **argv)
         {"jobs", required_argument, NULL, 'j'},
         {"dry-run", no_argument, NULL, 'n'},
         {"state", required_argument, NULL, 'S'},
+        {"workspace", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *server = NULL, *key = NULL, *state = NULL;
+    const char *server = NULL, *key = NULL, *state = NULL, *ws = NULL;
     int jobs = 4;
     bool dry_run = false;
     int c;
@@ -108,6 +114,13 @@ int cli_push(int argc, char **argv)
         }
         case 'n': dry_run = true; break;
         case 'S': state = optarg; break;
+        case 'w':
+            if (!at_workspace_id_ok(optarg)) {
+                cli_errorf("push", "--workspace: expected 1-64 of A-Z a-z 0-9 . _ -, got '%s'", optarg);
+                return 2;
+            }
+            ws = optarg;
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -153,7 +166,7 @@ int cli_push(int argc, char **argv)
         npaths = 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    int rc = cli_push_paths("push", server, key, jobs, dry_run, state, isatty(2) && !dry_run, paths, npaths);
+    int rc = cli_push_paths("push", server, key, push_default_workspace(ws), jobs, dry_run, state, isatty(2) && !dry_run, paths, npaths);
     free(defpath[0]);
     free(state_alloc);
     return rc;

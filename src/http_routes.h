@@ -31,7 +31,13 @@ typedef enum {
     H_LOG_KEY,
     H_LOG_TILE,
     H_LOG_CONSISTENCY,
+    H_WORKSPACES,
+    H_GC,
 } http_handler_id;
+
+/* Who may call a route, when keys are configured: by default a reader
+ * (a route with a body, but POST /verify: a writer); or an admin only. */
+typedef enum { HTTP_ACCESS_ROLE = 0, HTTP_ACCESS_ADMIN } http_access;
 
 /* One route. `pattern` segments written {name} match any one non-empty
  * path segment, a last one written {name*} the rest of the path (one or
@@ -41,7 +47,12 @@ struct http_route {
     const char *pattern;
     http_handler_id handler;
     bool body;
+    http_access access;
 };
+
+/* The request header naming the workspace a request is for (store.h,
+ * "Workspaces"); without it, the key's workspace or the default one. */
+#define HTTP_WORKSPACE_HEADER "X-Agent-Traced-Workspace"
 
 extern const struct http_route http_routes[];
 extern const size_t http_nroutes;

@@ -30,9 +30,11 @@
 #include "api/log.h"
 #include "api/ready.h"
 #include "api/report.h"
+#include "api/workspaces.h"
 #include "index.h"
 #include "metrics.h"
 #include "tree_cost.h"
+#include "workspace.h"
 
 #include "agenttrace/catalog.h"
 #include "agenttrace/importer.h"
@@ -157,7 +159,7 @@ static const char serve_usage[] =
 #define MAX_CORS 16
 
 typedef struct server {
-    server_ctx ctx;
+    ws_set *ws; /* the workspaces, each a server_ctx */
     struct MHD_Daemon *daemon;
     const char *cors[MAX_CORS]; /* --cors-origin values ("*": any) */
     size_t ncors;
@@ -171,6 +173,7 @@ typedef struct server {
     char tmp_dir[PATH_MAX];
     const char *route_names[METRICS_MAX_ROUTES];
     uint64_t request_timeout_us; /* 0: none */
+    at_gc_policy gc_policy;      /* the retention policy (--keep-versions...), for POST /gc */
 } server;
 
 typedef enum { ENC_IDENTITY, ENC_GZIP } body_encoding;
@@ -181,6 +184,7 @@ typedef struct {
     bool begun;          /* the first request callback ran */
     bool preflight;      /* a CORS preflight (OPTIONS), answered 204 */
     struct server *srv;
+    server_ctx *ctx; /* the workspace the request is for (set once routed) */
     uint64_t id;         /* X-Request-Id and the log's request_id */
     char key_name[HTTP_AUTH_MAX_NAME + 1]; /* the key that authorized it ("": none) */
     char workspace[HTTP_AUTH_MAX_NAME + 1];
@@ -454,7 +458,7 @@ static int64_t version_param(struct MHD_Connection *c)
 /* Is entry idx (version v of sid, rebuilt from the history) included in
  * the signed checkpoint cp? The inclusion proof is checked against the
  * checkpoint's root, as an auditor would. */
-static bool log_included(server *srv, const char *sid, uint64_t v, uint64_t idx, const at_buf *cp)
+static bool log_included(server_ctx *ctx, const char *sid, uint64_t v, uint64_t idx, const at_buf *cp)
 {
     at_version *vs = NULL;
     size_t nv = 0;
@@ -462,7 +466,7 @@ static bool log_included(server *srv, const char *sid, uint64_t v, uint64_t idx,
     const char *blank = memmem(cp->data, cp->len, "\n\n", 2);
     at_note_checkpoint c;
     if (!blank || at_note_checkpoint_parse(cp->data, (size_t)(blank + 1 - cp->data), &c, NULL) != AT_OK ||
-        at_store_versions(srv->ctx.store, sid, &vs, &nv, NULL) != AT_OK)
+        at_store_versions(ctx->store, sid, &vs, &nv, NULL) != AT_OK)
         return false;
     for (size_t i = 0; i < nv && !ok; i++) {
         if (vs[i].version != v)
@@ -474,7 +478,7 @@ static bool log_included(server *srv, const char *sid, uint64_t v, uint64_t idx,
         size_t n = 0;
         if (at_store_log_entry(sid, &vs[i], &e) == AT_OK &&
             at_merkle_leaf_hash(e.data, e.len, leaf) == AT_OK &&
-            at_tlog_inclusion(at_ledger_log(srv->ctx.ledger), idx, c.size, &proof, &n, NULL) == AT_OK)
+            at_tlog_inclusion(at_ledger_log(ctx->ledger), idx, c.size, &proof, &n, NULL) == AT_OK)
             ok = at_merkle_verify_inclusion(idx, c.size, leaf, (const uint8_t *)proof, n, c.root) == AT_OK;
         free(proof);
         at_buf_fini(&e);
@@ -483,7 +487,7 @@ static bool log_included(server *srv, const char *sid, uint64_t v, uint64_t idx,
     return ok;
 }
 
-static void handle_session_verify(server *srv, struct MHD_Connection *c, const char *id, http_response *hr)
+static void handle_session_verify(server_ctx *ctx, struct MHD_Connection *c, const char *id, http_response *hr)
 {
     int mode = verify_mode(c);
     int64_t version = version_param(c);
@@ -496,7 +500,7 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
         return;
     }
     char *sid = NULL;
-    if (sessions_resolve(&srv->ctx, id, &sid, hr) != 200)
+    if (sessions_resolve(ctx, id, &sid, hr) != 200)
         return;
     at_verify_report rep;
     memset(&rep, 0, sizeof rep);
@@ -506,7 +510,7 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
     bool have = false;
     at_object_reader *rd = NULL;
     at_verifier *v = NULL;
-    at_result r = at_store_current(srv->ctx.store, sid, &cur, &have, &err);
+    at_result r = at_store_current(ctx->store, sid, &cur, &have, &err);
     if (r == AT_OK && !have) {
         http_response_error(hr, 404, "session has no events: %s", sid);
         goto out;
@@ -514,7 +518,7 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
     /* The version's bytes, read from its object: they cannot change under
      * the check. object_ok: they hash to the version's recorded digest. */
     if (r == AT_OK)
-        r = at_store_open_version(srv->ctx.store, sid, (uint64_t)version, &rd, &err);
+        r = at_store_open_version(ctx->store, sid, (uint64_t)version, &rd, &err);
     if (r == AT_ERR_NOT_FOUND) {
         http_response_error(hr, 404, "%s", err.message);
         goto out;
@@ -544,7 +548,7 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
     else {
         at_version *vs = NULL;
         size_t nv = 0;
-        if (at_store_versions(srv->ctx.store, sid, &vs, &nv, NULL) == AT_OK)
+        if (at_store_versions(ctx->store, sid, &vs, &nv, NULL) == AT_OK)
             for (size_t i = 0; i < nv; i++)
                 if (vs[i].version == (uint64_t)version)
                     object_ok = memcmp(rep.file_sha256, vs[i].events_sha256, AT_SHA256_LEN) == 0;
@@ -554,21 +558,21 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
     /* the log: the version's entry, and whether the latest checkpoint
      * includes it (its inclusion proof checked against the signed root) */
     char logjson[160] = "";
-    if (srv->ctx.ledger) {
+    if (ctx->ledger) {
         uint64_t idx, lv, size = 0;
         at_buf cp;
         at_buf_init(&cp, 0);
-        bool logged = at_store_logged_index(srv->ctx.store, sid, (uint64_t)version, &lv, &idx, NULL) == AT_OK;
+        bool logged = at_store_logged_index(ctx->store, sid, (uint64_t)version, &lv, &idx, NULL) == AT_OK;
         if (!logged) { /* written a moment ago: the log integrates within a second */
             at_error lerr = {0};
             lv = version ? (uint64_t)version : cur.version;
-            logged = at_ledger_wait(srv->ctx.ledger, sid, lv, &idx, 2000, &lerr) == AT_OK;
+            logged = at_ledger_wait(ctx->ledger, sid, lv, &idx, 2000, &lerr) == AT_OK;
         }
         bool included = false;
         if (logged)
-            (void)at_ledger_wait_signed(srv->ctx.ledger, idx, 2000); /* signed moments after */
-        if (at_ledger_checkpoint(srv->ctx.ledger, &cp, &size) == AT_OK && logged && idx < size)
-            included = log_included(srv, sid, lv, idx, &cp);
+            (void)at_ledger_wait_signed(ctx->ledger, idx, 2000); /* signed moments after */
+        if (at_ledger_checkpoint(ctx->ledger, &cp, &size) == AT_OK && logged && idx < size)
+            included = log_included(ctx, sid, lv, idx, &cp);
         if (logged)
             snprintf(logjson, sizeof logjson,
                      "\"log\": {\"index\": %llu, \"included\": %s, \"checkpoint_size\": %llu}",
@@ -580,7 +584,7 @@ static void handle_session_verify(server *srv, struct MHD_Connection *c, const c
         at_buf_fini(&cp);
     }
     report_verify_opts ro = {
-        "session_id", sid, strlen(sid), 0, true, object_ok, srv->ctx.ledger ? logjson : NULL};
+        "session_id", sid, strlen(sid), 0, true, object_ok, ctx->ledger ? logjson : NULL};
     if (report_verify(&hr->body, &rep, &ro) != AT_OK)
         http_response_error(hr, 500, "out of memory");
     else
@@ -592,7 +596,7 @@ out:
     free(sid);
 }
 
-static void handle_object(server *srv, struct MHD_Connection *c, const char *hexs, http_response *hr)
+static void handle_object(server_ctx *ctx, struct MHD_Connection *c, const char *hexs, http_response *hr)
 {
     uint8_t d[AT_SHA256_LEN];
     char hex[AT_SHA256_HEX];
@@ -603,7 +607,7 @@ static void handle_object(server *srv, struct MHD_Connection *c, const char *hex
     at_hex(d, AT_SHA256_LEN, hex);
     at_object_reader *rd;
     at_error err = {0};
-    at_result r = at_store_open_object(srv->ctx.store, hex, &rd, &err);
+    at_result r = at_store_open_object(ctx->store, hex, &rd, &err);
     if (r == AT_ERR_NOT_FOUND) {
         http_response_error(hr, 404, "object not found: %s", hex);
         return;
@@ -629,7 +633,7 @@ static void handle_object(server *srv, struct MHD_Connection *c, const char *hex
 /* Gauges and counters owned by other modules, after metrics.c's own. */
 static at_result render_module_metrics(server *srv, at_buf *out)
 {
-    event_index *ix = server_index(&srv->ctx);
+    event_index *ix = server_index(ws_default(srv->ws));
     tree_cost_stats ts;
     tree_cost_cache_stats(&ts);
     return at_buf_printf(
@@ -704,12 +708,19 @@ static const char *list_query(struct MHD_Connection *c, at_catalog_query *q)
     return NULL;
 }
 
+/* May the request's key see every workspace? An admin key may, and a key
+ * of workspace "*"; without keys, anyone. */
+static bool sees_every_workspace(const request *rq)
+{
+    return !rq->role || rq->role == HTTP_ROLE_ADMIN || strcmp(rq->workspace, "*") == 0;
+}
+
 static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *c, http_handler_id h)
 {
     http_response hr;
     http_response_init(&hr);
     const char *a = rq->param[0], *b = rq->param[1];
-    server_ctx *ctx = &srv->ctx;
+    server_ctx *ctx = rq->ctx;
     switch (h) {
     case H_HEALTH: collector_health(ctx, &hr); break;
     case H_READY: api_ready(ctx, &hr); break;
@@ -765,9 +776,13 @@ static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *
             tree_handle(ctx, a, f && strcmp(f, "text") == 0, &hr);
         break;
     }
-    case H_GET_VERIFY: handle_session_verify(srv, c, a, &hr); break;
-    case H_GET_OBJECT: handle_object(srv, c, a, &hr); break;
+    case H_GET_VERIFY: handle_session_verify(ctx, c, a, &hr); break;
+    case H_GET_OBJECT: handle_object(ctx, c, a, &hr); break;
     case H_METRICS: handle_metrics(srv, &hr); break;
+    case H_WORKSPACES:
+        api_workspaces(ws_default(srv->ws)->root, sees_every_workspace(rq) ? NULL : rq->workspace, &hr);
+        break;
+    case H_GC: api_gc(ctx, &srv->gc_policy, &hr); break;
     default: http_response_error(&hr, 500, "unroutable"); break;
     }
     MHD_RESULT r = queue(rq, c, &hr, h);
@@ -804,8 +819,8 @@ static void sink(server *srv, request *rq, const char *p, size_t n)
     at_result r;
     switch (h) {
     case H_IMPORT:
-        if (rq->bytes_decoded > srv->ctx.max_upload) {
-            req_fail(rq, 413, "upload larger than %llu bytes", (unsigned long long)srv->ctx.max_upload);
+        if (rq->bytes_decoded > rq->ctx->max_upload) {
+            req_fail(rq, 413, "upload larger than %llu bytes", (unsigned long long)rq->ctx->max_upload);
             return;
         }
         if ((r = at_import_feed(rq->im, p, n, &err)) != AT_OK)
@@ -817,8 +832,8 @@ static void sink(server *srv, request *rq, const char *p, size_t n)
                      err.message[0] ? err.message : at_result_str(r));
         break;
     case H_POST_EVENTS:
-        if (rq->bytes_decoded > srv->ctx.max_upload) {
-            req_fail(rq, 413, "request body larger than %llu bytes", (unsigned long long)srv->ctx.max_upload);
+        if (rq->bytes_decoded > rq->ctx->max_upload) {
+            req_fail(rq, 413, "request body larger than %llu bytes", (unsigned long long)rq->ctx->max_upload);
             return;
         }
         collector_events_feed(rq->ev_in, p, n);
@@ -907,7 +922,7 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
             errno = 0;
             char *end;
             unsigned long long v = strtoull(cl, &end, 10);
-            uint64_t limit = h == H_POST_SESSIONS ? COLLECTOR_MAX_META : srv->ctx.max_upload;
+            uint64_t limit = h == H_POST_SESSIONS ? COLLECTOR_MAX_META : rq->ctx->max_upload;
             if (end != cl && errno == 0 && v > limit) {
                 req_fail(rq, 413, "%s larger than %llu bytes",
                          h == H_POST_SESSIONS ? "session metadata" : "request body", (unsigned long long)limit);
@@ -943,7 +958,7 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
                 req_fail(rq, 400, "invalid session id");
                 return 400;
             }
-            at_result rr = at_store_resume_state(srv->ctx.store, sess, offset, &rq->resume, &resume_len,
+            at_result rr = at_store_resume_state(rq->ctx->store, sess, offset, &rq->resume, &resume_len,
                                                  &rq->recorded, &rq->resume_version, &err);
             if (rr == AT_ERR_NOT_FOUND) {
                 req_fail(rq, 404, "session not found: %s", sess);
@@ -969,7 +984,7 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
             req_fail(rq, 500, "out of memory");
             return 500;
         }
-        if (at_store_stage(srv->ctx.store, &rq->stage, &err) != AT_OK) {
+        if (at_store_stage(rq->ctx->store, &rq->stage, &err) != AT_OK) {
             int st = err.code == AT_ERR_NO_SPACE ? 507 : 500;
             req_fail(rq, st, "cannot stage the upload: %s", err.message);
             return st;
@@ -980,11 +995,11 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
                                .resume = rq->resume,
                                .resume_len = resume_len,
                                .keep_state = true};
-        if (srv->ctx.redact && !(o.redact = rq->rd = at_redact_new(&err))) {
+        if (rq->ctx->redact && !(o.redact = rq->rd = at_redact_new(&err))) {
             req_fail(rq, 500, "cannot start the import: %s", err.message);
             return 500;
         }
-        if (server_index(&srv->ctx) && (rq->rows = index_batch_new(srv->tmp_dir))) {
+        if (server_index(rq->ctx) && (rq->rows = index_batch_new(srv->tmp_dir))) {
             o.on_line = index_batch_add;
             o.on_line_ctx = rq->rows;
         }
@@ -1012,7 +1027,7 @@ static int body_begin(server *srv, request *rq, struct MHD_Connection *c, http_h
         break;
     }
     case H_POST_EVENTS:
-        if (!(rq->ev_in = collector_events_new(&srv->ctx, &err))) {
+        if (!(rq->ev_in = collector_events_new(rq->ctx, &err))) {
             req_fail(rq, 500, "cannot start: %s", err.message[0] ? err.message : "out of memory");
             return 500;
         }
@@ -1047,7 +1062,7 @@ static void finish_import(server *srv, request *rq, http_response *hr)
     rq->redacted = res.redacted_events;
     rq->redacted_meta = res.meta_redacted;
     info.resumed_from = rq->resume_version;
-    r = at_store_commit_import(srv->ctx.store, &rq->stage, &res, &info, &err);
+    r = at_store_commit_import(rq->ctx->store, &rq->stage, &res, &info, &err);
     /* the stage is consumed in every case */
     rq->stage.fd = -1;
     rq->stage.path = NULL;
@@ -1055,7 +1070,7 @@ static void finish_import(server *srv, request *rq, http_response *hr)
         import_failed(rq, r, &err, "cannot store the session");
         goto out;
     }
-    event_index *ix = server_index(&srv->ctx);
+    event_index *ix = server_index(rq->ctx);
     if (ix && info.result != AT_UPLOAD_UNCHANGED) {
         if (rq->rows && info.events_inode && info.kept_lines) {
             event_index_extend_from_batch(ix, res.session_id, rq->rows, info.events_inode, info.events_size,
@@ -1070,12 +1085,12 @@ static void finish_import(server *srv, request *rq, http_response *hr)
     }
     /* the version's entry in the transparency log (integrated within a
      * second; an unchanged upload names the entry of the current version) */
-    if (srv->ctx.ledger && info.version) {
+    if (rq->ctx->ledger && info.version) {
         uint64_t idx, v;
         at_error lerr = {0};
         if (info.result == AT_UPLOAD_UNCHANGED
-                ? at_store_logged_index(srv->ctx.store, res.session_id, info.version, &v, &idx, NULL) == AT_OK
-                : at_ledger_wait(srv->ctx.ledger, res.session_id, info.version, &idx, 5000, &lerr) == AT_OK)
+                ? at_store_logged_index(rq->ctx->store, res.session_id, info.version, &v, &idx, NULL) == AT_OK
+                : at_ledger_wait(rq->ctx->ledger, res.session_id, info.version, &idx, 5000, &lerr) == AT_OK)
             info.log_index = (int64_t)idx;
     }
     at_buf_reset(&hr->body);
@@ -1126,7 +1141,7 @@ static MHD_RESULT body_finish(server *srv, request *rq, struct MHD_Connection *c
             collector_events_finish(rq->ev_in, &hr);
             break;
         case H_POST_SESSIONS:
-            collector_post_sessions(&srv->ctx, rq->body.data ? rq->body.data : "", rq->body.len, &hr);
+            collector_post_sessions(rq->ctx, rq->body.data ? rq->body.data : "", rq->body.len, &hr);
             break;
         default: req_fail(rq, 500, "unroutable"); break;
         }
@@ -1189,17 +1204,15 @@ static bool authorize(server *srv, request *rq, struct MHD_Connection *c)
 
 /* What the request's key may not do here (a 403's message), or NULL.
  * reader: every GET (and POST /verify, which stores nothing); writer:
- * uploads and appends too; admin: everything, every workspace. This
- * server serves the default workspace only: a key of another one sees
- * nothing here. */
+ * uploads and appends too; admin: everything (gc too), every workspace. */
 static const char *forbidden(request *rq, const struct http_route *rt)
 {
     static __thread char m[256];
     if (!rq->role)
         return NULL; /* no keys configured */
-    if (strcmp(rq->workspace, "*") != 0 && strcmp(rq->workspace, "default") != 0) {
-        snprintf(m, sizeof m, "forbidden: key %s is for workspace %s; this server holds the default workspace",
-                 rq->key_name, rq->workspace);
+    if (rt->access == HTTP_ACCESS_ADMIN && rq->role < HTTP_ROLE_ADMIN) {
+        snprintf(m, sizeof m, "forbidden: key %s is a %s; %s %s needs an admin key", rq->key_name,
+                 http_role_name(rq->role), rt->method, rt->pattern);
         return m;
     }
     bool writes = rt->body && rt->handler != H_POST_VERIFY;
@@ -1208,6 +1221,30 @@ static const char *forbidden(request *rq, const struct http_route *rt)
         return m;
     }
     return NULL;
+}
+
+/* The workspace the request is for: the X-Agent-Traced-Workspace header,
+ * else the key's own, else the default. A key of one workspace may name
+ * only that one. A workspace that does not exist yet is made by a write,
+ * or by any request of a key of that workspace (its keys say it exists);
+ * otherwise it is a 404. 0, or the status of a refusal with msg set. */
+static int route_workspace(server *srv, request *rq, struct MHD_Connection *c, const struct http_route *rt,
+                           char *msg, size_t cap)
+{
+    const char *named = MHD_lookup_connection_value(c, MHD_HEADER_KIND, HTTP_WORKSPACE_HEADER);
+    bool every = sees_every_workspace(rq);
+    const char *own = rq->role && strcmp(rq->workspace, "*") != 0 ? rq->workspace : NULL;
+    if (named && !every && strcmp(named, own) != 0) {
+        snprintf(msg, cap, "forbidden: key %s is for workspace %s, not %.64s", rq->key_name, own, named);
+        return 403;
+    }
+    const char *ws = named ? named : own ? own : AT_DEFAULT_WORKSPACE;
+    bool create = (rt->body && rt->handler != H_POST_VERIFY) || (own && strcmp(ws, own) == 0);
+    at_error err = {0};
+    if ((rq->ctx = ws_get(srv->ws, ws, create, &err)))
+        return 0;
+    snprintf(msg, cap, "%s", err.message);
+    return err.code == AT_ERR_INVALID ? 400 : err.code == AT_ERR_NOT_FOUND ? 404 : 503;
 }
 
 static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, const char *url,
@@ -1238,6 +1275,10 @@ static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, cons
         const char *denied = forbidden(rq, &http_routes[i]);
         if (denied)
             return early_error(rq, c, 403, "%s", denied);
+        char why[256];
+        int st = route_workspace(srv, rq, c, &http_routes[i], why, sizeof why);
+        if (st)
+            return early_error(rq, c, st, "%s", why);
         if (!http_routes[i].body) {
             /* answered at the final call (an answer queued now would close
              * the connection) */
@@ -1343,8 +1384,11 @@ static void log_request_json(const request *rq, uint64_t us, bool ok)
     size_t tn = log_time(t, sizeof t);
     if (rq->key_name[0]) /* names are [A-Za-z0-9._-]: no escaping needed */
         snprintf(key, sizeof key, "\"%s\"", rq->key_name);
-    if (rq->workspace[0])
-        snprintf(ws, sizeof ws, "\"%s\"", rq->workspace);
+    /* the workspace the request was for; when refused before one was
+     * chosen, the key's (ids are [A-Za-z0-9._-] or "*": no escaping) */
+    const char *wsid = rq->ctx ? at_store_workspace(rq->ctx->store) : rq->workspace[0] ? rq->workspace : NULL;
+    if (wsid)
+        snprintf(ws, sizeof ws, "\"%s\"", wsid);
     at_buf b;
     at_buf_init(&b, 0);
     at_result r = at_buf_printf(&b, "{\"time\": \"%.*s\", \"request_id\": \"%llx\", \"client\": \"%s\", \"key\": %s, "
@@ -1468,13 +1512,27 @@ static bool parse_u64(const char *s, uint64_t *out, bool suffix)
 /* The periodic upkeep of `serve`: sweeping what killed writers left and
  * collecting garbage under the retention policy (at_store_gc does both). */
 typedef struct {
-    at_store *store;
+    ws_set *ws; /* every workspace opened is collected */
     at_gc_policy policy;
     uint64_t interval; /* seconds */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
 } maintenance;
+
+static void maintain(server_ctx *ctx, const char *ws, void *arg)
+{
+    maintenance *mt = arg;
+    at_gc_report rep;
+    at_error err = {0};
+    if (at_store_gc(ctx->store, &mt->policy, &rep, &err) != AT_OK)
+        log_line("agent-traced serve: workspace %s: gc failed: %s", ws, err.message);
+    else if (rep.sessions_removed || rep.versions_removed || rep.objects_removed)
+        log_line("agent-traced serve: workspace %s: gc removed %llu sessions, %llu versions, %llu objects, "
+                 "%llu bytes",
+                 ws, (unsigned long long)rep.sessions_removed, (unsigned long long)rep.versions_removed,
+                 (unsigned long long)rep.objects_removed, (unsigned long long)rep.bytes_freed);
+}
 
 static void *maintenance_run(void *arg)
 {
@@ -1489,14 +1547,7 @@ static void *maintenance_run(void *arg)
         if (mt->stop)
             break;
         pthread_mutex_unlock(&mt->mu);
-        at_gc_report rep;
-        at_error err = {0};
-        if (at_store_gc(mt->store, &mt->policy, &rep, &err) != AT_OK)
-            log_line("agent-traced serve: gc failed: %s", err.message);
-        else if (rep.sessions_removed || rep.versions_removed || rep.objects_removed)
-            log_line("agent-traced serve: gc removed %llu sessions, %llu versions, %llu objects, %llu bytes",
-                     (unsigned long long)rep.sessions_removed, (unsigned long long)rep.versions_removed,
-                     (unsigned long long)rep.objects_removed, (unsigned long long)rep.bytes_freed);
+        ws_each(mt->ws, maintain, mt);
         pthread_mutex_lock(&mt->mu);
     }
     pthread_mutex_unlock(&mt->mu);
@@ -1784,34 +1835,16 @@ int cli_serve(int argc, char **argv)
 
     at_error err;
     memset(&err, 0, sizeof err);
-    at_store *store = at_store_open(storage, &err);
-    if (!store) {
-        fprintf(stderr, "agent-traced serve: %s\n", err.message);
-        return 1;
-    }
-    srv.ctx.store = store;
-    if (!(srv.ctx.catalog = at_catalog_open(at_store_root(store), &err))) {
-        fprintf(stderr, "agent-traced serve: %s\n", err.message);
-        at_store_free(store);
-        return 1;
-    }
-    srv.ctx.root = at_store_root(store);
-    srv.ctx.max_upload = max_upload;
-    srv.ctx.redact = redact;
     if (redact) {
         /* compiles the patterns once, and says so now if they cannot be */
         at_redact *probe = at_redact_new(&err);
         if (!probe) {
             fprintf(stderr, "agent-traced serve: %s\n", err.message);
-            at_catalog_free(srv.ctx.catalog);
-            at_store_free(store);
             return 1;
         }
         at_redact_free(probe);
     }
     srv.request_timeout_us = request_timeout * 1000000u;
-    if (at_storage_path(srv.ctx.root, AT_PATH_TMP, NULL, srv.tmp_dir, sizeof srv.tmp_dir) != AT_OK)
-        srv.tmp_dir[0] = 0;
     for (size_t i = 0; i < http_nroutes && i < METRICS_MAX_ROUTES; i++) {
         /* "GET /sessions/{id}": method and pattern, one label per table row */
         static char names[METRICS_MAX_ROUTES][80];
@@ -1829,10 +1862,10 @@ int cli_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* the transparency log: its key, then the thread that signs */
+    /* the transparency log's key (made on a first start unless --log-key),
+     * then the default workspace with its log */
     char keyfile[PATH_MAX], hostbuf[256] = "localhost", origin_buf[300];
-    if (!log_key_path &&
-        at_storage_path(srv.ctx.root, AT_PATH_PRIVATE, NULL, keyfile, sizeof keyfile) == AT_OK &&
+    if (!log_key_path && at_storage_path(storage, AT_PATH_PRIVATE, NULL, keyfile, sizeof keyfile) == AT_OK &&
         strlen(keyfile) + 9 < sizeof keyfile)
         strcat(keyfile, "/log/key");
     if (!log_origin && !log_key_path) {
@@ -1840,40 +1873,43 @@ int cli_serve(int argc, char **argv)
             snprintf(hostbuf, sizeof hostbuf, "localhost");
         snprintf(origin_buf, sizeof origin_buf, "%s/agent-traced", hostbuf);
     }
+    if (!no_log && !log_key_path) {
+        /* the key lives in the storage directory: make it first */
+        at_store *probe = at_store_open(storage, &err);
+        if (!probe) {
+            fprintf(stderr, "agent-traced serve: %s\n", err.message);
+            return 1;
+        }
+        at_store_free(probe);
+    }
     at_note_signer *log_signer =
         no_log ? NULL
                : at_ledger_key(log_key_path ? log_key_path : keyfile,
                                log_origin ? log_origin : (log_key_path ? NULL : origin_buf), !log_key_path,
                                &err);
-    at_buf vkey;
-    at_buf_init(&vkey, 0);
-    if (!no_log && (!log_signer || at_note_signer_vkey(log_signer, &vkey) != AT_OK)) {
+    if (!no_log && !log_signer) {
         fprintf(stderr, "agent-traced serve: %s\n", err.message);
-        at_note_signer_free(log_signer);
-        at_catalog_free(srv.ctx.catalog);
-        at_store_free(store);
         return 1;
     }
     size_t oln = 0;
     const char *oname = no_log ? "" : at_note_signer_name(log_signer, &oln);
     char *origin = strndup(oname, oln);
-    at_ledger_options lo = {.origin = origin,
-                            .signer = log_signer,
-                            .catalog = srv.ctx.catalog,
-                            .witnesses = witnesses,
-                            .n_witnesses = n_witnesses};
-    at_ledger *ledger = origin && !no_log ? at_ledger_start(store, &lo, &err) : NULL;
-    if (!ledger && !no_log) {
-        fprintf(stderr, "agent-traced serve: %s\n", err.message);
+    ws_config wc = {.storage = storage,
+                    .max_upload = max_upload,
+                    .redact = redact,
+                    .signer = log_signer,
+                    .origin = origin,
+                    .witnesses = witnesses,
+                    .n_witnesses = n_witnesses};
+    if (!origin || !(srv.ws = ws_set_new(&wc, &err))) {
+        fprintf(stderr, "agent-traced serve: %s\n", origin ? err.message : "out of memory");
         at_note_signer_free(log_signer);
         free(origin);
-        at_buf_fini(&vkey);
-        at_catalog_free(srv.ctx.catalog);
-        at_store_free(store);
         return 1;
     }
-    srv.ctx.log_vkey = vkey.data;
-    srv.ctx.ledger = ledger;
+    server_ctx *dctx = ws_default(srv.ws);
+    if (at_storage_path(dctx->root, AT_PATH_TMP, NULL, srv.tmp_dir, sizeof srv.tmp_dir) != AT_OK)
+        srv.tmp_dir[0] = 0;
 
     /* descriptors: as many as allowed, then the connection limits from them */
     unsigned fd_room = raise_fd_limit();
@@ -1892,12 +1928,9 @@ int cli_serve(int argc, char **argv)
                 lfd < 0 ? why : "out of memory");
         if (lfd >= 0)
             close(lfd);
-        at_ledger_stop(ledger);
+        ws_set_free(srv.ws);
         at_note_signer_free(log_signer);
         free(origin);
-        at_buf_fini(&vkey);
-        at_catalog_free(srv.ctx.catalog);
-        at_store_free(store);
         return 1;
     }
 
@@ -1919,12 +1952,9 @@ int cli_serve(int argc, char **argv)
                 (unsigned long long)port);
         close(lfd);
         http_guard_free(srv.guard);
-        at_ledger_stop(ledger);
+        ws_set_free(srv.ws);
         at_note_signer_free(log_signer);
         free(origin);
-        at_buf_fini(&vkey);
-        at_catalog_free(srv.ctx.catalog);
-        at_store_free(store);
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv.daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -1938,28 +1968,24 @@ int cli_serve(int argc, char **argv)
     if (geteuid() == 0)
         log_line("agent-traced serve: warning: running as root; an unprivileged user owning only the "
                  "storage directory is safer");
-    if (ledger)
-        log_line("agent-traced serve: log %s, verifier key %s", origin, vkey.data);
+    if (dctx->ledger)
+        log_line("agent-traced serve: log %s, verifier key %s", origin, dctx->log_vkey);
     else
         log_line("agent-traced serve: no transparency log (--no-log)");
 
     /* The index is opened after the port is known so the first line comes
      * quickly; a missing index only disables the event lookups (503). */
-    unsigned swept = at_store_sweep(store);
-    if (swept)
-        log_line("agent-traced serve: removed %u staging entries left by killed writers", swept);
-    maintenance mt = {.store = store, .policy = policy, .interval = gc_interval};
+    srv.gc_policy = policy;
+    maintenance mt = {.ws = srv.ws, .policy = policy, .interval = gc_interval};
     pthread_t mt_thread;
     pthread_mutex_init(&mt.mu, NULL);
     pthread_cond_init(&mt.cv, NULL);
     bool mt_running = gc_interval > 0 && pthread_create(&mt_thread, NULL, maintenance_run, &mt) == 0;
-    event_index *ix = event_index_open(srv.ctx.root, &err);
-    __atomic_store_n(&srv.ctx.index, ix, __ATOMIC_RELEASE); /* handlers run already */
-    if (!ix)
+    if (!ws_open_index(srv.ws, &err))
         log_line("agent-traced serve: event index unavailable: %s", err.message);
     log_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
              "timeout %llus, request timeout %llus, auth %s (%zu keys), redaction %s, pid %ld",
-             srv.ctx.root, (unsigned long long)threads, (unsigned long long)max_upload,
+             dctx->root, (unsigned long long)threads, (unsigned long long)max_upload,
              (unsigned long long)timeout, (unsigned long long)request_timeout, srv.auth->n ? "on" : "off",
              srv.auth->n, redact ? "on" : "off", (long)getpid());
 
@@ -2006,17 +2032,13 @@ int cli_serve(int argc, char **argv)
     MHD_stop_daemon(srv.daemon);
     close(lfd);
     http_guard_free(srv.guard);
-    event_index_close(srv.ctx.index);
-    at_ledger_stop(ledger);
+    ws_set_free(srv.ws);
     at_note_signer_free(log_signer);
     for (size_t i = 0; i < n_witnesses; i++) {
         free((char *)witnesses[i].url);
         at_note_verifier_free(witness_keys[i]);
     }
     free(origin);
-    at_buf_fini(&vkey);
-    at_catalog_free(srv.ctx.catalog);
-    at_store_free(store);
     http_auth_fini(srv.auth);
     free(srv.auth);
     pthread_rwlock_destroy(&srv.auth_lock);

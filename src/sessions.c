@@ -24,7 +24,7 @@
 /* Names that can never be sessions even when they hold a meta.json. */
 static bool reserved(const char *name)
 {
-    return name[0] == '.' || strcmp(name, "objects") == 0;
+    return name[0] == '.' || strcmp(name, "objects") == 0 || strcmp(name, "workspaces") == 0;
 }
 
 static bool has_meta(int dirfd, const char *name)

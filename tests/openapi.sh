@@ -78,15 +78,19 @@ start() {
     return 1
 }
 key=ast_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+# a reader key of the default workspace beside it (the 403s)
+"$BIN" keygen --name oa-reader --role reader > "$work/reader" || exit 99
+sed -n 2p "$work/reader" > "$work/keys"
+reader=$(head -n 1 "$work/reader")
 start main && main_url=$URL &&
-    start auth --auth-key "$key" --max-upload 64K && auth_url=$URL &&
+    start auth --auth-key "$key" --keys "$work/keys" --max-upload 64K && auth_url=$URL &&
     start nolog --no-log && nolog_url=$URL || {
     finish openapi
     exit 1
 }
 
 # ---- the live checks ----------------------------------------------------------
-OA_URL=$main_url OA_AUTH_URL=$auth_url OA_NOLOG_URL=$nolog_url OA_KEY=$key \
+OA_URL=$main_url OA_AUTH_URL=$auth_url OA_NOLOG_URL=$nolog_url OA_KEY=$key OA_READER=$reader \
     OA_SPEC="$top_srcdir/openapi.yaml" OA_FIXTURES="$top_srcdir/tests/fixtures/claude" \
     OA_ROUTES="$top_srcdir/src/http_routes.c" OA_STORAGE="$work/main" \
     node "$OA/check.mjs" > "$work/check.out" 2>&1

@@ -89,6 +89,11 @@ at_result at_note_keygen_seed(const char *name, size_t name_len, at_note_type ty
 at_result at_note_signer_new(const char *skey, size_t len, at_note_type as, at_note_signer **out,
                              at_error *err) AT_WUR;
 void at_note_signer_free(at_note_signer *s);
+/* A new signer of s's key under another name (its own key ID): one key
+ * signing several logs, each named by its origin. AT_ERR_INVALID for a
+ * name Go would refuse. */
+at_result at_note_signer_renamed(const at_note_signer *s, const char *name, size_t name_len, at_note_signer **out,
+                                 at_error *err) AT_WUR;
 /* The key name (NUL-terminated, but use *len: Go allows a NUL in a name), ID and type. */
 const char *at_note_signer_name(const at_note_signer *s, size_t *len);
 uint32_t at_note_signer_id(const at_note_signer *s);

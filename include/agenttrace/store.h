@@ -37,13 +37,35 @@ typedef struct at_store at_store;
  * an inode of its own; every session gets a history). */
 at_store *at_store_open(const char *root, at_error *err);
 void at_store_free(at_store *s);
+/* The workspace's directory (the storage directory for the default one). */
 const char *at_store_root(const at_store *s);
+
+/* Workspaces (agent-strace's layout). The storage directory is the default
+ * workspace; workspace W is a storage directory of its own at
+ * <storage>/workspaces/<W>, whose sessions' meta.json say
+ * "workspace_id": "<W>". Ids: 1-64 of A-Z a-z 0-9 . _ -, not starting with
+ * a dot. */
+#define AT_DEFAULT_WORKSPACE "default"
+#define AT_MAX_WORKSPACE_ID  64
+bool at_workspace_id_ok(const char *ws);
+/* The directory of workspace ws (NULL or "default": storage itself);
+ * AT_ERR_INVALID for a bad id, AT_ERR_TOO_BIG when it does not fit. */
+at_result at_workspace_root(const char *storage, const char *ws, char *out, size_t cap) AT_WUR;
+/* Opens workspace ws of the storage directory as at_store_open does
+ * (creating it when missing). NULL or "default": the storage directory. */
+at_store *at_store_open_workspace(const char *storage, const char *ws, at_error *err);
+/* The store's workspace id ("default" for the storage directory). */
+const char *at_store_workspace(const at_store *s);
+/* Calls fn with "default", then each workspace directory under storage
+ * (unordered). */
+typedef void (*at_workspace_fn)(void *ctx, const char *ws);
+at_result at_workspaces_list(const char *storage, at_workspace_fn fn, void *ctx, at_error *err) AT_WUR;
 
 /* Is id usable as a session id (and directory name)? Rejects empty ids and
  * ids of whitespace only, ids longer than AT_MAX_SESSION_ID bytes, with '/',
  * '\\', a control character (C0, DEL, C1) or anything but strict UTF-8 (a
  * lone surrogate among others), starting with '.', and the reserved name
- * "objects". */
+ * "objects" and "workspaces". */
 bool at_session_id_ok(const char *id, size_t n);
 
 /* Can the store write now? A byte is written to an unnamed file in its

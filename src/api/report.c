@@ -86,3 +86,23 @@ at_result report_verify(at_buf *b, const at_verify_report *rep, const report_ver
         r = at_buf_adds(b, "}");
     return r;
 }
+
+at_result report_gc(at_buf *b, const at_gc_report *rep, bool dry_run, const char *workspace)
+{
+    at_result r = at_buf_adds(b, "{");
+    if (r == AT_OK && workspace) {
+        r = at_buf_adds(b, "\"workspace\": ");
+        if (r == AT_OK)
+            r = at_json_write_wtf8(b, workspace, strlen(workspace));
+        if (r == AT_OK)
+            r = at_buf_adds(b, ", ");
+    }
+    if (r == AT_OK)
+        r = at_buf_printf(b,
+                          "\"dry_run\": %s, \"sessions_removed\": %llu, \"versions_removed\": %llu, "
+                          "\"objects_removed\": %llu, \"objects_kept\": %llu, \"bytes_freed\": %llu}",
+                          dry_run ? "true" : "false", (unsigned long long)rep->sessions_removed,
+                          (unsigned long long)rep->versions_removed, (unsigned long long)rep->objects_removed,
+                          (unsigned long long)rep->objects_kept, (unsigned long long)rep->bytes_freed);
+    return r;
+}

@@ -29,4 +29,9 @@ typedef struct {
  *  "events_sha256"][, "object_ok"][, "head"]} appended to b. */
 at_result report_verify(at_buf *b, const at_verify_report *rep, const report_verify_opts *o) AT_WUR;
 
+/* {["workspace",] "dry_run", "sessions_removed", "versions_removed",
+ *  "objects_removed", "objects_kept", "bytes_freed"} appended to b
+ * (workspace NULL: left out). */
+at_result report_gc(at_buf *b, const at_gc_report *rep, bool dry_run, const char *workspace) AT_WUR;
+
 #endif

@@ -600,6 +600,15 @@ at_result at_note_keygen(const char *name, size_t name_len, at_note_type type, a
     return r;
 }
 
+at_result at_note_signer_renamed(const at_note_signer *s, const char *name, size_t name_len, at_note_signer **out,
+                                 at_error *err)
+{
+    if (!at_note_name_valid(name, name_len) || has_control(name, name_len))
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid key name");
+    at_result r = signer_from_seed(name, name_len, s->type, s->seed, out);
+    return r == AT_OK ? AT_OK : at_error_set(err, r, -1, "out of memory");
+}
+
 at_result at_note_signer_new(const char *skey, size_t len, at_note_type as, at_note_signer **out,
                              at_error *err)
 {

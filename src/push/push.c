@@ -89,6 +89,14 @@ const char *push_default_server(const char *url)
     return "http://127.0.0.1:4317";
 }
 
+const char *push_default_workspace(const char *ws)
+{
+    if (ws && *ws)
+        return ws;
+    const char *env = getenv("AGENT_TRACED_WORKSPACE");
+    return env && *env ? env : NULL;
+}
+
 const char *push_default_key(const char *key)
 {
     static char buf[512];
@@ -588,6 +596,11 @@ static int worker_init(worker *w, engine *e)
     w->headers = curl_slist_append(w->headers, "Content-Type: application/x-ndjson");
     w->headers = curl_slist_append(w->headers, "Transfer-Encoding: chunked");
     w->headers = curl_slist_append(w->headers, "Expect:");
+    if (e->o->workspace) {
+        char wh[128];
+        snprintf(wh, sizeof wh, "X-Agent-Traced-Workspace: %s", e->o->workspace);
+        w->headers = curl_slist_append(w->headers, wh);
+    }
     if (e->o->key && *e->o->key) {
         char auth[600];
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", e->o->key);
@@ -675,7 +688,11 @@ int push_run(const push_options *o, const walk_list *files, size_t walk_errors, 
         sum->failed++;
         goto out;
     }
-    if (o->state_path && !(e.state = push_state_open(o->state_path, o->server, err, sizeof err))) {
+    /* a server's workspaces are separate copies: one set of entries each */
+    char skey[2200];
+    snprintf(skey, sizeof skey, "%s%s%s", o->server, o->workspace ? "#workspace=" : "",
+             o->workspace ? o->workspace : "");
+    if (o->state_path && !(e.state = push_state_open(o->state_path, skey, err, sizeof err))) {
         fprintf(o->errs, "agent-traced %s: %s\n", o->cmd, err);
         sum->failed += files->len ? files->len : 1;
         sum->files = files->len;

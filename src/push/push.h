@@ -21,6 +21,7 @@ typedef struct {
     const char *cmd;        /* prefixes messages: "agent-traced <cmd>: " */
     const char *server;     /* base URL, e.g. http://127.0.0.1:4317 */
     const char *key;        /* bearer key; NULL or "": none */
+    const char *workspace;  /* sent as X-Agent-Traced-Workspace; NULL: the key's (or the default) */
     const char *state_path; /* the state file; NULL: keep none */
     int jobs;               /* uploads at a time, >= 1 */
     bool dry_run;           /* list what would be sent, send nothing */
@@ -48,5 +49,8 @@ const char *push_default_server(const char *url);
  * $AGENT_STRACE_AUTH_KEY (a comma-separated list, as the server reads it);
  * NULL when none. The result lives in a static buffer. */
 const char *push_default_key(const char *key);
+/* The workspace to name: ws when given, else $AGENT_TRACED_WORKSPACE; NULL
+ * when neither (the server then uses the key's workspace). */
+const char *push_default_workspace(const char *ws);
 
 #endif

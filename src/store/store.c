@@ -343,7 +343,7 @@ bool at_session_id_ok(const char *id, size_t n)
 {
     if (n == 0 || n > AT_MAX_SESSION_ID || id[0] == '.')
         return false;
-    if (n == 7 && memcmp(id, "objects", 7) == 0)
+    if ((n == 7 && memcmp(id, "objects", 7) == 0) || (n == 10 && memcmp(id, "workspaces", 10) == 0))
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)id[i];
@@ -379,6 +379,62 @@ at_result at_storage_path(const char *root, at_path_kind kind, const char *sid, 
     int k = snprintf(out, cap, "%s%s%s%s%s", root ? root : "", root ? "/" : "", named ? sid : "",
                      named && file[kind] ? "/" : "", file[kind] ? file[kind] : "");
     return k < 0 || (size_t)k >= cap ? AT_ERR_TOO_BIG : AT_OK;
+}
+
+/* ---- workspaces ---------------------------------------------------------------- */
+
+bool at_workspace_id_ok(const char *ws)
+{
+    size_t n = strlen(ws);
+    if (n == 0 || n > AT_MAX_WORKSPACE_ID || ws[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)ws[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool is_default_workspace(const char *ws)
+{
+    return !ws || strcmp(ws, AT_DEFAULT_WORKSPACE) == 0;
+}
+
+at_result at_workspace_root(const char *root, const char *ws, char *out, size_t cap)
+{
+    if (!is_default_workspace(ws) && !at_workspace_id_ok(ws))
+        return AT_ERR_INVALID;
+    int k = is_default_workspace(ws) ? snprintf(out, cap, "%s", root) : snprintf(out, cap, "%s/workspaces/%s", root, ws);
+    return k < 0 || (size_t)k >= cap ? AT_ERR_TOO_BIG : AT_OK;
+}
+
+at_result at_workspaces_list(const char *root, at_workspace_fn fn, void *ctx, at_error *err)
+{
+    char p[PATH_MAX];
+    if (at_workspace_root(root, NULL, p, sizeof p) != AT_OK || strlen(p) + 12 >= sizeof p)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
+    fn(ctx, AT_DEFAULT_WORKSPACE);
+    strcat(p, "/workspaces");
+    DIR *d = opendir(p);
+    if (!d)
+        return errno == ENOENT ? AT_OK : sys_fail(err, "cannot list", p);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat sb;
+        if (!at_workspace_id_ok(e->d_name) || strcmp(e->d_name, AT_DEFAULT_WORKSPACE) == 0 ||
+            fstatat(dirfd(d), e->d_name, &sb, 0) != 0 || !S_ISDIR(sb.st_mode))
+            continue;
+        fn(ctx, e->d_name);
+    }
+    closedir(d);
+    return AT_OK;
+}
+
+const char *at_store_workspace(const at_store *s)
+{
+    return s->workspace ? s->workspace : AT_DEFAULT_WORKSPACE;
 }
 
 at_result at_store_session_path(const at_store *s, const char *id, const char *file, char *out, size_t outlen)
@@ -457,9 +513,20 @@ static at_result upgrade_layout(at_store *s, at_error *err)
 
 at_store *at_store_open(const char *root, at_error *err)
 {
-    char p[PATH_MAX];
+    return at_store_open_workspace(root, NULL, err);
+}
+
+at_store *at_store_open_workspace(const char *storage, const char *ws, at_error *err)
+{
+    char p[PATH_MAX], root[PATH_MAX];
+    at_result wr = at_workspace_root(storage, ws, root, sizeof root);
+    if (wr == AT_ERR_INVALID) {
+        at_error_set(err, AT_ERR_INVALID, -1, "invalid workspace '%s': 1-%d of A-Z a-z 0-9 . _ -, not starting with .",
+                     ws, AT_MAX_WORKSPACE_ID);
+        return NULL;
+    }
     /* Leaves room below PATH_MAX for every name we build under root. */
-    if (strlen(root) > PATH_MAX - 1024) {
+    if (wr != AT_OK || strlen(root) > PATH_MAX - 1024) {
         at_error_set(err, AT_ERR_INVALID, -1, "storage path too long");
         return NULL;
     }
@@ -473,7 +540,10 @@ at_store *at_store_open(const char *root, at_error *err)
         }
     }
     at_store *s = calloc(1, sizeof *s);
-    if (!s || !(s->root = strdup(root))) {
+    if (!s || !(s->root = strdup(root)) ||
+        (!is_default_workspace(ws) && !(s->workspace = strdup(ws)))) {
+        if (s)
+            free(s->root);
         free(s);
         at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
         return NULL;
@@ -505,6 +575,7 @@ void at_store_free(at_store *s)
     sync_group_fini(&s->sync);
     pthread_mutex_destroy(&s->notify_mu);
     free(s->root);
+    free(s->workspace);
     free(s);
 }
 
@@ -637,7 +708,8 @@ unsigned at_store_sweep(at_store *s)
         DIR *d = opendir(base);
         struct dirent *e;
         while (d && (e = readdir(d))) {
-            if (e->d_name[0] == '.' || (i == 0 && strcmp(e->d_name, "objects") == 0))
+            if (e->d_name[0] == '.' ||
+                (i == 0 && (strcmp(e->d_name, "objects") == 0 || strcmp(e->d_name, "workspaces") == 0)))
                 continue;
             char sub[PATH_MAX];
             int k = snprintf(sub, sizeof sub, "%s/%s", base, e->d_name);
@@ -696,11 +768,22 @@ at_result at_store_meta_load(at_store *s, const char *sid, at_meta *m, at_error 
     return at_meta_load(m, p, err);
 }
 
-static at_result write_meta_file(const char *path, const at_meta *m, at_error *err)
+/* Writes m to path. A session of a workspace other than the default one
+ * says which in its workspace_id (agent-strace's layout), whatever the
+ * client sent: the directory it is in is the truth. The default
+ * workspace's metadata is written as given (agent-strace's bytes). */
+static at_result write_meta_file(const at_store *s, const char *path, const at_meta *m, at_error *err)
 {
     at_buf b;
     at_buf_init(&b, AT_MAX_META_BYTES);
-    at_result r = at_meta_write(m, &b, &AT_JSON_PRETTY);
+    char ws[AT_MAX_WORKSPACE_ID + 3];
+    at_meta stamped = *m; /* a view: its strings stay m's */
+    if (s->workspace) {
+        snprintf(ws, sizeof ws, "\"%s\"", s->workspace); /* at_workspace_id_ok: nothing to escape */
+        stamped.raw[AT_META_WORKSPACE_ID] = ws;
+        stamped.len[AT_META_WORKSPACE_ID] = strlen(ws);
+    }
+    at_result r = at_meta_write(&stamped, &b, &AT_JSON_PRETTY);
     if (r == AT_OK)
         r = at_write_file_atomic(path, b.data, b.len, err);
     else
@@ -714,7 +797,7 @@ at_result store_write_meta(at_store *s, const char *sid, const at_meta *m, at_er
     char p[PATH_MAX];
     if (store_path(s, p, sizeof p, "%s/meta.json", sid) != AT_OK)
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
-    return write_meta_file(p, m, err);
+    return write_meta_file(s, p, m, err);
 }
 
 /* history/<sid>/meta.<version>.json: the metadata a commit is about to
@@ -734,7 +817,7 @@ at_result store_stage_meta(at_store *s, const char *sid, uint64_t version, const
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
     if (mkdir_p(dir) < 0)
         return sys_fail(err, "cannot create", dir);
-    return write_meta_file(p, m, err);
+    return write_meta_file(s, p, m, err);
 }
 
 void store_unstage_meta(at_store *s, const char *sid, uint64_t version)
@@ -786,7 +869,7 @@ static at_result create_session(at_store *s, const char *sid, const at_meta *m, 
     snprintf(e, sizeof e, "%s/events.ndjson", tmpdir);
     at_result r = AT_OK;
     if (!staged)
-        r = write_meta_file(f, m, err);
+        r = write_meta_file(s, f, m, err);
     else if (rename(sp, f) < 0)
         r = sys_fail(err, "cannot move metadata into", tmpdir);
     if (r == AT_OK && events_path && rename(events_path, e) < 0)

@@ -67,7 +67,8 @@ typedef struct {
 } sess_stripe;
 
 struct at_store {
-    char *root;
+    char *root;      /* the workspace's directory */
+    char *workspace; /* its id; NULL for the default workspace (root is the storage directory) */
     sync_group sync;
     sess_stripe stripes[SESSION_STRIPES];
     pthread_mutex_t notify_mu; /* guards on_version: unset only when no call runs */

@@ -493,6 +493,22 @@ await call('getObject', 'unknown digest', 404, M, 'GET', `/objects/sha256/${'0'.
 
 await call('getMetrics', 'after the checks', 200, M, 'GET', '/metrics');
 
+// workspaces (the request's, by header), and garbage collection on demand
+const WS = 'X-Agent-Traced-Workspace';
+r = await call('listWorkspaces', 'no keys: every workspace', 200, M, 'GET', '/workspaces');
+if (r.value && r.value.workspaces?.[0] !== 'default') notOk('listWorkspaces lists default first', [JSON.stringify(r.value)]);
+await call('importTranscript', 'into workspace oa-team', 201, M, 'POST', '/import?source=short.jsonl',
+  { body: shortBytes, headers: { [WS]: 'oa-team' } });
+r = await call('listWorkspaces', 'after a write made oa-team', 200, M, 'GET', '/workspaces');
+if (r.value && !r.value.workspaces?.includes('oa-team')) notOk('listWorkspaces lists oa-team', [JSON.stringify(r.value)]);
+await call('listSessions', 'of workspace oa-team', 200, M, 'GET', '/sessions', { headers: { [WS]: 'oa-team' } });
+await call('collectGarbage', 'the default workspace', 200, M, 'POST', '/gc');
+r = await call('collectGarbage', 'workspace oa-team', 200, M, 'POST', '/gc', { headers: { [WS]: 'oa-team' } });
+if (r.value && r.value.workspace !== 'oa-team') notOk('collectGarbage names its workspace', [JSON.stringify(r.value)]);
+await call('collectGarbage', 'a bad workspace name', 400, M, 'POST', '/gc', { headers: { [WS]: '../x' } });
+await call('collectGarbage', 'a workspace that does not exist', 404, M, 'POST', '/gc', { headers: { [WS]: 'none-such' } });
+await call('listSessions', 'a workspace that does not exist', 404, M, 'GET', '/sessions', { headers: { [WS]: 'none-such' } });
+
 // outside the operations: unknown path, other method, HEAD
 await callError('unknown path: 404 {"error": "not found"}', 404, M, 'GET', '/no/such/path',
   (res, v) => (v?.error === 'not found' ? [] : [`error ${JSON.stringify(v?.error)}`]));
@@ -519,7 +535,8 @@ const samples = {
   getLogConsistency: ['GET', '/log/consistency?from=0'], getLogTile: ['GET', '/log/tile/0/000.p/1'],
   postEvents: ['POST', '/events', ''], getEvent: ['GET', '/events/e'], verifyUpload: ['POST', '/verify', ''],
   getObject: ['GET', `/objects/sha256/${'0'.repeat(64)}`], importTranscript: ['POST', '/import', '{}\n'],
-  importTranscriptPut: ['PUT', '/import', '{}\n'],
+  importTranscriptPut: ['PUT', '/import', '{}\n'], listWorkspaces: ['GET', '/workspaces'],
+  collectGarbage: ['POST', '/gc'],
 };
 for (const opId of ops.keys()) {
   const s = samples[opId];
@@ -533,6 +550,10 @@ await call('getHealth', 'a wrong key', 401, A, 'GET', '/health', { headers: { Au
 await call('getHealth', 'the key without "Bearer "', 401, A, 'GET', '/health', { headers: { Authorization: KEY } });
 await call('getHealth', 'a partial key', 401, A, 'GET', '/health', { headers: { Authorization: `Bearer ${KEY.slice(0, -1)}` } });
 await call('getHealth', 'the key', 200, A, 'GET', '/health', { headers: auth });
+const reader = { Authorization: `Bearer ${process.env.OA_READER}` };
+await call('collectGarbage', 'a reader key', 403, A, 'POST', '/gc', { headers: reader });
+await call('collectGarbage', 'the admin key', 200, A, 'POST', '/gc', { headers: auth });
+await call('listWorkspaces', 'a reader key of default: default only', 200, A, 'GET', '/workspaces', { headers: reader });
 const big = Buffer.alloc(80 * 1024, 'a');
 await call('importTranscript', 'larger than --max-upload', 413, A, 'POST', '/import', { body: big, headers: auth });
 await call('importTranscriptPut', 'larger than --max-upload', 413, A, 'PUT', '/import', { body: big, headers: auth });
@@ -559,7 +580,7 @@ await call('getLogTile', 'no log', 404, N, 'GET', '/log/tile/0/000.p/1');
 
 // ---- coverage: the route table and the operations ---------------------------
 
-const routes = [...fs.readFileSync(ROUTES, 'utf8').matchAll(/\{"([A-Z]+)", "([^"]+)", H_[A-Z_]+, (?:true|false)\}/g)]
+const routes = [...fs.readFileSync(ROUTES, 'utf8').matchAll(/\{"([A-Z]+)", "([^"]+)", H_[A-Z_]+, (?:true|false)(?:, HTTP_ACCESS_[A-Z]+)?\}/g)]
   .map((m) => `${m[1]} ${m[2].replace(/\{(\w+)\*\}/, '{$1}')}`);
 const documented = [...ops.values()].map((o) => `${o.method} ${o.path}`);
 const undocumented = routes.filter((x) => !documented.includes(x));
