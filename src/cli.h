@@ -17,6 +17,8 @@ int cli_witness(int argc, char **argv);
 /* `agent-traced push` / `hook` (cli_push.c, cli_hook.c, src/push/) */
 int cli_push(int argc, char **argv);
 int cli_hook(int argc, char **argv);
+/* `agent-traced db` (cli_db.c, src/db/): the PostgreSQL schema, import, export */
+int cli_db(int argc, char **argv);
 /* Walks paths, pushes what they hold and prints push's summary line. */
 int cli_push_paths(const char *cmd, const char *server, const char *key, const char *workspace, int jobs,
                    bool dry_run, const char *state, bool progress, char **paths, int npaths);

@@ -27,6 +27,7 @@ static const char usage[] = "usage: agent-traced <command> [options]\n"
                             "  keygen   print a new API key (ast_ + 32 hex digits)\n"
                             "  push     send transcripts to a server: only what it does not hold yet\n"
                             "  hook     the Claude Code hook that pushes a session (`hook install` adds it)\n"
+                            "  db       the PostgreSQL database: migrate, status, import, export\n"
                             "\n"
                             "`agent-traced <command> --help` describes each command.\n"
                             "Environment: AGENT_STRACE_STORAGE is the default storage directory,\n"
@@ -91,6 +92,8 @@ int main(int argc, char **argv)
         return cli_push(argc - 1, argv + 1);
     if (strcmp(cmd, "hook") == 0)
         return cli_hook(argc - 1, argv + 1);
+    if (strcmp(cmd, "db") == 0)
+        return cli_db(argc - 1, argv + 1);
     fprintf(stderr, "agent-traced: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }

@@ -1,0 +1,326 @@
+/* pg.c - agent-traced's PostgreSQL connection (pg.h). */
+#include "db/pg.h"
+
+#include "db/schema.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The advisory lock key migrations hold ("agtraced" in ASCII). */
+#define MIGRATE_LOCK "7450573416391091556"
+
+struct db {
+    PGconn *conn;
+    char *name; /* the URL, password hidden */
+};
+
+const char *db_default_url(const char *url)
+{
+    if (url && *url)
+        return url;
+    const char *env = getenv("AGENT_TRACED_DATABASE");
+    return env && *env ? env : NULL;
+}
+
+/* postgres://user:secret@host/db -> postgres://user:***@host/db (also
+ * password=... in a key/value string). */
+static char *hide_password(const char *url)
+{
+    char *out = malloc(strlen(url) + 8);
+    if (!out)
+        return NULL;
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (colon) {
+        sprintf(out, "%.*s:***%s", (int)(colon - url), url, at);
+        return out;
+    }
+    const char *pw = strstr(url, "password=");
+    if (pw) {
+        const char *end = pw + 9;
+        while (*end && *end != ' ' && *end != '&')
+            end++;
+        sprintf(out, "%.*spassword=***%s", (int)(pw - url), url, end);
+        return out;
+    }
+    strcpy(out, url);
+    return out;
+}
+
+/* libpq's message, without its trailing newline. */
+static const char *pq_message(PGconn *c, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", c ? PQerrorMessage(c) : "out of memory");
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = 0;
+    return buf;
+}
+
+db *db_connect(const char *url, at_error *err)
+{
+    db *d = calloc(1, sizeof *d);
+    if (!d || !(d->name = hide_password(url))) {
+        free(d);
+        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        return NULL;
+    }
+    d->conn = PQconnectdb(url);
+    if (!d->conn || PQstatus(d->conn) != CONNECTION_OK) {
+        char m[200];
+        at_error_set(err, AT_ERR_IO, -1, "database %s: %s", d->name, pq_message(d->conn, m, sizeof m));
+        db_close(d);
+        return NULL;
+    }
+    /* quiet NOTICEs (CREATE ... IF NOT EXISTS); errors still come back */
+    PGresult *r = PQexec(d->conn, "SET client_min_messages = warning");
+    PQclear(r);
+    return d;
+}
+
+void db_close(db *d)
+{
+    if (!d)
+        return;
+    PQfinish(d->conn);
+    free(d->name);
+    free(d);
+}
+
+PGconn *db_conn(db *d)
+{
+    return d->conn;
+}
+
+const char *db_name(const db *d)
+{
+    return d->name;
+}
+
+static at_result fail(db *d, at_error *err, const char *what)
+{
+    char m[200];
+    return at_error_set(err, PQstatus(d->conn) == CONNECTION_OK ? AT_ERR_INVALID : AT_ERR_IO, -1,
+                        "database %s: %s: %s", d->name, what, pq_message(d->conn, m, sizeof m));
+}
+
+at_result db_exec(db *d, const char *sql, at_error *err)
+{
+    PGresult *r = PQexec(d->conn, sql);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    PQclear(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return AT_OK;
+    char what[64];
+    snprintf(what, sizeof what, "%.60s", sql);
+    char *nl = strchr(what, '\n');
+    if (nl)
+        *nl = 0;
+    return fail(d, err, what);
+}
+
+PGresult *db_query(db *d, const char *sql, int n, const char *const *vals, const int *lens, const int *formats,
+                   bool binary_result, at_error *err)
+{
+    PGresult *r = PQexecParams(d->conn, sql, n, NULL, vals, lens, formats, binary_result ? 1 : 0);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    PQclear(r);
+    char what[64];
+    snprintf(what, sizeof what, "%.60s", sql);
+    char *nl = strchr(what, '\n');
+    if (nl)
+        *nl = 0;
+    fail(d, err, what);
+    return NULL;
+}
+
+void db_rollback(db *d)
+{
+    if (PQtransactionStatus(d->conn) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(d->conn, "ROLLBACK");
+        PQclear(r);
+    }
+}
+
+/* ---- migrations ------------------------------------------------------------ */
+
+int db_schema_version(db *d, at_error *err)
+{
+    PGresult *r = db_query(d, "SELECT to_regclass('at_migrations') IS NOT NULL", 0, NULL, NULL, NULL, false, err);
+    if (!r)
+        return -1;
+    bool have = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!have)
+        return 0;
+    if (!(r = db_query(d, "SELECT coalesce(max(version), 0) FROM at_migrations", 0, NULL, NULL, NULL, false, err)))
+        return -1;
+    int v = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+at_result db_migrate(db *d, int *from, int *to, at_error *err)
+{
+    at_result rc = db_exec(d, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", err);
+    if (rc != AT_OK)
+        return rc;
+    rc = db_exec(d,
+                 "CREATE TABLE IF NOT EXISTS at_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                 "applied_at timestamptz NOT NULL DEFAULT now())",
+                 err);
+    int v = rc == AT_OK ? db_schema_version(d, err) : -1;
+    *from = *to = v;
+    if (v < 0)
+        rc = rc != AT_OK ? rc : AT_ERR_IO;
+    else if (v > db_migrations[DB_NMIGRATIONS - 1].version)
+        rc = at_error_set(err, AT_ERR_INVALID, -1,
+                          "database %s: schema version %d is newer than this agent-traced knows (%d): upgrade "
+                          "agent-traced",
+                          d->name, v, db_migrations[DB_NMIGRATIONS - 1].version);
+    for (int i = 0; rc == AT_OK && i < DB_NMIGRATIONS; i++) {
+        const db_migration *m = &db_migrations[i];
+        if (m->version <= v)
+            continue;
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d", m->version);
+        const char *vals[2] = {ver, m->name};
+        PGresult *r = NULL;
+        if ((rc = db_exec(d, "BEGIN", err)) == AT_OK && (rc = db_exec(d, m->sql, err)) == AT_OK &&
+            (r = db_query(d, "INSERT INTO at_migrations (version, name) VALUES ($1, $2)", 2, vals, NULL, NULL,
+                          false, err)) != NULL)
+            rc = db_exec(d, "COMMIT", err);
+        else if (rc == AT_OK)
+            rc = AT_ERR_INVALID;
+        PQclear(r);
+        if (rc != AT_OK)
+            db_rollback(d);
+        else
+            *to = m->version;
+    }
+    PGresult *u = PQexec(d->conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK ")"); /* or at disconnect */
+    PQclear(u);
+    return rc;
+}
+
+/* ---- blobs ----------------------------------------------------------------- */
+
+static void be16(char *p, uint16_t v)
+{
+    v = htons(v);
+    memcpy(p, &v, 2);
+}
+
+static void be32(char *p, uint32_t v)
+{
+    v = htonl(v);
+    memcpy(p, &v, 4);
+}
+
+static void be64(char *p, uint64_t v)
+{
+    be32(p, (uint32_t)(v >> 32));
+    be32(p + 4, (uint32_t)v);
+}
+
+at_result db_blob_write(db *d, db_read_fn read, void *ctx, int64_t *blob, uint64_t *size, at_error *err)
+{
+    PGresult *r = db_query(d, "INSERT INTO blobs DEFAULT VALUES RETURNING id", 0, NULL, NULL, NULL, false, err);
+    if (!r)
+        return err ? err->code : AT_ERR_IO;
+    *blob = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (!(r = PQexec(d->conn, "COPY blob_chunks (blob, seq, data) FROM STDIN (FORMAT binary)")) ||
+        PQresultStatus(r) != PGRES_COPY_IN) {
+        PQclear(r);
+        return fail(d, err, "COPY blob_chunks");
+    }
+    PQclear(r);
+    /* binary COPY: signature, flags, header extension; then per row the
+     * field count and each field as length + bytes; then -1 */
+    enum { ROW_HEAD = 2 + 4 + 8 + 4 + 4 + 4 };
+    char *buf = malloc(ROW_HEAD + DB_CHUNK);
+    at_result rc = buf ? AT_OK : at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    static const char sig[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+    if (rc == AT_OK && PQputCopyData(d->conn, sig, sizeof sig) != 1)
+        rc = fail(d, err, "COPY blob_chunks");
+    uint64_t total = 0;
+    for (uint32_t seq = 0; rc == AT_OK; seq++) {
+        size_t got = 0;
+        while (got < DB_CHUNK) {
+            ssize_t k = read(ctx, buf + ROW_HEAD + got, DB_CHUNK - got, err);
+            if (k < 0) {
+                rc = err && err->code != AT_OK ? err->code : AT_ERR_IO;
+                break;
+            }
+            if (k == 0)
+                break;
+            got += (size_t)k;
+        }
+        if (rc != AT_OK || (got == 0 && seq > 0))
+            break;
+        be16(buf, 3);
+        be32(buf + 2, 8);
+        be64(buf + 6, (uint64_t)*blob);
+        be32(buf + 14, 4);
+        be32(buf + 18, seq);
+        be32(buf + 22, (uint32_t)got);
+        if (PQputCopyData(d->conn, buf, (int)(ROW_HEAD + got)) != 1)
+            rc = fail(d, err, "COPY blob_chunks");
+        total += got;
+        if (got < DB_CHUNK)
+            break;
+    }
+    free(buf);
+    char trailer[2];
+    be16(trailer, 0xffff);
+    if (rc == AT_OK && PQputCopyData(d->conn, trailer, 2) != 1)
+        rc = fail(d, err, "COPY blob_chunks");
+    if (PQputCopyEnd(d->conn, rc == AT_OK ? NULL : "aborted by agent-traced") != 1 && rc == AT_OK)
+        rc = fail(d, err, "COPY blob_chunks");
+    while ((r = PQgetResult(d->conn))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == AT_OK)
+            rc = fail(d, err, "COPY blob_chunks");
+        PQclear(r);
+    }
+    if (rc != AT_OK)
+        return rc;
+    char id[24], sz[24];
+    snprintf(id, sizeof id, "%lld", (long long)*blob);
+    snprintf(sz, sizeof sz, "%llu", (unsigned long long)total);
+    const char *vals[2] = {id, sz};
+    if (!(r = db_query(d, "UPDATE blobs SET size = $2, complete = true WHERE id = $1", 2, vals, NULL, NULL, false,
+                       err)))
+        return err ? err->code : AT_ERR_IO;
+    PQclear(r);
+    *size = total;
+    return AT_OK;
+}
+
+at_result db_blob_read(db *d, int64_t blob, db_write_fn write, void *ctx, at_error *err)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)blob);
+    for (uint32_t seq = 0;; seq++) {
+        char sq[16];
+        snprintf(sq, sizeof sq, "%u", seq);
+        const char *vals[2] = {id, sq};
+        PGresult *r = db_query(d, "SELECT data FROM blob_chunks WHERE blob = $1 AND seq = $2", 2, vals, NULL, NULL,
+                               true, err);
+        if (!r)
+            return err ? err->code : AT_ERR_IO;
+        if (PQntuples(r) == 0) {
+            PQclear(r);
+            return AT_OK;
+        }
+        at_result rc = write(ctx, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), err);
+        PQclear(r);
+        if (rc != AT_OK)
+            return rc;
+    }
+}
