@@ -101,9 +101,9 @@ static const char *cause_sql(at_cause c)
 static at_result import_object(db *d, at_store *st, const char *ws, const char *sid, const at_version *v,
                                import_counts *n, at_error *err)
 {
-    const char *vals[4] = {ws, (const char *)v->events_sha256};
-    int lens[4] = {0, AT_SHA256_LEN};
-    int fmts[4] = {0, 1};
+    const char *vals[5] = {ws, (const char *)v->events_sha256};
+    int lens[5] = {0, AT_SHA256_LEN};
+    int fmts[5] = {0, 1};
     PGresult *r = db_query(d, "SELECT 1 FROM objects WHERE workspace = $1 AND sha256 = $2", 2, vals, lens, fmts,
                            false, err);
     if (!r)
@@ -119,9 +119,11 @@ static at_result import_object(db *d, at_store *st, const char *ws, const char *
     uint64_t size = 0;
     if (rc == AT_OK)
         rc = db_blob_write(d, object_src_read, &src, &blob, &size, err);
-    uint8_t got[AT_SHA256_LEN];
-    if (src.h)
+    uint8_t got[AT_SHA256_LEN], mid[AT_SHA256_STATE_LEN];
+    if (src.h) {
+        at_sha256_export(src.h, mid);
         at_sha256_final(src.h, got);
+    }
     at_sha256_free(src.h);
     at_object_reader_free(src.rd);
     if (rc != AT_OK)
@@ -136,8 +138,11 @@ static at_result import_object(db *d, at_store *st, const char *ws, const char *
     snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
     vals[2] = sz;
     vals[3] = b;
-    if (!(r = db_query(d, "INSERT INTO objects (workspace, sha256, size, blob) VALUES ($1, $2, $3, $4)", 4, vals,
-                       lens, fmts, false, err)))
+    vals[4] = (const char *)mid;
+    lens[4] = AT_SHA256_STATE_LEN;
+    fmts[4] = 1;
+    if (!(r = db_query(d, "INSERT INTO objects (workspace, sha256, size, blob, midstate) VALUES ($1, $2, $3, $4, $5)",
+                       5, vals, lens, fmts, false, err)))
         return err->code;
     PQclear(r);
     n->objects++;
@@ -388,7 +393,7 @@ static at_result write_out(db *d, const char *path, int64_t blob, const char *by
     fd_sink s = {open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), 0};
     if (s.fd < 0)
         return at_error_set(err, AT_ERR_IO, -1, "cannot create %s: %s", tmp, strerror(errno));
-    at_result rc = blob >= 0 ? db_blob_read(d, blob, fd_sink_write, &s, err) : fd_sink_write(&s, bytes, len, err);
+    at_result rc = blob >= 0 ? db_blob_read(d, blob, UINT64_MAX, fd_sink_write, &s, err) : fd_sink_write(&s, bytes, len, err);
     if (rc == AT_OK && fsync(s.fd) < 0)
         rc = at_error_set(err, AT_ERR_IO, -1, "cannot sync %s: %s", tmp, strerror(errno));
     close(s.fd);

@@ -302,11 +302,11 @@ at_result db_blob_write(db *d, db_read_fn read, void *ctx, int64_t *blob, uint64
     return AT_OK;
 }
 
-at_result db_blob_read(db *d, int64_t blob, db_write_fn write, void *ctx, at_error *err)
+at_result db_blob_read(db *d, int64_t blob, uint64_t limit, db_write_fn write, void *ctx, at_error *err)
 {
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)blob);
-    for (uint32_t seq = 0;; seq++) {
+    for (uint32_t seq = 0; limit > 0; seq++) {
         char sq[16];
         snprintf(sq, sizeof sq, "%u", seq);
         const char *vals[2] = {id, sq};
@@ -318,9 +318,14 @@ at_result db_blob_read(db *d, int64_t blob, db_write_fn write, void *ctx, at_err
             PQclear(r);
             return AT_OK;
         }
-        at_result rc = write(ctx, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), err);
+        size_t n = (size_t)PQgetlength(r, 0, 0);
+        if (n > limit)
+            n = (size_t)limit;
+        at_result rc = write(ctx, PQgetvalue(r, 0, 0), n, err);
         PQclear(r);
         if (rc != AT_OK)
             return rc;
+        limit -= n;
     }
+    return AT_OK;
 }

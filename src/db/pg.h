@@ -49,9 +49,9 @@ at_result db_migrate(db *d, int *from, int *to, at_error *err) AT_WUR;
  * the count, 0 at the end, -1 on error (with err set by read). */
 typedef ssize_t (*db_read_fn)(void *ctx, char *buf, size_t cap, at_error *err);
 at_result db_blob_write(db *d, db_read_fn read, void *ctx, int64_t *blob, uint64_t *size, at_error *err) AT_WUR;
-/* Streams a blob's bytes to write, chunk by chunk (one query per chunk: a
- * chunk at a time in memory). */
+/* Streams a blob's first `limit` bytes (UINT64_MAX: all) to write, chunk
+ * by chunk (one query per chunk: a chunk at a time in memory). */
 typedef at_result (*db_write_fn)(void *ctx, const char *p, size_t n, at_error *err);
-at_result db_blob_read(db *d, int64_t blob, db_write_fn write, void *ctx, at_error *err) AT_WUR;
+at_result db_blob_read(db *d, int64_t blob, uint64_t limit, db_write_fn write, void *ctx, at_error *err) AT_WUR;
 
 #endif
