@@ -1,17 +1,4 @@
 #!/bin/bash
 # dbstore.sh - tests/test_dbstore (concurrent writers and the database's
-# compare-and-swap) against a private PostgreSQL cluster (tests/pg/cluster.sh).
-# Without PostgreSQL's server the test fails; AT_SKIP_PG=1 skips it (77).
-. "${top_srcdir:-.}/tests/lib.sh"
-pgdir=$(mktemp -d -u "${TMPDIR:-/tmp}/at-pg.XXXXXX")
-err=$(mktemp) || exit 99
-trap 'bash "$top_srcdir/tests/pg/cluster.sh" stop "$pgdir" 2> /dev/null; rm -f "$err"' EXIT
-if ! env_out=$(bash "$top_srcdir/tests/pg/cluster.sh" start "$pgdir" 2> "$err"); then
-    [ "${AT_SKIP_PG:-}" = 1 ] && { echo "SKIP: no PostgreSQL cluster (AT_SKIP_PG=1)"; exit 77; }
-    not_ok "a private PostgreSQL cluster starts: $(head -c 300 "$err") (run bash .ci/setup; AT_SKIP_PG=1 skips)"
-    finish dbstore
-    exit 1
-fi
-eval "$env_out"
-"$BIN" db migrate --database "$PGURL" > /dev/null || { not_ok "db migrate"; finish dbstore; exit 1; }
-PGURL=$PGURL "$top_builddir/tests/test_dbstore"
+# compare-and-swap) against a private PostgreSQL cluster (tests/pg/run.sh).
+exec bash "${top_srcdir:-.}/tests/pg/run.sh" test_dbstore "${top_builddir:-.}/tests/test_dbstore"

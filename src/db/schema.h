@@ -136,6 +136,12 @@ static const db_migration db_migrations[] = {
      * known (the object is then read once to learn it). */
     {2, "object midstates",
      "ALTER TABLE objects ADD COLUMN midstate bytea CHECK (midstate IS NULL OR length(midstate) = 108);\n"},
+    /* The order the log takes versions in: a session's version v+1 is
+     * inserted after v committed (the compare-and-swap), so its seq is
+     * larger; versions of different sessions go in any order. */
+    {3, "the log's order of versions",
+     "ALTER TABLE versions ADD COLUMN seq bigserial;\n"
+     "CREATE INDEX versions_unlogged ON versions (workspace, seq) WHERE log_index IS NULL;\n"},
 };
 
 #define DB_NMIGRATIONS ((int)(sizeof db_migrations / sizeof db_migrations[0]))
