@@ -51,14 +51,6 @@ at_result dblog_read_hashes(void *ctx, int level, uint64_t first, size_t count, 
     return rc;
 }
 
-static uint64_t be64_at(const char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | (unsigned char)p[i];
-    return v;
-}
-
 /* The log's size: entries 0..size-1 are stored. */
 static at_result log_size(db *d, const char *ws, uint64_t *size, at_error *err)
 {
@@ -67,7 +59,7 @@ static at_result log_size(db *d, const char *ws, uint64_t *size, at_error *err)
                            vals, NULL, NULL, true, err);
     if (!r)
         return err->code;
-    *size = be64_at(PQgetvalue(r, 0, 0));
+    *size = db_col_u64(r, 0, 0);
     PQclear(r);
     return AT_OK;
 }
@@ -167,8 +159,7 @@ at_result dblog_sequence(db *d, const dblog_config *c, size_t max, uint64_t *log
     snprintf(lim, sizeof lim, "%zu", max);
     const char *vals[2] = {c->ws, lim};
     PGresult *r = rc == AT_OK ? db_query(d,
-                                         "SELECT session, version, events, size, events_sha256, head, "
-                                         "transcript_bytes, transcript_sha256, cause FROM versions "
+                                         "SELECT " DBS_VERSION_COLUMNS ", session FROM versions "
                                          "WHERE workspace = $1 AND log_index IS NULL ORDER BY seq LIMIT $2",
                                          2, vals, NULL, NULL, true, err)
                               : NULL;
@@ -176,23 +167,8 @@ at_result dblog_sequence(db *d, const dblog_config *c, size_t max, uint64_t *log
         rc = err->code;
     for (int i = 0; r && rc == AT_OK && i < PQntuples(r); i++) {
         at_version v;
-        memset(&v, 0, sizeof v);
-        v.version = be64_at(PQgetvalue(r, i, 1));
-        v.events = be64_at(PQgetvalue(r, i, 2));
-        v.size = be64_at(PQgetvalue(r, i, 3));
-        if (PQgetlength(r, i, 4) == AT_SHA256_LEN)
-            memcpy(v.events_sha256, PQgetvalue(r, i, 4), AT_SHA256_LEN);
-        v.have_head = !PQgetisnull(r, i, 5) && PQgetlength(r, i, 5) == AT_SHA256_LEN;
-        if (v.have_head)
-            memcpy(v.head, PQgetvalue(r, i, 5), AT_SHA256_LEN);
-        v.transcript_bytes = PQgetisnull(r, i, 6) ? -1 : (int64_t)be64_at(PQgetvalue(r, i, 6));
-        if (!PQgetisnull(r, i, 7) && PQgetlength(r, i, 7) == AT_SHA256_LEN)
-            memcpy(v.transcript_sha256, PQgetvalue(r, i, 7), AT_SHA256_LEN);
-        const char *cause = PQgetvalue(r, i, 8);
-        v.cause = strcmp(cause, "append") == 0     ? AT_CAUSE_APPEND
-                  : strcmp(cause, "external") == 0 ? AT_CAUSE_EXTERNAL
-                                                   : AT_CAUSE_IMPORT;
-        if ((rc = log_one(d, c->ws, *size, PQgetvalue(r, i, 0), &v, err)) == AT_OK) {
+        dbs_version_from_row(r, i, &v);
+        if ((rc = log_one(d, c->ws, *size, PQgetvalue(r, i, 9), &v, err)) == AT_OK) {
             (*size)++;
             (*logged)++;
         }
@@ -219,7 +195,7 @@ at_result dblog_checkpoint(db *d, const char *ws, at_buf *note, uint64_t *size, 
         return err->code;
     at_result rc = PQntuples(r) ? AT_OK : at_error_set(err, AT_ERR_NOT_FOUND, -1, "no checkpoint yet");
     if (rc == AT_OK) {
-        *size = be64_at(PQgetvalue(r, 0, 0));
+        *size = db_col_u64(r, 0, 0);
         rc = at_buf_add(note, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
     }
     PQclear(r);
@@ -239,7 +215,7 @@ at_result dblog_index(db *d, const char *ws, const char *sid, uint64_t v, uint64
         return err->code;
     at_result rc = PQntuples(r) ? AT_OK : at_error_set(err, AT_ERR_NOT_FOUND, -1, "not logged yet");
     if (rc == AT_OK)
-        *index = be64_at(PQgetvalue(r, 0, 0));
+        *index = db_col_u64(r, 0, 0);
     PQclear(r);
     return rc;
 }

@@ -5,39 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- results in binary format ---------------------------------------------- */
-
-static uint64_t be64_at(const char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | (unsigned char)p[i];
-    return v;
-}
-
-/* An int8 column of a binary result. */
-static uint64_t col_u64(const PGresult *r, int row, int col)
-{
-    return PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8 ? 0 : be64_at(PQgetvalue(r, row, col));
-}
-
-/* A bytea column of n bytes into out; false when NULL or of another length. */
-static bool col_bytes(const PGresult *r, int row, int col, uint8_t *out, size_t n)
-{
-    if (PQgetisnull(r, row, col) || (size_t)PQgetlength(r, row, col) != n)
-        return false;
-    memcpy(out, PQgetvalue(r, row, col), n);
-    return true;
-}
-
-static double col_f64(const PGresult *r, int row, int col)
-{
-    uint64_t u = col_u64(r, row, col);
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
-
 /* ---- reading --------------------------------------------------------------- */
 
 typedef struct {
@@ -69,16 +36,16 @@ at_result dbs_current_get(db *d, const char *ws, const char *sid, dbs_current *c
         PQclear(r);
         return at_error_set(err, AT_ERR_NOT_FOUND, -1, "no session %s in workspace %s", sid, ws);
     }
-    cur->version = col_u64(r, 0, 0);
+    cur->version = db_col_u64(r, 0, 0);
     at_result rc = AT_OK;
     if (cur->version) {
-        cur->pos.lines = col_u64(r, 0, 1);
-        cur->pos.bytes = col_u64(r, 0, 2);
-        cur->pos.have_head = col_bytes(r, 0, 3, cur->pos.head, AT_SHA256_LEN);
-        if (!col_bytes(r, 0, 4, cur->sha256, AT_SHA256_LEN))
+        cur->pos.lines = db_col_u64(r, 0, 1);
+        cur->pos.bytes = db_col_u64(r, 0, 2);
+        cur->pos.have_head = db_col_bytes(r, 0, 3, cur->pos.head, AT_SHA256_LEN);
+        if (!db_col_bytes(r, 0, 4, cur->sha256, AT_SHA256_LEN))
             rc = at_error_set(err, AT_ERR_INVALID, -1, "session %s: version %llu has no object", sid,
                               (unsigned long long)cur->version);
-        else if (!col_bytes(r, 0, 5, cur->pos.file_state, AT_SHA256_STATE_LEN)) {
+        else if (!db_col_bytes(r, 0, 5, cur->pos.file_state, AT_SHA256_STATE_LEN)) {
             /* no midstate recorded: learn it by reading the object once */
             hash_sink hs = {at_sha256_new()};
             rc = hs.h ? dbs_object_read(d, ws, cur->sha256, hash_write, &hs, err)
@@ -122,20 +89,37 @@ at_result dbs_object_read(db *d, const char *ws, const uint8_t sha256[AT_SHA256_
         PQclear(r);
         return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
     }
-    need[k - 1] = col_u64(r, k - 1, 2);
+    need[k - 1] = db_col_u64(r, k - 1, 2);
     for (int i = k - 1; i > 0; i--) {
-        uint64_t bs = col_u64(r, i, 1);
+        uint64_t bs = db_col_u64(r, i, 1);
         need[i - 1] = bs < need[i] ? bs : need[i];
     }
     at_result rc = AT_OK;
     for (int i = 0; i < k && rc == AT_OK; i++) {
-        uint64_t bs = i ? col_u64(r, i, 1) : 0;
+        uint64_t bs = i ? db_col_u64(r, i, 1) : 0;
         if (need[i] > bs)
-            rc = db_blob_read(d, (int64_t)col_u64(r, i, 0), need[i] - bs, write, ctx, err);
+            rc = db_blob_read(d, (int64_t)db_col_u64(r, i, 0), need[i] - bs, write, ctx, err);
     }
     free(need);
     PQclear(r);
     return rc;
+}
+
+void dbs_version_from_row(const PGresult *r, int row, at_version *v)
+{
+    memset(v, 0, sizeof *v);
+    v->version = db_col_u64(r, row, 0);
+    v->events = db_col_u64(r, row, 1);
+    v->size = db_col_u64(r, row, 2);
+    db_col_bytes(r, row, 3, v->events_sha256, AT_SHA256_LEN);
+    v->have_head = db_col_bytes(r, row, 4, v->head, AT_SHA256_LEN);
+    v->transcript_bytes = PQgetisnull(r, row, 5) ? -1 : (int64_t)db_col_u64(r, row, 5);
+    db_col_bytes(r, row, 6, v->transcript_sha256, AT_SHA256_LEN);
+    const char *cause = PQgetvalue(r, row, 7);
+    v->cause = strcmp(cause, "append") == 0     ? AT_CAUSE_APPEND
+               : strcmp(cause, "external") == 0 ? AT_CAUSE_EXTERNAL
+                                                : AT_CAUSE_IMPORT;
+    v->time = db_col_f64(r, row, 8);
 }
 
 at_result dbs_versions(db *d, const char *ws, const char *sid, at_version **out, size_t *n, at_error *err)
@@ -144,8 +128,8 @@ at_result dbs_versions(db *d, const char *ws, const char *sid, at_version **out,
     *n = 0;
     const char *vals[2] = {ws, sid};
     PGresult *r = db_query(d,
-                           "SELECT version, events, size, events_sha256, head, transcript_bytes, transcript_sha256, "
-                           "cause, time FROM versions WHERE workspace = $1 AND session = $2 ORDER BY version",
+                           "SELECT " DBS_VERSION_COLUMNS " FROM versions WHERE workspace = $1 AND session = $2 "
+                           "ORDER BY version",
                            2, vals, NULL, NULL, true, err);
     if (!r)
         return err->code;
@@ -155,21 +139,8 @@ at_result dbs_versions(db *d, const char *ws, const char *sid, at_version **out,
         PQclear(r);
         return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
     }
-    for (int i = 0; i < k; i++) {
-        at_version *v = &vs[i];
-        v->version = col_u64(r, i, 0);
-        v->events = col_u64(r, i, 1);
-        v->size = col_u64(r, i, 2);
-        col_bytes(r, i, 3, v->events_sha256, AT_SHA256_LEN);
-        v->have_head = col_bytes(r, i, 4, v->head, AT_SHA256_LEN);
-        v->transcript_bytes = PQgetisnull(r, i, 5) ? -1 : (int64_t)col_u64(r, i, 5);
-        col_bytes(r, i, 6, v->transcript_sha256, AT_SHA256_LEN);
-        const char *cause = PQgetvalue(r, i, 7);
-        v->cause = strcmp(cause, "append") == 0 ? AT_CAUSE_APPEND
-                   : strcmp(cause, "external") == 0 ? AT_CAUSE_EXTERNAL
-                                                    : AT_CAUSE_IMPORT;
-        v->time = col_f64(r, i, 8);
-    }
+    for (int i = 0; i < k; i++)
+        dbs_version_from_row(r, i, &vs[i]);
     PQclear(r);
     *out = vs;
     *n = (size_t)k;

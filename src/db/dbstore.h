@@ -46,6 +46,12 @@ at_result dbs_append(db *d, const char *ws, const char *sid, const at_event_json
 at_result dbs_object_read(db *d, const char *ws, const uint8_t sha256[AT_SHA256_LEN], db_write_fn write, void *ctx,
                           at_error *err) AT_WUR;
 
+/* A row of the version columns below (a binary-format result) as an
+ * at_version. */
+#define DBS_VERSION_COLUMNS \
+    "version, events, size, events_sha256, head, transcript_bytes, transcript_sha256, cause, time"
+void dbs_version_from_row(const PGresult *r, int row, at_version *v);
+
 /* The session's versions, oldest first (*out malloc'd). */
 at_result dbs_versions(db *d, const char *ws, const char *sid, at_version **out, size_t *n, at_error *err) AT_WUR;
 

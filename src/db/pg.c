@@ -139,6 +139,33 @@ PGresult *db_query(db *d, const char *sql, int n, const char *const *vals, const
     return NULL;
 }
 
+uint64_t db_col_u64(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+        return 0;
+    const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+bool db_col_bytes(const PGresult *r, int row, int col, uint8_t *out, size_t n)
+{
+    if (PQgetisnull(r, row, col) || (size_t)PQgetlength(r, row, col) != n)
+        return false;
+    memcpy(out, PQgetvalue(r, row, col), n);
+    return true;
+}
+
+double db_col_f64(const PGresult *r, int row, int col)
+{
+    uint64_t u = db_col_u64(r, row, col);
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
 void db_rollback(db *d)
 {
     if (PQtransactionStatus(d->conn) != PQTRANS_IDLE) {

@@ -33,6 +33,13 @@ at_result db_exec(db *d, const char *sql, at_error *err) AT_WUR;
  * returns its result, or NULL with err set when it failed. PQclear it. */
 PGresult *db_query(db *d, const char *sql, int n, const char *const *vals, const int *lens, const int *formats,
                    bool binary_result, at_error *err);
+/* Columns of a binary-format result: an int8 (0 when NULL), a bytea of
+ * exactly n bytes into out (false when NULL or of another length), a
+ * float8. */
+uint64_t db_col_u64(const PGresult *r, int row, int col);
+bool db_col_bytes(const PGresult *r, int row, int col, uint8_t *out, size_t n);
+double db_col_f64(const PGresult *r, int row, int col);
+
 /* Rolls back the current transaction, if any (after a failure). */
 void db_rollback(db *d);
 
