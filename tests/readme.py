@@ -549,8 +549,10 @@ class Skip:
 def using_it_before(ctx):
     # "With the server running": the `./agent-traced serve` of "Two commands"
     # (not run: see its Skip), in the working directory, on its default storage.
-    ctx.start_harness_server(None)
+    h = ctx.start_harness_server(None)
     ctx.sid = SID
+    check("'Using it': `listening on 127.0.0.1:<port>` is the server's first line",
+          h.srv.log[0].startswith("listening on 127.0.0.1:"), h.srv.log[0])
 
 
 def using_it_upload(ctx, line, r):
