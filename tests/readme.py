@@ -528,6 +528,8 @@ def rerun(ctx, line, what):
     r.cmd = ctx.last.cmd
     ctx.last = r
     print("# line %d: %s: %s" % (line, what, short(r.out, 200)))
+    check("README line %d: %s: the command above again (exit 0, HTTP 2xx)" % (line, what),
+          r.rc == 0 and r.statuses and all(200 <= s < 300 for s in r.statuses), (r.rc, r.statuses, r.err[-200:]))
     return r
 
 
