@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -33,22 +34,57 @@ class Checks:
         return 1 if self.failed else 0
 
 
-class Server:
-    """`agent-traced serve --port 0` on storage, with extra arguments; the
-    base URL from its first line, stderr kept in .log (a list of lines)."""
+LISTENING = re.compile(r"listening on \S*?:(\d+)")  # serve's and witness's first line, text or JSON
 
-    def __init__(self, binary, storage, *args, env=None):
-        e = dict(os.environ)
+
+def wait_listening(path, pid, timeout=10):
+    """The port of a server started elsewhere (a shell) with its stderr in
+    path: waits for the `listening on` first line while pid lives."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path, errors="replace") as f:
+                first = f.readline()
+        except OSError:
+            first = ""
+        m = LISTENING.search(first)
+        if m and first.endswith("\n"):
+            return int(m.group(1))
+        if not alive(pid):
+            break
+        time.sleep(0.02)
+    return None
+
+
+def alive(pid):
+    """pid runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class Server:
+    """`agent-traced serve --port 0` on storage (None: serve's default, in
+    cwd), with extra arguments; the base URL from its first line, stderr
+    kept in .log (a list of lines). base_env replaces os.environ."""
+
+    def __init__(self, binary, storage, *args, env=None, cwd=None, base_env=None):
+        e = dict(os.environ if base_env is None else base_env)
         e.pop("AGENT_STRACE_AUTH_KEY", None)
         e.update(env or {})
-        self.p = subprocess.Popen([binary, "serve", "--port", "0", "--storage", storage] + list(args),
-                                  stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=e)
+        argv = [binary, "serve", "--port", "0"] + (["--storage", storage] if storage is not None else [])
+        self.p = subprocess.Popen(argv + list(args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  env=e, cwd=cwd)
         first = self.p.stderr.readline().decode()
         self.log = [first]
-        m = re.search(r"listening on \S*?:(\d+)", first)  # a text line or a JSON one
+        m = LISTENING.search(first)
         if not m:
             raise RuntimeError("serve did not start: " + first + self.p.stderr.read().decode())
-        self.url = "http://127.0.0.1:%s" % m.group(1)
+        self.port = int(m.group(1))
+        self.pid = self.p.pid
+        self.url = "http://127.0.0.1:%d" % self.port
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self):

@@ -676,7 +676,9 @@ def test_keys():
         f.write("# team keys\n\n" + "\n".join(lines[:3]) + "  # the first three\n" + lines[3] + "\n")
     s = Server("keys", "--keys", kf)
     ev = lambda sid: json.dumps({"event_type": "decision", "session_id": sid, "data": {}}).encode()
-    A = lambda k: ["Authorization: Bearer " + keys[k]]
+    # otto's key is team-b's: his requests go there; naming the default
+    # workspace (the header) is beyond it, a 403 naming the key
+    A = lambda k: ["Authorization: Bearer " + keys[k]] + (["X-Agent-Traced-Workspace: default"] if k == "otto" else [])
     for who, method, path, body, want in [
         ("rita", "GET", "/sessions", b"", 200), ("rita", "POST", "/events", ev("r1"), 403),
         ("rita", "POST", "/verify", b'{"event_type":"decision"}\n', 200),
