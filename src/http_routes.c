@@ -16,6 +16,7 @@ const struct http_route http_routes[] = {
     {"GET", "/sessions/{id}/events/{event_id}", H_GET_SESSION_EVENT, false},
     {"GET", "/sessions/{id}/tree", H_GET_TREE, false},
     {"GET", "/sessions/{id}/verify", H_GET_VERIFY, false},
+    {"GET", "/sessions/{id}/page", H_GET_EVENT_PAGE, false},
     {"POST", "/events", H_POST_EVENTS, true},
     {"GET", "/events/{event_id}", H_GET_EVENT, false},
     {"POST", "/verify", H_POST_VERIFY, true},
@@ -26,6 +27,11 @@ const struct http_route http_routes[] = {
     {"GET", "/log/tile/{tile*}", H_LOG_TILE, false},
     {"POST", "/import", H_IMPORT, true},
     {"PUT", "/import", H_IMPORT, true},
+    /* the web UI (api/ui.c): no key needed (http_server.c asks ui_request_is_open) */
+    {"GET", "/", H_UI_ROOT, false},
+    {"GET", "/ui", H_UI_FILE, false},
+    {"GET", "/ui/sessions/{id}", H_UI_FILE, false},
+    {"GET", "/ui/{file}", H_UI_FILE, false},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

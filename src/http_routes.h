@@ -31,6 +31,9 @@ typedef enum {
     H_LOG_KEY,
     H_LOG_TILE,
     H_LOG_CONSISTENCY,
+    H_GET_EVENT_PAGE,
+    H_UI_ROOT,
+    H_UI_FILE,
 } http_handler_id;
 
 /* One route. `pattern` segments written {name} match any one non-empty
