@@ -1246,8 +1246,8 @@ static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, cons
     if (cors_preflight(srv, rq, c, method))
         return MHD_YES; /* answered at the final call, without a key (browsers send none) */
     /* the web UI's files hold no data: no key (every API call of the page has one) */
-    if (!ui_request_is_open(method, url, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT)) &&
-        !authorize(srv, rq, c))
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    if (!ui_request_is_open(method, url, accept) && !authorize(srv, rq, c))
         return early_error(rq, c, 401, "Unauthorized");
     size_t n = strlen(url);
     if (n > 1 && url[n - 1] == '/')

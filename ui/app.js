@@ -137,6 +137,7 @@ function showKeyPrompt(status, message) {
     onsubmit: (e) => {
       e.preventDefault();
       auth.key = input.value.trim();
+      firstRoute = true; // the workspaces this key can see
       route();
     },
   },
@@ -460,6 +461,12 @@ function showVerify(box, v, history) {
   const li = (good, title, text) => el(`li.${good ? 'ok' : 'bad'}`, null,
     el('span.mark', { 'aria-hidden': 'true', text: good ? '✓' : '✗' }), el('strong', { text: `${title}: ` }), text);
   let allOk;
+  if (v.error && v.status === 404) { // a session made by POST /sessions without events
+    box.classList.remove('bad');
+    box.replaceChildren(el('h2', { id: 'v-title' }, 'Verification ', el('span.badge.na', { 'data-verify': 'none', text: '– no events' })),
+      el('p.muted', { text: 'This session has no events yet: there is nothing to verify.' }));
+    return;
+  }
   if (v.error) {
     allOk = false;
     items.push(li(false, 'Not verified', v.status === 404 ? 'this session has no events to check' : v.error));
@@ -923,7 +930,8 @@ async function renderUsage(gen) {
   const modelBox = el('section', null, el('h2', { text: 'Tokens and cost per model' }), el('p.muted', { text: 'Loading…' }));
   const dayBox = el('section', null, el('h2', { text: 'Tokens per day' }),
     days.length ? barChart(days, [{ name: 'tokens', values: days.map((d) => byDay.get(d).tokens) }], { title: 'Tokens per day (UTC)', fmt: fmtTokens }) : el('p.muted', { text: 'No sessions.' }),
-    el('p.legend', { text: days.map((d) => `${d}: ${fmtTokens(byDay.get(d).tokens)} tokens in ${byDay.get(d).sessions} sessions`).join(' · ') }));
+    el('p.legend', { text: days.map((d) => `${d}: ${fmtTokens(byDay.get(d).tokens)} tokens in ${byDay.get(d).sessions} session${byDay.get(d).sessions === 1 ? '' : 's'}`).join(' · ') }));
+  const costDayBox = el('section', null, el('h2', { text: 'Cost per day' }), el('p.muted', { text: 'Loading…' }));
   const sessBox = el('section', null, el('h2', { text: 'Tokens per session (the 20 largest)' }));
   const top = [...all].sort((a, b) => (b.total_tokens || 0) - (a.total_tokens || 0)).slice(0, 20);
   const maxTok = Math.max(1, ...top.map((m) => m.total_tokens || 0));
@@ -939,7 +947,7 @@ async function renderUsage(gen) {
       return el('tr', null, el('td.sid', null, el('a', { href: sessionUrl(m.session_id), text: shortId(m.session_id), title: m.session_id })),
         el('td.num', { text: fmtInt(m.total_tokens || 0) }), cc, el('td.barcell.opt', null, bar));
     })))));
-  main.replaceChildren(el('h1', { text: 'Usage' }), status, dayBox, modelBox, sessBox);
+  main.replaceChildren(el('h1', { text: 'Usage' }), status, dayBox, costDayBox, modelBox, sessBox);
 
   // per-model figures need /sessions/{id}/usage (recorded usage); without it,
   // agent-strace's estimate per session from the tree
@@ -963,6 +971,17 @@ async function renderUsage(gen) {
   });
   if (gen !== renderGen) return;
   for (const [id, c] of costCells) if (c.textContent === '…') c.textContent = '–';
+  const costByDay = new Map();
+  for (const m of recent) {
+    const c = costs.get(m.session_id);
+    if (!c || c.est || typeof c.cost !== 'number') continue;
+    const day = typeof m.started_at === 'number' ? new Date(m.started_at * 1000).toISOString().slice(0, 10) : 'unknown';
+    costByDay.set(day, (costByDay.get(day) || 0) + c.cost);
+  }
+  const cdays = [...costByDay.keys()].sort();
+  costDayBox.replaceChildren(el('h2', { text: 'Cost per day' }), cdays.length
+    ? barChart(cdays, [{ name: 'cost', values: cdays.map((d) => costByDay.get(d)) }], { title: 'Cost per day (USD, recorded usage)', fmt: (v) => `$${v.toFixed(2)}` })
+    : el('p.muted', { text: 'Not available: the cost per day needs the recorded usage (/sessions/{id}/usage), which this server does not have.' }));
   if (!perModel.size) {
     modelBox.replaceChildren(el('h2', { text: 'Tokens and cost per model' }),
       el('p.muted', { text: usageAvailable === false ? 'Per-model usage is not available on this server (no /sessions/{id}/usage).' : 'No per-model usage recorded.' }));
