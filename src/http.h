@@ -45,6 +45,8 @@ typedef struct {
     uint64_t size;
 } http_stream;
 
+#define HTTP_MAX_HEADERS 4
+
 /* What a handler produces. Exactly one of body / fd / stream is the payload. */
 typedef struct {
     int status;
@@ -56,12 +58,22 @@ typedef struct {
     char etag[72];      /* optional, without quotes */
     bool immutable;     /* the payload never changes: cache it forever */
     char *link;         /* a Link header value (malloc'd; freed by fini), or NULL */
+    /* more headers: name a static string, value malloc'd (freed by fini);
+     * set with http_response_header */
+    struct {
+        const char *name;
+        char *value;
+    } headers[HTTP_MAX_HEADERS];
     /* for the request log: what redaction changed (never what it removed) */
     uint64_t redacted_events;
     bool redacted_meta;
 } http_response;
 
 void http_response_init(http_response *r);
+/* Adds a header (name: a static string; the value is formatted and copied).
+ * Returns false when out of memory or past HTTP_MAX_HEADERS. */
+bool http_response_header(http_response *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void http_response_fini(http_response *r);
 /* Sets a JSON body. */
 void http_response_json(http_response *r, int status, const char *json, size_t n);

@@ -24,12 +24,36 @@ void http_response_fini(http_response *r)
     at_buf_fini(&r->body);
     free(r->link);
     r->link = NULL;
+    for (size_t i = 0; i < HTTP_MAX_HEADERS; i++) {
+        free(r->headers[i].value);
+        r->headers[i].value = NULL;
+        r->headers[i].name = NULL;
+    }
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
     if (r->stream.read && r->stream.free)
         r->stream.free(r->stream.ctx);
     r->stream.read = NULL;
+}
+
+bool http_response_header(http_response *r, const char *name, const char *fmt, ...)
+{
+    size_t i = 0;
+    while (i < HTTP_MAX_HEADERS && r->headers[i].name)
+        i++;
+    if (i == HTTP_MAX_HEADERS)
+        return false;
+    va_list ap;
+    va_start(ap, fmt);
+    char *v = NULL;
+    int n = vasprintf(&v, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return false;
+    r->headers[i].name = name;
+    r->headers[i].value = v;
+    return true;
 }
 
 void http_response_json(http_response *r, int status, const char *json, size_t n)

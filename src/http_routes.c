@@ -28,6 +28,12 @@ const struct http_route http_routes[] = {
     {"PUT", "/import", H_IMPORT, true, HTTP_ACCESS_ROLE},
     {"GET", "/workspaces", H_WORKSPACES, false, HTTP_ACCESS_ROLE},
     {"POST", "/gc", H_GC, false, HTTP_ACCESS_ADMIN},
+    {"GET", "/sessions/{id}/page", H_GET_EVENT_PAGE, false, HTTP_ACCESS_ROLE},
+    /* the web UI (api/ui.c): no key needed (http_server.c asks ui_request_is_open) */
+    {"GET", "/", H_UI_ROOT, false, HTTP_ACCESS_ROLE},
+    {"GET", "/ui", H_UI_FILE, false, HTTP_ACCESS_ROLE},
+    {"GET", "/ui/sessions/{id}", H_UI_FILE, false, HTTP_ACCESS_ROLE},
+    {"GET", "/ui/{file}", H_UI_FILE, false, HTTP_ACCESS_ROLE},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

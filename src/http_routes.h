@@ -33,6 +33,9 @@ typedef enum {
     H_LOG_CONSISTENCY,
     H_WORKSPACES,
     H_GC,
+    H_GET_EVENT_PAGE,
+    H_UI_ROOT,
+    H_UI_FILE,
 } http_handler_id;
 
 /* Who may call a route, when keys are configured: by default a reader

@@ -31,6 +31,8 @@
 #include "api/ready.h"
 #include "api/report.h"
 #include "api/workspaces.h"
+#include "api/event_page.h"
+#include "api/ui.h"
 #include "index.h"
 #include "metrics.h"
 #include "tree_cost.h"
@@ -360,6 +362,8 @@ static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"agent-traced\"");
     if (hr->link)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LINK, hr->link);
+    for (size_t i = 0; i < HTTP_MAX_HEADERS && hr->headers[i].name; i++)
+        MHD_add_response_header(resp, hr->headers[i].name, hr->headers[i].value);
     if (rq->preflight) {
         MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
@@ -777,6 +781,28 @@ static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *
         break;
     }
     case H_GET_VERIFY: handle_session_verify(ctx, c, a, &hr); break;
+    case H_GET_EVENT_PAGE: {
+        int64_t v = version_param(c);
+        const char *o = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset");
+        const char *l = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+        uint64_t off = 0, lim = EVENT_PAGE_DEFAULT_LIMIT;
+        if (v < 0)
+            http_response_error(&hr, 400, "version must be a positive integer");
+        else if ((o && !parse_u64(o, &off, false)) ||
+                 (l && (!parse_u64(l, &lim, false) || lim == 0 || lim > EVENT_PAGE_MAX_LIMIT)))
+            http_response_error(&hr, 400, "offset must be a byte offset, limit a number from 1 to %d",
+                                EVENT_PAGE_MAX_LIMIT);
+        else
+            event_page(ctx, a, (uint64_t)v, off, lim, &hr);
+        break;
+    }
+    case H_UI_ROOT:
+        ui_root(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &hr);
+        break;
+    case H_UI_FILE: /* /ui, /ui/sessions/{id}: the page; /ui/{file}: a file */
+        ui_file(strcmp(http_routes[rq->route].pattern, "/ui/{file}") == 0 ? a : NULL,
+                MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH), &hr);
+        break;
     case H_GET_OBJECT: handle_object(ctx, c, a, &hr); break;
     case H_METRICS: handle_metrics(srv, &hr); break;
     case H_WORKSPACES:
@@ -1256,7 +1282,9 @@ static MHD_RESULT begin(server *srv, request *rq, struct MHD_Connection *c, cons
     /* the body is agent-strace's; WWW-Authenticate says more (queue) */
     if (cors_preflight(srv, rq, c, method))
         return MHD_YES; /* answered at the final call, without a key (browsers send none) */
-    if (!authorize(srv, rq, c))
+    /* the web UI's files hold no data: no key (every API call of the page has one) */
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    if (!ui_request_is_open(method, url, accept) && !authorize(srv, rq, c))
         return early_error(rq, c, 401, "Unauthorized");
     size_t n = strlen(url);
     if (n > 1 && url[n - 1] == '/')

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define METRICS_MAX_ROUTES 32 /* route indexes 0..n-1; n = "unmatched" */
+#define METRICS_MAX_ROUTES 48 /* route indexes 0..n-1; n = "unmatched" */
 
 /* A finished request: route index (or -1 when no route matched), status
  * (0 when the client went away before a response), latency. */

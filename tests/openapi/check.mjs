@@ -491,6 +491,50 @@ await call('getObject', 'If-None-Match', 304, M, 'GET', `/objects/sha256/${diges
 await call('getObject', 'malformed digest', 400, M, 'GET', '/objects/sha256/abc');
 await call('getObject', 'unknown digest', 404, M, 'GET', `/objects/sha256/${'0'.repeat(64)}`);
 
+// a page of events, by byte offset
+r = await call('getSessionEventPage', 'the first page of 3 lines', 200, M, 'GET', `/sessions/${enc(rootId)}/page?limit=3`);
+{
+  const next = Number(r.res?.headers?.['x-next-offset']);
+  const whole = fs.readFileSync(path.join(STORAGE, rootId, 'events.ndjson'));
+  const want = whole.subarray(0, whole.indexOf('\n', whole.indexOf('\n', whole.indexOf('\n') + 1) + 1) + 1);
+  if (!r.res || !r.res.body.equals(want) || next !== want.length || Number(r.res.headers['x-total-bytes']) !== whole.length ||
+      !/rel="next"$/.test(r.res.headers.link ?? ''))
+    notOk('getSessionEventPage: the first 3 lines of events.ndjson, X-Next-Offset after them, Link rel=next',
+      [`next ${next}, want ${want.length}; Link ${r.res?.headers?.link}`]);
+  const link = (r.res?.headers?.link ?? '').match(/^<([^>]*)>/)?.[1] ?? '/x';
+  const r2 = await call('getSessionEventPage', 'the next page, from the Link header', 200, M, 'GET', link);
+  if (r2.res && !r2.res.body.equals(whole.subarray(next, next + r2.res.body.length)))
+    notOk('getSessionEventPage: the next page continues the file byte for byte');
+  const r3 = await call('getSessionEventPage', 'the rest, from the last offset', 200, M, 'GET', `/sessions/${enc(rootId)}/page?offset=${next}&limit=10000`);
+  if (r3.res && (r3.res.headers.link || Number(r3.res.headers['x-next-offset']) !== whole.length))
+    notOk('getSessionEventPage: the last page has no Link and ends at the size', [r3.res.headers.link]);
+  await call('getSessionEventPage', 'an offset at the end (empty)', 200, M, 'GET', `/sessions/${enc(rootId)}/page?offset=${whole.length}`);
+  await call('getSessionEventPage', 'version 1', 200, M, 'GET', `/sessions/${enc(shortId)}/page?version=1`);
+  await call('getSessionEventPage', 'an offset inside a line', 400, M, 'GET', `/sessions/${enc(rootId)}/page?offset=${next + 1}`);
+  await call('getSessionEventPage', 'an offset past the end', 400, M, 'GET', `/sessions/${enc(rootId)}/page?offset=${whole.length + 1}`);
+  await call('getSessionEventPage', 'limit 0', 400, M, 'GET', `/sessions/${enc(rootId)}/page?limit=0`);
+  await call('getSessionEventPage', 'unknown session', 404, M, 'GET', '/sessions/no-such-session/page');
+  await call('getSessionEventPage', 'no such version', 404, M, 'GET', `/sessions/${enc(shortId)}/page?version=99`);
+}
+
+// the web UI: its files, its client-side routes, and / for a browser
+r = await call('getUi', 'the page', 200, M, 'GET', '/ui/');
+const uiTag = r.res?.headers?.etag ?? '"x"';
+await call('getUi', 'If-None-Match', 304, M, 'GET', '/ui', { headers: { 'If-None-Match': uiTag } });
+await call('getUiSession', 'a session\'s page', 200, M, 'GET', `/ui/sessions/${enc(rootId)}`);
+await call('getUiSession', 'If-None-Match', 304, M, 'GET', `/ui/sessions/${enc(rootId)}`, { headers: { 'If-None-Match': uiTag } });
+for (const f of ['app.js', 'app.css', 'icon.svg', 'usage'])
+  await call('getUiFile', f, 200, M, 'GET', `/ui/${f}`);
+r = await call('getUiFile', 'app.js', 200, M, 'GET', '/ui/app.js');
+await call('getUiFile', 'If-None-Match', 304, M, 'GET', '/ui/app.js', { headers: { 'If-None-Match': r.res?.headers?.etag ?? '' } });
+await call('getUiFile', 'an unknown file', 404, M, 'GET', '/ui/nope.js');
+await call('getUiFile', 'a NUL in the path', 400, M, 'GET', '/ui/app.js%00');
+await call('getUi', 'a NUL in the query', 400, M, 'GET', '/ui/?x=%00');
+await call('getUiSession', 'a NUL in the path', 400, M, 'GET', '/ui/sessions/a%00b');
+r = await call('getRoot', 'a browser', 302, M, 'GET', '/', { headers: { Accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+await call('getRoot', 'an API client', 404, M, 'GET', '/', { headers: { Accept: 'application/json' } });
+await call('getRoot', 'curl', 404, M, 'GET', '/');
+
 await call('getMetrics', 'after the checks', 200, M, 'GET', '/metrics');
 
 // workspaces (the request's, by header), and garbage collection on demand
@@ -537,8 +581,17 @@ const samples = {
   getObject: ['GET', `/objects/sha256/${'0'.repeat(64)}`], importTranscript: ['POST', '/import', '{}\n'],
   importTranscriptPut: ['PUT', '/import', '{}\n'], listWorkspaces: ['GET', '/workspaces'],
   collectGarbage: ['POST', '/gc'],
+  getSessionEventPage: ['GET', '/sessions/x/page'], getRoot: ['GET', '/'],
 };
+// the web UI's files need no key (security: [])
+const open = { getUi: ['GET', '/ui/'], getUiSession: ['GET', '/ui/sessions/x'], getUiFile: ['GET', '/ui/app.js'] };
 for (const opId of ops.keys()) {
+  if (open[opId]) {
+    const noKey = Array.isArray(ops.get(opId).op.security) && ops.get(opId).op.security.length === 0;
+    if (!noKey) notOk(`${opId}: served without a key, so documented with security: []`);
+    await call(opId, 'no Authorization (no key needed)', 200, A, open[opId][0], open[opId][1]);
+    continue;
+  }
   const s = samples[opId];
   if (!s) {
     notOk(`${opId}: no 401 sample request in check.mjs`);
@@ -554,6 +607,8 @@ const reader = { Authorization: `Bearer ${process.env.OA_READER}` };
 await call('collectGarbage', 'a reader key', 403, A, 'POST', '/gc', { headers: reader });
 await call('collectGarbage', 'the admin key', 200, A, 'POST', '/gc', { headers: auth });
 await call('listWorkspaces', 'a reader key of default: default only', 200, A, 'GET', '/workspaces', { headers: reader });
+await call('getRoot', 'a browser, no key: redirected to the UI', 302, A, 'GET', '/', { headers: { Accept: 'text/html' } });
+await call('getRoot', 'an API client with the key', 404, A, 'GET', '/', { headers: auth });
 const big = Buffer.alloc(80 * 1024, 'a');
 await call('importTranscript', 'larger than --max-upload', 413, A, 'POST', '/import', { body: big, headers: auth });
 await call('importTranscriptPut', 'larger than --max-upload', 413, A, 'PUT', '/import', { body: big, headers: auth });
