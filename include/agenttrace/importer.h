@@ -78,6 +78,12 @@ typedef struct {
      * lines), then what this import wrote to out_fd. 0 for a fresh import.
      * events, events_sha256 and head describe that whole file. */
     uint64_t body_bytes, body_lines;
+    /* The transcript's token usage as ccusage counts it, as the JSON
+     * at_usage_write writes (usage.h; malloc'd, owned), for the store to
+     * keep with the version. NULL when not known (an import resumed from a
+     * state saved before usage was kept). */
+    char *usage;
+    size_t usage_len;
     /* With keep_state: the state blob to resume from (malloc'd, owned). */
     char *state;
     size_t state_len;
