@@ -13,6 +13,7 @@ const struct http_route http_routes[] = {
     {"GET", "/sessions/{id}/events", H_GET_SESSION_EVENTS, false},
     {"GET", "/sessions/{id}/proof", H_GET_PROOF, false},
     {"GET", "/sessions/{id}/versions", H_GET_VERSIONS, false},
+    {"GET", "/sessions/{id}/usage", H_GET_USAGE, false},
     {"GET", "/sessions/{id}/events/{event_id}", H_GET_SESSION_EVENT, false},
     {"GET", "/sessions/{id}/tree", H_GET_TREE, false},
     {"GET", "/sessions/{id}/verify", H_GET_VERIFY, false},

@@ -31,6 +31,7 @@ typedef enum {
     H_LOG_KEY,
     H_LOG_TILE,
     H_LOG_CONSISTENCY,
+    H_GET_USAGE,
 } http_handler_id;
 
 /* One route. `pattern` segments written {name} match any one non-empty
