@@ -6,6 +6,8 @@
  * through the chain writer into out_fd as it goes. Memory is bounded by the
  * longest line, not by the input: events produced before the session id is
  * known are held (and spilled to a temporary file past a cap) until it is.
+ * Token usage (usage.h) adds 16 bytes per distinct API message, up to
+ * AT_MAX_USAGE_IDS of them.
  *
  * Incremental import: with keep_state, a finished import also returns its
  * state as it stood after the last input byte, before the finishing steps.

@@ -616,7 +616,7 @@ static bool read_double(const at_json_doc *d, uint32_t i, double *v)
 static bool read_sums(const at_json_doc *d, uint32_t obj, at_usage_sums *s)
 {
     uint32_t m = at_json_get(d, obj, "messages");
-    if (!at_json_is(d, m, AT_JSON_INT) || d->src[d->nodes[m].off] == '-')
+    if (!at_json_is(d, m, AT_JSON_INT) || d->src[d->nodes[m].off] == '-' || num_of(d, m) > 9007199254740992.0)
         return false;
     s->messages = (uint64_t)num_of(d, m);
     const char *names[3] = {"tokens", "priced", "above"};
