@@ -304,7 +304,8 @@ int cli_usage(int argc, char **argv)
         }
         at_usage_fini(&u);
     }
-    qsort(rs.v, rs.n, sizeof *rs.v, cmp_row);
+    if (rs.n)
+        qsort(rs.v, rs.n, sizeof *rs.v, cmp_row);
     if (json) {
         if (write_json(&rs, &tot, by, since_s, until_s, without) != AT_OK) {
             cli_errorf("usage", "out of memory");
