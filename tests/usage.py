@@ -335,6 +335,15 @@ def versions_and_gc(results):
           st == 200 and st2 == 200 and rep2["total"] == full["total"] and rep2["version"] == 3,
           "%d %s / %d %s" % (st, b, st2, rep2))
 
+    # what a commit that died before its version record leaves: a usage
+    # file under the number the append took since
+    with open(os.path.join(hist, "usage.4.json"), "w") as f:
+        f.write('{"format": 1, "overflow": false, "total": {"messages": 1, "tokens": [1, 1, 1, 1], '
+                '"priced": [1, 1, 1, 1], "above": [0, 0, 0, 0]}, "models": [], "days": []}\n')
+    st2, rep2 = srv.usage(sid)
+    check("a usage file under an append's version number is not the append's (the import's is served)",
+          st2 == 200 and rep2["total"] == full["total"] and rep2["version"] == 3, "%d %s" % (st2, rep2))
+    os.unlink(os.path.join(hist, "usage.4.json"))
     rc, out, err = run("gc", "--storage", srv.storage, "--keep-versions", "1")
     files = sorted(f for f in os.listdir(hist) if f.startswith("usage."))
     st, rep = srv.usage(sid)

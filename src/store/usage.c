@@ -113,12 +113,24 @@ at_result at_store_usage(at_store *s, const char *sid, char **json, size_t *len,
     at_result r = at_store_versions(s, sid, &v, &n, err);
     if (r != AT_OK)
         return r;
-    uint64_t cur = n ? v[n - 1].version : 0;
-    uint64_t u = cur ? newest_usage(s, sid, cur) : 0;
-    /* an import after that file recorded nothing: its usage is unknown */
-    for (size_t i = n; u && i-- > 0 && v[i].version > u;)
-        if (v[i].cause == AT_CAUSE_IMPORT)
-            u = 0;
+    uint64_t limit = n ? v[n - 1].version : 0, u = 0;
+    while (limit && (u = newest_usage(s, sid, limit)) != 0) {
+        /* a file must belong to an import: a commit that died before its
+         * version record can leave one under a number an append took
+         * since (then look further down); an import after the file that
+         * recorded nothing makes the usage unknown */
+        bool stale = false;
+        for (size_t i = n; u && !stale && i-- > 0 && v[i].version >= u;) {
+            if (v[i].cause == AT_CAUSE_IMPORT && v[i].version > u)
+                u = 0;
+            else if (v[i].version == u && v[i].cause != AT_CAUSE_IMPORT)
+                stale = true;
+        }
+        if (!stale)
+            break;
+        limit = u - 1;
+        u = 0;
+    }
     free(v);
     if (!u)
         return AT_OK;
