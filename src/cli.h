@@ -9,6 +9,8 @@
 int cli_import(int argc, char **argv);
 int cli_verify(int argc, char **argv);
 int cli_gc(int argc, char **argv);
+/* `agent-traced usage` (cli_usage.c): token usage recorded at import */
+int cli_usage(int argc, char **argv);
 int cli_log(int argc, char **argv);
 /* verify --log / --proof (cli_audit.c): argv as cli_verify's */
 int cli_audit(int argc, char **argv);

@@ -21,6 +21,7 @@ static const char usage[] = "usage: agent-traced <command> [options]\n"
                             "  verify   check the hash chains of events.ndjson files or session directories\n"
                             "  reindex  rebuild the event index of a storage directory\n"
                             "  gc       apply retention and remove what no kept version needs\n"
+                            "  usage    token usage and cost of the imported transcripts, as ccusage counts them\n"
                             "  log      the transparency log: `log keygen` makes its key\n"
                             "  serve    run the HTTP service (agent-strace collector API, uploads, trees)\n"
                             "  witness  run a witness that cosigns a transparency log's checkpoints\n"
@@ -80,6 +81,8 @@ int main(int argc, char **argv)
         return cli_log(argc - 1, argv + 1);
     if (strcmp(cmd, "gc") == 0)
         return cli_gc(argc - 1, argv + 1);
+    if (strcmp(cmd, "usage") == 0)
+        return cli_usage(argc - 1, argv + 1);
     if (strcmp(cmd, "reindex") == 0)
         return cli_reindex(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)

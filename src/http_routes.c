@@ -13,6 +13,7 @@ const struct http_route http_routes[] = {
     {"GET", "/sessions/{id}/events", H_GET_SESSION_EVENTS, false, HTTP_ACCESS_ROLE},
     {"GET", "/sessions/{id}/proof", H_GET_PROOF, false, HTTP_ACCESS_ROLE},
     {"GET", "/sessions/{id}/versions", H_GET_VERSIONS, false, HTTP_ACCESS_ROLE},
+    {"GET", "/sessions/{id}/usage", H_GET_USAGE, false, HTTP_ACCESS_ROLE},
     {"GET", "/sessions/{id}/events/{event_id}", H_GET_SESSION_EVENT, false, HTTP_ACCESS_ROLE},
     {"GET", "/sessions/{id}/tree", H_GET_TREE, false, HTTP_ACCESS_ROLE},
     {"GET", "/sessions/{id}/verify", H_GET_VERIFY, false, HTTP_ACCESS_ROLE},

@@ -36,6 +36,7 @@ typedef enum {
     H_GET_EVENT_PAGE,
     H_UI_ROOT,
     H_UI_FILE,
+    H_GET_USAGE,
 } http_handler_id;
 
 /* Who may call a route, when keys are configured: by default a reader

@@ -33,6 +33,7 @@
 #include "api/workspaces.h"
 #include "api/event_page.h"
 #include "api/ui.h"
+#include "api/usage.h"
 #include "index.h"
 #include "metrics.h"
 #include "tree_cost.h"
@@ -750,6 +751,15 @@ static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *
     }
     case H_GET_SESSION_EVENT: index_lookup(ctx, b, a, &hr); break;
     case H_GET_VERSIONS: history_versions(ctx, a, &hr); break;
+    case H_GET_USAGE: {
+        const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tree");
+        if (t && *t && strcmp(t, "1") != 0 && strcmp(t, "0") != 0 && strcmp(t, "true") != 0 &&
+            strcmp(t, "false") != 0)
+            http_response_error(&hr, 400, "tree must be 1 or 0");
+        else
+            usage_handle(ctx, a, t && (strcmp(t, "1") == 0 || strcmp(t, "true") == 0), &hr);
+        break;
+    }
     case H_GET_PROOF: {
         int64_t v = version_param(c);
         if (v < 0)

@@ -17,6 +17,7 @@
 #include "agenttrace/chain.h"
 #include "agenttrace/pynum.h"
 #include "agenttrace/timestamp.h"
+#include "agenttrace/usage.h"
 #include "agenttrace/utf8.h"
 
 #include <errno.h>
@@ -88,6 +89,10 @@ struct at_import {
     at_pynum total_tokens, total_duration_ms;
     uint64_t skipped, objects;
     uint64_t redacted_events;
+    /* token usage as ccusage counts it (usage.h); unknown when resumed from
+     * a state saved before it was kept */
+    at_usage usage;
+    bool usage_unknown;
 
     /* the current entry */
     bool has_uuid;    /* a non-empty string uuid (maybe empty once its dashes are gone) */
@@ -757,6 +762,10 @@ static at_result do_entry(at_import *im, const at_json_doc *d)
 {
     at_result r;
     uint32_t type = at_json_get(d, 0, "type");
+    uint32_t msg = at_json_get(d, 0, "message");
+    /* token usage (ccusage counts any line, queue operations included) */
+    if (!im->usage_unknown && (r = at_usage_add(&im->usage, d, msg)) != AT_OK)
+        return r;
     if (str_is(d, type, "queue-operation"))
         return AT_OK;
 
@@ -783,7 +792,6 @@ static at_result do_entry(at_import *im, const at_json_doc *d)
         im->last_ts = im->ts;
     }
     im->k = 0;
-    uint32_t msg = at_json_get(d, 0, "message");
     uint32_t content = at_json_get(d, msg, "content");
     if ((r = collect_links(im, d, 0, type, content)) != AT_OK)
         goto out;
@@ -919,11 +927,13 @@ static at_result calls_add(call_map *m, const uint8_t *key, const char *eid, siz
  *   u64*4                 skipped, objects, redacted_events, events
  *   32 u8 u64 u64 midstate  chain: head, have_head, lines, bytes, file digest
  *   u32 n, n*(str str)    links: agent id, tool-use id
+ *   u8 str ids            version 2: usage known, its JSON (at_usage_write)
+ *                         and the (message id, request id) set (at_usage_ids_save)
  *   u32 n, n*(16 u8 id)   calls: key, event id length, event id
  *   32                    SHA-256 of everything above
  * Event lines are not in it: the chain position stands for them. */
 #define STATE_MAGIC   "ATIMPST"
-#define STATE_VERSION 1
+#define STATE_VERSION 2 /* 1: without usage (still read: usage unknown) */
 #define STATE_MIN     (8 + 8 + AT_SHA256_LEN)
 
 typedef struct {
@@ -1145,6 +1155,16 @@ static at_result state_begin(at_import *im, at_buf *b)
         w_str(&w, im->links[i].agent_id, strlen(im->links[i].agent_id));
         w_str(&w, im->links[i].tool_use_id, strlen(im->links[i].tool_use_id));
     }
+    w_u8(&w, !im->usage_unknown);
+    if (!im->usage_unknown && w.r == AT_OK) {
+        at_buf j;
+        at_buf_init(&j, 0);
+        w.r = at_usage_write(&im->usage, &j);
+        w_str(&w, j.data ? j.data : "", j.len);
+        at_buf_fini(&j);
+        if (w.r == AT_OK)
+            w.r = at_usage_ids_save(&im->usage, b);
+    }
     return w.r;
 }
 
@@ -1236,7 +1256,7 @@ static at_result state_load(at_import *im, const void *blob, size_t len, at_chai
         return at_error_set(err, AT_ERR_INVALID, -1, "invalid import state: truncated");
     if (memcmp(p, STATE_MAGIC, 7) != 0)
         return at_error_set(err, AT_ERR_INVALID, -1, "invalid import state: not an import state");
-    if (p[7] != STATE_VERSION)
+    if (p[7] != STATE_VERSION && p[7] != 1)
         return at_error_set(err, AT_ERR_INVALID, -1, "invalid import state: version %u, not %u", p[7],
                             STATE_VERSION);
     uint8_t dg[AT_SHA256_LEN];
@@ -1301,6 +1321,22 @@ static at_result state_load(at_import *im, const void *blob, size_t len, at_chai
     }
     at_buf_fini(&a);
     at_buf_fini(&t);
+    im->usage_unknown = p[7] == 1 || !r_bool(&r);
+    if (!im->usage_unknown && r.r == AT_OK) {
+        at_buf j;
+        at_buf_init(&j, 0);
+        r_str(&r, &j, AT_MAX_LINE_BYTES, true);
+        at_result ur = r.r == AT_OK ? at_usage_read(&im->usage, j.data ? j.data : "", j.len) : AT_OK;
+        at_buf_fini(&j);
+        size_t used = 0;
+        if (ur == AT_OK && r.r == AT_OK)
+            ur = at_usage_ids_load(&im->usage, r.p + r.off, r.n - r.off, &used);
+        r.off += used;
+        if (ur == AT_ERR_NOMEM)
+            r.r = ur;
+        else if (ur != AT_OK)
+            r_fail(&r, "bad usage");
+    }
     uint32_t ncalls = r_u32(&r);
     for (uint32_t i = 0; i < ncalls && r.r == AT_OK; i++) {
         uint8_t key[CALL_KEY];
@@ -1353,6 +1389,7 @@ at_import *at_import_new(const at_import_options *opts, at_error *err)
     im->opts = *opts;
     im->opts.resume = NULL; /* borrowed for this call only */
     im->spill_fd = -1;
+    at_usage_init(&im->usage);
     at_buf_init(&im->line, AT_MAX_LINE_BYTES);
     at_json_doc_init(&im->doc);
     at_buf *bufs[] = {&im->sid,        &im->sid_json, &im->branch,       &im->version, &im->agent_id,
@@ -1428,6 +1465,7 @@ void at_import_free(at_import *im)
     at_buf_fini(&im->state);
     free(im->calls.v);
     free(im->calls.slots);
+    at_usage_fini(&im->usage);
     free(im);
 }
 
@@ -1756,6 +1794,15 @@ at_result at_import_finish(at_import *im, at_import_result *res, at_error *err)
                                  : at_error_set(err, r == AT_ERR_NO_SPACE ? r : AT_ERR_IO, -1,
                                                 "cannot write events: %s", strerror(errno));
 
+    if (!im->usage_unknown) {
+        at_buf j;
+        at_buf_init(&j, 0);
+        if (at_usage_write(&im->usage, &j) != AT_OK) {
+            at_buf_fini(&j);
+            return oom(err);
+        }
+        res->usage = at_buf_steal(&j, &res->usage_len);
+    }
     res->events = im->events;
     res->skipped_lines = im->skipped;
     res->object_lines = im->objects;
@@ -1795,5 +1842,6 @@ void at_import_result_fini(at_import_result *res)
         free(res->links[i].agent_id);
     free(res->links);
     free(res->state);
+    free(res->usage);
     memset(res, 0, sizeof *res);
 }

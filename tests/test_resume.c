@@ -204,6 +204,9 @@ static const char *result_diff(const at_import_result *got, const at_import_resu
         return "session identity";
     if (!same_meta(&got->meta, &want->meta))
         return "meta";
+    if (!got->usage != !want->usage || got->usage_len != want->usage_len ||
+        (got->usage && memcmp(got->usage, want->usage, got->usage_len) != 0))
+        return "usage";
     if (got->nlinks != want->nlinks)
         return "number of links";
     for (size_t i = 0; i < got->nlinks; i++)
@@ -466,6 +469,7 @@ static const char *const fixtures[] = {
     "claude-edge/structure.jsonl",
     "claude-edge/no-session-id.jsonl",
     "claude-edge/numbers.jsonl",
+    "claude-usage/usage.jsonl",
 };
 #define NFIXTURES (sizeof fixtures / sizeof *fixtures)
 

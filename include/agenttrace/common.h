@@ -58,6 +58,10 @@ int at_open_tmpfile(const char *dir);
 #define AT_MAX_JSON_DEPTH     1000                /* nesting of arrays/objects */
 #define AT_MAX_SESSION_ID     255                 /* bytes, a file name */
 #define AT_MAX_EVENT_ID_BYTES 48                  /* an imported event id: 12 code points */
+#define AT_MAX_USAGE_IDS      (1u << 20)          /* distinct (message id, request id) pairs one import
+                                                     dedups (usage.h): 16 bytes each + slots */
+#define AT_MAX_USAGE_MODELS   4096                /* models of one transcript's usage */
+#define AT_MAX_USAGE_DAYS     65536               /* (day, model) buckets of one transcript's usage */
 #define AT_PENDING_MEM_BYTES  (4u * 1024 * 1024)  /* events held before the session id is known */
 #define AT_MAX_META_BYTES     (1u * 1024 * 1024)  /* meta.json */
 

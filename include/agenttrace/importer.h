@@ -6,6 +6,8 @@
  * through the chain writer into out_fd as it goes. Memory is bounded by the
  * longest line, not by the input: events produced before the session id is
  * known are held (and spilled to a temporary file past a cap) until it is.
+ * Token usage (usage.h) adds 16 bytes per distinct API message, up to
+ * AT_MAX_USAGE_IDS of them.
  *
  * Incremental import: with keep_state, a finished import also returns its
  * state as it stood after the last input byte, before the finishing steps.
@@ -78,6 +80,12 @@ typedef struct {
      * lines), then what this import wrote to out_fd. 0 for a fresh import.
      * events, events_sha256 and head describe that whole file. */
     uint64_t body_bytes, body_lines;
+    /* The transcript's token usage as ccusage counts it, as the JSON
+     * at_usage_write writes (usage.h; malloc'd, owned), for the store to
+     * keep with the version. NULL when not known (an import resumed from a
+     * state saved before usage was kept). */
+    char *usage;
+    size_t usage_len;
     /* With keep_state: the state blob to resume from (malloc'd, owned). */
     char *state;
     size_t state_len;

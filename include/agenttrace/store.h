@@ -12,6 +12,7 @@
  *       tmp/                      staging files, swept when their writer is gone
  *       history/<id>/versions     the session's versions, one JSON line each
  *       history/<id>/import.state the importer's state after the current version
+ *       history/<id>/usage.<N>.json  the transcript's token usage (usage.h) at version N
  *       history/<id>/lock         serializes writers of one session across processes
  *       links/<id>                subagent links
  *
@@ -187,6 +188,26 @@ at_result at_store_commit_import(at_store *s, at_stage *st, at_import_result *re
  * in between. */
 at_result at_store_resume_state(at_store *s, const char *sid, uint64_t offset, char **state, size_t *len,
                                 int64_t *recorded, uint64_t *version, at_error *err) AT_WUR;
+
+/* ---- token usage (usage.h) ------------------------------------------------- */
+
+/* The token usage recorded with the session's transcript, as usage.h's
+ * JSON (*json malloc'd, NUL-terminated): the one kept with the newest
+ * version at or below the current one that has it, unless an import newer
+ * than that version recorded none. *json NULL (and AT_OK) when no usage
+ * is recorded (sessions imported before it was kept, sessions only ever
+ * appended to). *version: the version it belongs to. AT_ERR_NOT_FOUND: no
+ * such session. */
+at_result at_store_usage(at_store *s, const char *sid, char **json, size_t *len, uint64_t *version,
+                         at_error *err) AT_WUR;
+
+/* Every session (a directory with a meta.json), in directory order: *ids
+ * malloc'd, of *n malloc'd strings; free with at_store_list_free. */
+at_result at_store_list(at_store *s, char ***ids, size_t *n, at_error *err) AT_WUR;
+void at_store_list_free(char **ids, size_t n);
+/* The sessions whose meta's parent_session_id chain leads to sid (its
+ * subagents, theirs, ...), breadth first; free with at_store_list_free. */
+at_result at_store_descendants(at_store *s, const char *sid, char ***ids, size_t *n, at_error *err) AT_WUR;
 
 /* ---- appending (POST /events) --------------------------------------------- */
 

@@ -465,10 +465,16 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     next.end_len = tail.end_len;
     if ((r = store_stage_meta(s, sid, next.cur.version, &res->meta, err)) != AT_OK)
         goto out;
+    if ((r = store_write_usage(s, sid, next.cur.version, res, err)) != AT_OK) {
+        store_unstage_meta(s, sid, next.cur.version);
+        goto out;
+    }
     if ((r = history_add(s, sid, &next, &hfd, NULL, err)) != AT_OK) {
         /* no record: nothing may install this metadata later (a version
-         * N made another way would otherwise get it on its next sync) */
+         * N made another way would otherwise get it on its next sync),
+         * nor read this usage */
         store_unstage_meta(s, sid, next.cur.version);
+        store_drop_usage(s, sid, next.cur.version);
         goto out;
     }
     if ((r = sync_wait(&s->sync, &hfd, 1, err)) != AT_OK)

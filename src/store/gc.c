@@ -194,6 +194,7 @@ static at_result trim_history(at_store *s, const char *sid, const at_gc_policy *
     if (r == AT_OK && first > 0) {
         rep->versions_removed += first;
         if (!p->dry_run) {
+            store_retire_usage(s, sid, v[first].version);
             /* Rewrite the history with the kept records only. */
             char path[PATH_MAX];
             if (store_path(s, path, sizeof path, ".agent-traced/history/%s/versions", sid) != AT_OK) {

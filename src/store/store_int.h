@@ -168,6 +168,15 @@ at_result history_object(at_store *s, const char *sid, uint64_t version, char he
 void history_drop_if_empty(at_store *s, const char *sid);
 at_result history_add(at_store *s, const char *sid, const sess_state *st, int *fd, off_t *before,
                       at_error *err) AT_WUR;
+/* Writes history/<sid>/usage.<version>.json from res->usage (durably),
+ * or removes a stale one when res has none (usage.c). */
+at_result store_write_usage(at_store *s, const char *sid, uint64_t version, const at_import_result *res,
+                            at_error *err) AT_WUR;
+/* Removes the usage file of a version whose record could not be written. */
+void store_drop_usage(at_store *s, const char *sid, uint64_t version);
+/* Removes the usage files of the versions before first_kept (gc), but the
+ * newest one, which the versions kept may stand on. */
+void store_retire_usage(at_store *s, const char *sid, uint64_t first_kept);
 /* Rewrites the history without version v and everything after it. */
 at_result history_drop_from(at_store *s, const char *sid, uint64_t v, at_error *err) AT_WUR;
 /* Records the stamp of events.ndjson that belongs to version v. */

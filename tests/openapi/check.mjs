@@ -385,6 +385,12 @@ await call('getSessionEvents', 'unknown session', 404, M, 'GET', '/sessions/no-s
 await call('getSessionEvents', 'invalid id', 400, M, 'GET', '/sessions/.x/events');
 
 r = await call('getSessionVersions', 'created, extended, unchanged, replaced', 200, M, 'GET', `/sessions/${enc(shortId)}/versions`);
+await call('getSessionUsage', 'recorded at import', 200, M, 'GET', `/sessions/${enc(shortId)}/usage`);
+await call('getSessionUsage', 'with tree_total', 200, M, 'GET', `/sessions/${enc(shortId)}/usage?tree=1`);
+await call('getSessionUsage', 'a bad tree parameter', 400, M, 'GET', `/sessions/${enc(shortId)}/usage?tree=2`);
+await call('getSessionUsage', 'unknown session', 404, M, 'GET', '/sessions/no-such-session/usage');
+await call('getSessionUsage', 'a session never imported (usage not recorded)', 404, M, 'GET', '/sessions/openapi-empty/usage');
+await call('getSessionUsage', 'invalid id', 400, M, 'GET', '/sessions/.x/usage');
 const v1 = r.value?.versions?.[0];
 await call('getSessionVersions', 'append batches', 200, M, 'GET', `/sessions/${sid}/versions`);
 await call('getSessionVersions', 'no versions', 200, M, 'GET', '/sessions/openapi-empty/versions');
@@ -573,6 +579,7 @@ const samples = {
   getHealth: ['GET', '/health'], getReady: ['GET', '/ready'], getMetrics: ['GET', '/metrics'], listSessions: ['GET', '/sessions'],
   postSession: ['POST', '/sessions', '{"session_id": "x"}'], getSession: ['GET', '/sessions/x'],
   getSessionEvents: ['GET', '/sessions/x/events'], getSessionVersions: ['GET', '/sessions/x/versions'],
+  getSessionUsage: ['GET', '/sessions/x/usage'],
   getSessionEvent: ['GET', '/sessions/x/events/e'], getSessionTree: ['GET', '/sessions/x/tree'],
   verifySession: ['GET', '/sessions/x/verify'], getSessionProof: ['GET', '/sessions/x/proof'],
   getLogCheckpoint: ['GET', '/log/checkpoint'], getLogKey: ['GET', '/log/key'],
