@@ -426,9 +426,12 @@ def test_bodies():
             time.sleep(0.05)
         for t in th:
             t.join(300)
+        # served at all, not fast: a liveness bound (the 2-core CI machine
+        # runs the browser and the sanitizer suites beside this; speed is
+        # bench/'s business), every answer a 200 (99 stands for a failure)
         if lat:
             check("... another client is served meanwhile (%d requests, slowest %.2f s)" % (len(lat), max(lat)),
-                  max(lat) < 3)
+                  max(lat) < 15)
         sts = [r[0] if r else None for r in res]
         check("3 gzip bombs (%.1f MB each) at once on %s: %s (got %s in %.1f s)" % (len(bomb) / 1e6, path, want, sts,
                                                                                time.time() - t0),
