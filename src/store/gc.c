@@ -299,7 +299,8 @@ at_result at_store_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_
             for (size_t i = 0; i < n; i++)
                 if (v[i].when < now - p->max_age_days * 86400.0)
                     remove_session(s, &v[i], p, rep);
-        qsort(v, n, sizeof *v, cmp_newest);
+        if (n) /* qsort of NULL is undefined, even for 0 elements */
+            qsort(v, n, sizeof *v, cmp_newest);
         int64_t kept = 0;
         for (size_t i = 0; p->max_sessions > 0 && i < n; i++)
             if (!v[i].removed && ++kept > p->max_sessions)
@@ -335,7 +336,8 @@ at_result at_store_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_
             closedir(d);
     }
     if (r == AT_OK) {
-        qsort(live.hex, live.n, sizeof *live.hex, cmp_hex);
+        if (live.n)
+            qsort(live.hex, live.n, sizeof *live.hex, cmp_hex);
         r = sweep_objects(s, &live, p, rep);
         if (r != AT_OK)
             at_error_set(err, r, -1, "cannot sweep objects");
