@@ -9,12 +9,13 @@
 #include "api/usage.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 static const char usage_text[] =
-    "usage: agent-traced usage [--storage DIR] [--since DATE] [--until DATE]\n"
+    "usage: agent-traced usage [--storage DIR] [--workspace W] [--since DATE] [--until DATE]\n"
     "                          [--by session|day|model] [--json]\n"
     "\n"
     "Prints the token usage recorded when transcripts were imported, counted as\n"
@@ -26,6 +27,7 @@ static const char usage_text[] =
     "\n"
     "  --storage DIR     storage directory (default: $AGENT_STRACE_STORAGE, else\n"
     "                    ./.agent-traces)\n"
+    "  --workspace W     workspace W (DIR/workspaces/W) instead of the default one\n"
     "  --since DATE      only messages of that day (UTC) or later: YYYY-MM-DD or YYYYMMDD\n"
     "  --until DATE      only messages of that day (UTC) or earlier\n"
     "  --by WHAT         one row per session (default), day or model\n"
@@ -174,6 +176,7 @@ int cli_usage(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"storage", required_argument, NULL, 's'},
+        {"workspace", required_argument, NULL, 'w'},
         {"since", required_argument, NULL, 'f'},
         {"until", required_argument, NULL, 'u'},
         {"by", required_argument, NULL, 'b'},
@@ -181,7 +184,7 @@ int cli_usage(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *storage = NULL, *since_s = NULL, *until_s = NULL;
+    const char *storage = NULL, *since_s = NULL, *until_s = NULL, *ws = NULL;
     int32_t since = 0, until = 99999999;
     int by = BY_SESSION, c;
     bool json = false;
@@ -189,6 +192,13 @@ int cli_usage(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': storage = optarg; break;
+        case 'w':
+            if (!at_workspace_id_ok(optarg)) {
+                cli_errorf("usage", "--workspace: expected 1-64 of A-Z a-z 0-9 . _ -, got '%s'", optarg);
+                return 2;
+            }
+            ws = optarg;
+            break;
         case 'f':
         case 'u':
             if (!parse_date(optarg, c == 'f' ? &since : &until)) {
@@ -226,12 +236,18 @@ int cli_usage(int argc, char **argv)
     if (!storage)
         storage = cli_default_storage();
     struct stat sb;
-    if (stat(storage, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        cli_errorf("usage", "no storage directory at %s", storage);
+    char root[PATH_MAX];
+    if (at_workspace_root(storage, ws, root, sizeof root) != AT_OK) {
+        cli_errorf("usage", "storage path too long: %s", storage);
+        return 1;
+    }
+    if (stat(root, &sb) != 0 || !S_ISDIR(sb.st_mode)) { /* a read makes nothing */
+        cli_errorf("usage", ws ? "no workspace %s in %s" : "no storage directory at %s%s", ws ? ws : storage,
+                   ws ? storage : "");
         return 1;
     }
     at_error err = {0};
-    at_store *st = at_store_open(storage, &err);
+    at_store *st = at_store_open_workspace(storage, ws, &err);
     if (!st) {
         cli_errorf("usage", "cannot open %s: %s", storage, err.message);
         return 1;

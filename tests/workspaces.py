@@ -264,6 +264,16 @@ def cli():
     g = body_json(r.stdout) or {}
     check("gc --workspace team-c reports for team-c and keeps its objects",
           r.returncode == 0 and g.get("workspace") == "team-c" and g.get("objects_kept", 0) >= 1, r.stdout + r.stderr)
+    r = subprocess.run([BIN, "usage", "--storage", STORE, "--workspace", "team-c", "--json"], capture_output=True,
+                       text=True, env=env)
+    u = body_json(r.stdout) or {}
+    check("usage --workspace team-c reports team-c's session",
+          r.returncode == 0 and [x.get("session_id") for x in u.get("rows", [])] == [OTHER], r.stdout[:300] + r.stderr)
+    r = subprocess.run([BIN, "usage", "--storage", STORE, "--workspace", "team-z"], capture_output=True, text=True,
+                       env=env)
+    check("usage of a workspace that does not exist: exit 1 naming it, nothing made",
+          r.returncode == 1 and "team-z" in r.stderr and not os.path.exists(os.path.join(STORE, "workspaces", "team-z")),
+          (r.returncode, r.stderr))
     r = subprocess.run([BIN, "verify", "--versions", "--storage", os.path.join(STORE, "workspaces", "team-a")],
                        capture_output=True, text=True, env=env)
     check("a workspace directory is a storage directory of its own (verify --versions)", r.returncode == 0,
