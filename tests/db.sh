@@ -126,11 +126,13 @@ out=$("$BIN" db import --storage "$bad" --database "$url2" 2>&1)
 rc=$?
 check "a tampered object: exit 1, the session named, 'do not match'" \
     test "$rc" -eq 1 -a -n "$(grep 'session .*do not match' <<< "$out")"
+# "workspace W, session S: ...": the same session id can be in both workspaces
+bad_ws=$(grep -o 'workspace [^,]*, session' <<< "$out" | head -n 1 | cut -d' ' -f2 | tr -d ,)
 bad_sid=$(grep -o 'session [^:]*' <<< "$out" | head -n 1 | cut -d' ' -f2)
 check "nothing of that session is in the database" test \
-    "$(psql -X -q -t -A -d "$url2" -c "select count(*) from sessions where id = '$bad_sid'")" = 0
+    "$(psql -X -q -t -A -d "$url2" -c "select count(*) from sessions where workspace = '$bad_ws' and id = '$bad_sid'")" = 0
 check "no version of it either" test \
-    "$(psql -X -q -t -A -d "$url2" -c "select count(*) from versions where session = '$bad_sid'")" = 0
+    "$(psql -X -q -t -A -d "$url2" -c "select count(*) from versions where workspace = '$bad_ws' and session = '$bad_sid'")" = 0
 check "the other sessions are" test \
     "$(psql -X -q -t -A -d "$url2" -c "select count(*) from sessions")" -ge 10
 # a directory whose history of a session differs from the database's
