@@ -54,6 +54,14 @@ static bool utf8_ok(const char *p, size_t n)
 
 /* ---- GET endpoints --------------------------------------------------------------- */
 
+/* The session ids: the storage directory scanned as agent-strace does, or
+ * a database store's list. */
+static at_result list_ids(server_ctx *ctx, char ***ids, size_t *n)
+{
+    at_error err = {0};
+    return ctx->root ? sessions_scan(ctx->root, ids, n) : at_store_list(ctx->store, ids, n, &err);
+}
+
 void collector_health(server_ctx *ctx, http_response *resp)
 {
     if (ctx->catalog) {
@@ -66,7 +74,7 @@ void collector_health(server_ctx *ctx, http_response *resp)
     char **ids;
     size_t n;
     at_buf b;
-    if (sessions_scan(ctx->root, &ids, &n) != AT_OK) {
+    if (list_ids(ctx, &ids, &n) != AT_OK) {
         http_response_error(resp, 500, "cannot list sessions");
         return;
     }
@@ -110,7 +118,7 @@ void collector_list_sessions(server_ctx *ctx, http_response *resp)
     char **ids;
     size_t n, k = 0;
     at_result r;
-    if (sessions_scan(ctx->root, &ids, &n) != AT_OK) {
+    if (list_ids(ctx, &ids, &n) != AT_OK) {
         http_response_error(resp, 500, "cannot list sessions");
         return;
     }

@@ -81,7 +81,8 @@ typedef enum MHD_Result MHD_RESULT;
 #endif
 
 static const char serve_usage[] =
-    "usage: agent-traced serve [--host H] [--port P] [--storage DIR] [--auth-key KEY]... [--keys FILE]\n"
+    "usage: agent-traced serve [--host H] [--port P] [--storage DIR | --database URL]\n"
+    "                          [--auth-key KEY]... [--keys FILE]\n"
     "                          [--max-upload BYTES] [--threads N] [--timeout SECONDS]\n"
     "                          [--request-timeout SECONDS] [--no-redact] [--gc-interval SECONDS]\n"
     "                          [--keep-versions N] [--max-age-days D] [--max-sessions N]\n"
@@ -98,6 +99,12 @@ static const char serve_usage[] =
     "  --port P           port (default 4317; 0 picks a free one)\n"
     "  --storage DIR      storage directory (default: $AGENT_STRACE_STORAGE, else\n"
     "                     ./.agent-traces)\n"
+    "  --database URL     keep everything in PostgreSQL instead (postgres://...;\n"
+    "                     default: $AGENT_TRACED_DATABASE when set): replicas started\n"
+    "                     on the same database share it (docs/scaling.md). Create the\n"
+    "                     schema first with `agent-traced db migrate`. Not yet with\n"
+    "                     it: trees, event lookups, usage, incremental uploads, gc\n"
+    "                     and the transparency log\n"
     "  --auth-key KEY     require `Authorization: Bearer KEY` (repeatable; default:\n"
     "                     the comma-separated keys of $AGENT_STRACE_AUTH_KEY); such\n"
     "                     keys are admins, named key1, key2, ... in the log\n"
@@ -324,6 +331,14 @@ static MHD_RESULT queue(request *rq, struct MHD_Connection *c, http_response *hr
 {
     struct MHD_Response *resp;
     uint64_t size;
+    /* With --database, a request that failed because the database does not
+     * answer is a 503 (try again, or another replica), not a 500. */
+    if (hr->status >= 500 && hr->status != 503 && hr->status != 507 && rq->ctx &&
+        at_store_is_database(rq->ctx->store)) {
+        at_error derr = {0};
+        if (at_store_probe_write(rq->ctx->store, &derr) != AT_OK)
+            http_response_error(hr, 503, "the database is unavailable: %s", derr.message);
+    }
     if (hr->stream.read) {
         size = hr->stream.size;
         http_stream *st = malloc(sizeof *st);
@@ -1501,6 +1516,7 @@ int cli_serve(int argc, char **argv)
         {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},
         {"storage", required_argument, NULL, 's'},
+        {"database", required_argument, NULL, 'd'},
         {"auth-key", required_argument, NULL, 'k'},
         {"max-upload", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
@@ -1527,7 +1543,7 @@ int cli_serve(int argc, char **argv)
     };
     static server srv; /* large (keys); one per process */
     memset(&srv, 0, sizeof srv);
-    const char *host = "127.0.0.1", *storage = NULL;
+    const char *host = "127.0.0.1", *storage = NULL, *database = NULL;
     uint64_t port = 4317, max_upload = 1024ull * 1024 * 1024, threads = 0, timeout = 60,
              request_timeout = 3600;
     bool cli_keys = false, redact = !at_redact_env_disabled();
@@ -1546,6 +1562,11 @@ int cli_serve(int argc, char **argv)
         switch (c) {
         case 'H': host = optarg; break;
         case 's': storage = optarg; break;
+        case 'd':
+            if (!*optarg)
+                return bad_value(opts[li].name, optarg, "a PostgreSQL URL (postgres://...)");
+            database = optarg;
+            break;
         case 'p':
             if (!parse_u64(optarg, &port, false) || port > 65535)
                 return bad_value(opts[li].name, optarg, "a port number from 0 to 65535");
@@ -1668,10 +1689,26 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "agent-traced serve: %s\n", why);
         return 2;
     }
+    if (!database && !storage) {
+        const char *e = getenv("AGENT_TRACED_DATABASE");
+        database = e && *e ? e : NULL;
+    }
+    if (database && storage) {
+        fprintf(stderr, "agent-traced serve: --storage and --database: one or the other\n");
+        return 2;
+    }
     if (!storage) {
         const char *e = getenv("AGENT_STRACE_STORAGE");
         storage = e && *e ? e : "./.agent-traces";
     }
+    if (database) /* the log's sequencer over the database is not wired to serve yet */
+        no_log = true;
+    if (database && n_witnesses) {
+        fprintf(stderr, "agent-traced serve: --witness needs the transparency log, not yet with --database\n");
+        return 2;
+    }
+    const char *tmp = getenv("TMPDIR");
+    tmp = tmp && *tmp ? tmp : "/tmp";
     if (threads == 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         threads = nc > 0 ? (uint64_t)nc : 1;
@@ -1738,7 +1775,7 @@ int cli_serve(int argc, char **argv)
             snprintf(hostbuf, sizeof hostbuf, "localhost");
         snprintf(origin_buf, sizeof origin_buf, "%s/agent-traced", hostbuf);
     }
-    if (!no_log && !log_key_path) {
+    if (!no_log && !log_key_path && !database) {
         /* the key lives in the storage directory: make it first */
         at_store *probe = at_store_open(storage, &err);
         if (!probe) {
@@ -1760,6 +1797,8 @@ int cli_serve(int argc, char **argv)
     const char *oname = no_log ? "" : at_note_signer_name(log_signer, &oln);
     char *origin = strndup(oname, oln);
     ws_config wc = {.storage = storage,
+                    .database = database,
+                    .tmp_dir = tmp,
                     .max_upload = max_upload,
                     .redact = redact,
                     .signer = log_signer,
@@ -1773,7 +1812,9 @@ int cli_serve(int argc, char **argv)
         return 1;
     }
     server_ctx *dctx = ws_default(srv.ws);
-    if (at_storage_path(dctx->root, AT_PATH_TMP, NULL, srv.tmp_dir, sizeof srv.tmp_dir) != AT_OK)
+    if (database)
+        snprintf(srv.tmp_dir, sizeof srv.tmp_dir, "%s", tmp);
+    else if (at_storage_path(dctx->root, AT_PATH_TMP, NULL, srv.tmp_dir, sizeof srv.tmp_dir) != AT_OK)
         srv.tmp_dir[0] = 0;
 
     /* descriptors: as many as allowed, then the connection limits from them */
@@ -1836,7 +1877,8 @@ int cli_serve(int argc, char **argv)
     if (dctx->ledger)
         log_line("agent-traced serve: log %s, verifier key %s", origin, dctx->log_vkey);
     else
-        log_line("agent-traced serve: no transparency log (--no-log)");
+        log_line("agent-traced serve: no transparency log (%s)",
+                 database ? "not served from the database yet" : "--no-log");
 
     /* The index is opened after the port is known so the first line comes
      * quickly; a missing index only disables the event lookups (503). */
@@ -1845,12 +1887,15 @@ int cli_serve(int argc, char **argv)
     pthread_t mt_thread;
     pthread_mutex_init(&mt.mu, NULL);
     pthread_cond_init(&mt.cv, NULL);
-    bool mt_running = gc_interval > 0 && pthread_create(&mt_thread, NULL, maintenance_run, &mt) == 0;
+    bool mt_running = gc_interval > 0 && !database && pthread_create(&mt_thread, NULL, maintenance_run, &mt) == 0;
     if (!ws_open_index(srv.ws, &err))
         log_line("agent-traced serve: event index unavailable: %s", err.message);
+    if (database && at_store_probe_write(dctx->store, &err) != AT_OK)
+        log_line("agent-traced serve: the database is not ready (GET /ready says 503 until it is): %s",
+                 err.message);
     log_line("agent-traced serve: started: storage %s, %llu threads, max upload %llu bytes, "
              "timeout %llus, request timeout %llus, auth %s (%zu keys), redaction %s, pid %ld",
-             dctx->root, (unsigned long long)threads, (unsigned long long)max_upload,
+             database ? "in the database" : dctx->root, (unsigned long long)threads, (unsigned long long)max_upload,
              (unsigned long long)timeout, (unsigned long long)request_timeout, srv.auth->n ? "on" : "off",
              srv.auth->n, redact ? "on" : "off", (long)getpid());
 

@@ -137,6 +137,19 @@ int sessions_resolve(server_ctx *ctx, const char *id, char **out, http_response 
         http_response_error(resp, 500, "cannot list sessions: %s", at_result_str(r));
         return 500;
     }
+    if (!ctx->root) {
+        /* a database store */
+        at_error err = {0};
+        at_result r = at_store_resolve(ctx->store, id, out, &err);
+        int status = r == AT_OK ? 200 : r == AT_ERR_INVALID ? 400 : r == AT_ERR_NOT_FOUND || r == AT_ERR_CONFLICT ? 404 : 500;
+        if (status == 400)
+            http_response_error(resp, 400, "invalid session id");
+        else if (status == 404)
+            http_response_error(resp, 404, "session not found: %s", id);
+        else if (status == 500)
+            http_response_error(resp, 500, "cannot list sessions: %s", err.message);
+        return status;
+    }
     if (sessions_exists(ctx->root, id)) {
         if (!(*out = strdup(id))) {
             http_response_error(resp, 500, "out of memory");

@@ -670,6 +670,10 @@ out:
 void tree_handle(server_ctx *ctx, const char *id, bool text, http_response *resp)
 {
     char *sid = NULL;
+    if (!ctx->root) {
+        http_response_error(resp, 501, "session trees are not available with --database yet");
+        return;
+    }
     if (sessions_resolve(ctx, id, &sid, resp) != 200)
         return;
     at_error err;

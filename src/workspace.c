@@ -67,6 +67,12 @@ static workspace *ws_open(const ws_config *c, const char *id, bool defer_index, 
     server_ctx *ctx = &x->ctx;
     ctx->max_upload = c->max_upload;
     ctx->redact = c->redact;
+    if (c->database) {
+        /* every replica reads and writes the database alone */
+        if (!(ctx->store = at_store_open_database(c->database, id, c->tmp_dir, err)))
+            goto fail;
+        return x;
+    }
     if (!(ctx->store = at_store_open_workspace(c->storage, id, err)))
         goto fail;
     ctx->root = at_store_root(ctx->store);
@@ -148,6 +154,8 @@ server_ctx *ws_default(ws_set *w)
 bool ws_open_index(ws_set *w, at_error *err)
 {
     server_ctx *ctx = ws_default(w);
+    if (w->cfg->database)
+        return true; /* no event index with --database yet: lookups answer 503 */
     unsigned swept = at_store_sweep(ctx->store);
     if (swept)
         log_line("agent-traced serve: removed %u staging entries left by killed writers", swept);
@@ -175,11 +183,13 @@ server_ctx *ws_get(ws_set *w, const char *id, bool create, at_error *err)
         if (strcmp(w->ws[i]->id, id) == 0)
             found = &w->ws[i]->ctx;
     if (!found) {
-        char dir[PATH_MAX];
+        char dir[PATH_MAX] = "";
         struct stat sb;
-        if (at_workspace_root(w->cfg->storage, id, dir, sizeof dir) != AT_OK)
+        /* a workspace of the database exists once named (it has no directory) */
+        bool in_db = w->cfg->database != NULL;
+        if (!in_db && at_workspace_root(w->cfg->storage, id, dir, sizeof dir) != AT_OK)
             at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
-        else if (!create && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        else if (!in_db && !create && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
             at_error_set(err, AT_ERR_NOT_FOUND, -1, "no workspace %s on this server", id);
         else if (w->n == WS_MAX)
             at_error_set(err, AT_ERR_TOO_BIG, -1, "this server keeps at most %d workspaces", WS_MAX);
@@ -189,7 +199,7 @@ server_ctx *ws_get(ws_set *w, const char *id, bool create, at_error *err)
                 w->ws[w->n] = x;
                 __atomic_store_n(&w->n, w->n + 1, __ATOMIC_RELEASE);
                 found = &x->ctx;
-                log_line("agent-traced serve: workspace %s opened: %s", id, x->ctx.root);
+                log_line("agent-traced serve: workspace %s opened: %s", id, in_db ? "in the database" : x->ctx.root);
             }
         }
     }

@@ -19,7 +19,10 @@
 #include "agenttrace/note.h"
 
 typedef struct {
-    const char *storage; /* the storage directory */
+    const char *storage;  /* the storage directory */
+    const char *database; /* or, when set, the PostgreSQL database (serve --database): no
+                           * catalog, event index or log per workspace then (not yet) */
+    const char *tmp_dir;  /* with database: where uploads are staged */
     uint64_t max_upload;
     bool redact;
     const at_note_signer *signer; /* the log's key (borrowed); NULL: no log */

@@ -55,6 +55,20 @@ at_result at_workspace_root(const char *storage, const char *ws, char *out, size
 /* Opens workspace ws of the storage directory as at_store_open does
  * (creating it when missing). NULL or "default": the storage directory. */
 at_store *at_store_open_workspace(const char *storage, const char *ws, at_error *err);
+/* The same store over PostgreSQL (`serve --database`; the schema of
+ * src/db/schema.h, made by `agent-traced db migrate`): workspace ws (NULL:
+ * the default) of the database at url, staging files in tmp_dir. Nothing
+ * is read before the first call: at_store_probe_write says whether the
+ * database answers with the schema this version needs. Its root is NULL.
+ * Sessions, metadata, versions, objects, appends and full imports work as
+ * in a directory; what it does not do yet answers AT_ERR_INVALID with a
+ * message saying so (src/store/database.c). */
+at_store *at_store_open_database(const char *url, const char *ws, const char *tmp_dir, at_error *err);
+bool at_store_is_database(const at_store *s);
+/* The session an exact id or an unambiguous prefix names (*out malloc'd):
+ * AT_ERR_NOT_FOUND, or AT_ERR_CONFLICT for an ambiguous prefix. A database
+ * store only (a directory's callers resolve through the catalog). */
+at_result at_store_resolve(at_store *s, const char *prefix, char **out, at_error *err) AT_WUR;
 /* The store's workspace id ("default" for the storage directory). */
 const char *at_store_workspace(const at_store *s);
 /* Calls fn with "default", then each workspace directory under storage

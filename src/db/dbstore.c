@@ -1,9 +1,12 @@
 /* dbstore.c - sessions, versions and objects in the database (dbstore.h). */
 #include "db/dbstore.h"
+#include "db/schema.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- reading --------------------------------------------------------------- */
 
@@ -293,4 +296,427 @@ at_result dbs_append(db *d, const char *ws, const char *sid, const at_event_json
     }
     return at_error_set(err, AT_ERR_CONFLICT, -1, "session %s: %d writers in a row got there first", sid,
                         DBS_MAX_TRIES);
+}
+
+/* ---- serve --database --------------------------------------------------------- */
+
+static at_result bytes_col(PGresult *r, int row, int col, at_buf *out)
+{
+    return at_buf_add(out, PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
+}
+
+at_result dbs_meta_get(db *d, const char *ws, const char *sid, at_buf *meta, at_error *err)
+{
+    const char *vals[2] = {ws, sid};
+    PGresult *r = db_query(d, "SELECT meta FROM sessions WHERE workspace = $1 AND id = $2", 2, vals, NULL, NULL, true,
+                           err);
+    if (!r)
+        return err->code;
+    at_result rc = PQntuples(r) == 0 ? at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", sid)
+                                     : bytes_col(r, 0, 0, meta);
+    if (rc == AT_ERR_NOMEM)
+        at_error_set(err, rc, -1, "out of memory");
+    PQclear(r);
+    return rc;
+}
+
+at_result dbs_meta_lock(db *d, const char *ws, const char *sid, at_buf *meta, bool *found, at_error *err)
+{
+    *found = false;
+    at_result rc = db_exec(d, "BEGIN", err);
+    if (rc != AT_OK)
+        return rc;
+    const char *vals[2] = {ws, sid};
+    PGresult *r = db_query(d, "SELECT meta FROM sessions WHERE workspace = $1 AND id = $2 FOR UPDATE", 2, vals, NULL,
+                           NULL, true, err);
+    if (!r) {
+        db_rollback(d);
+        return err->code;
+    }
+    *found = PQntuples(r) > 0;
+    if (*found && (rc = bytes_col(r, 0, 0, meta)) != AT_OK) {
+        at_error_set(err, rc, -1, "out of memory");
+        db_rollback(d);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Adds the workspace's row (a session's foreign key). */
+static at_result workspace_row(db *d, const char *ws, at_error *err)
+{
+    PGresult *r = db_query(d, "INSERT INTO workspaces VALUES ($1) ON CONFLICT DO NOTHING", 1, &ws, NULL, NULL, false,
+                           err);
+    PQclear(r);
+    return r ? AT_OK : err->code;
+}
+
+at_result dbs_meta_store(db *d, const char *ws, const char *sid, const char *meta, size_t len, bool create,
+                         bool *lost, at_error *err)
+{
+    *lost = false;
+    const char *vals[3] = {ws, sid, meta};
+    int lens[3] = {0, 0, (int)len};
+    int fmts[3] = {0, 0, 1};
+    at_result rc = create ? workspace_row(d, ws, err) : AT_OK;
+    PGresult *r = NULL;
+    if (rc == AT_OK)
+        r = db_query(d,
+                     create ? "INSERT INTO sessions (workspace, id, meta) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+                            : "UPDATE sessions SET meta = $3, updated_at = now() WHERE workspace = $1 AND id = $2",
+                     3, vals, lens, fmts, false, err);
+    if (rc == AT_OK && !r)
+        rc = err->code;
+    if (r)
+        *lost = strcmp(PQcmdTuples(r), "1") != 0;
+    PQclear(r);
+    if (rc == AT_OK && !*lost)
+        rc = db_exec(d, "COMMIT", err);
+    if (rc != AT_OK || *lost)
+        db_rollback(d);
+    return rc;
+}
+
+at_result dbs_session_ids(db *d, const char *ws, const char *prefix, size_t limit, char ***ids, size_t *n,
+                          at_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    char lim[24];
+    snprintf(lim, sizeof lim, "%zu", limit ? limit : (size_t)INT64_MAX);
+    const char *vals[3] = {ws, prefix ? prefix : "", lim};
+    /* left(id, length($2)) = $2: a prefix without LIKE's wildcards */
+    PGresult *r = db_query(d,
+                           "SELECT id FROM sessions WHERE workspace = $1 AND left(id, length($2)) = $2 "
+                           "ORDER BY id COLLATE \"C\" LIMIT $3::bigint",
+                           3, vals, NULL, NULL, false, err);
+    if (!r)
+        return err->code;
+    int k = PQntuples(r);
+    char **out = calloc((size_t)k + 1, sizeof *out);
+    at_result rc = out ? AT_OK : AT_ERR_NOMEM;
+    for (int i = 0; i < k && rc == AT_OK; i++)
+        if (!(out[i] = strdup(PQgetvalue(r, i, 0))))
+            rc = AT_ERR_NOMEM;
+    PQclear(r);
+    if (rc != AT_OK) {
+        for (int i = 0; out && i < k; i++)
+            free(out[i]);
+        free(out);
+        return at_error_set(err, rc, -1, "out of memory");
+    }
+    *ids = out;
+    *n = (size_t)k;
+    return AT_OK;
+}
+
+at_result dbs_version_object(db *d, const char *ws, const char *sid, uint64_t version,
+                             uint8_t sha256[AT_SHA256_LEN], at_error *err)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)version);
+    const char *vals[3] = {ws, sid, v};
+    PGresult *r = db_query(d,
+                           "SELECT events_sha256 FROM versions WHERE workspace = $1 AND session = $2 AND version = $3",
+                           3, vals, NULL, NULL, true, err);
+    if (!r)
+        return err->code;
+    at_result rc = PQntuples(r) && db_col_bytes(r, 0, 0, sha256, AT_SHA256_LEN)
+                       ? AT_OK
+                       : at_error_set(err, AT_ERR_NOT_FOUND, -1, "no version %s", v);
+    PQclear(r);
+    return rc;
+}
+
+at_result dbs_workspace_exists(db *d, const char *ws, bool *exists, at_error *err)
+{
+    PGresult *r = db_query(d, "SELECT 1 FROM workspaces WHERE id = $1", 1, &ws, NULL, NULL, false, err);
+    if (!r)
+        return err->code;
+    *exists = PQntuples(r) > 0;
+    PQclear(r);
+    return AT_OK;
+}
+
+/* ---- an object read in place ---- */
+
+typedef struct {
+    uint64_t start, len; /* object bytes [start, start + len) ... */
+    int64_t blob;        /* ... are this blob's first len bytes */
+} extent;
+
+struct dbs_reader {
+    extent *ext;
+    size_t n;
+    uint64_t size;
+    int64_t chunk_blob; /* the chunk cached: -1 none */
+    uint32_t chunk_seq;
+    size_t chunk_len;
+    char *chunk;
+};
+
+at_result dbs_reader_open(db *d, const char *ws, const uint8_t sha256[AT_SHA256_LEN], dbs_reader **out,
+                          at_error *err)
+{
+    *out = NULL;
+    const char *vals[2] = {ws, (const char *)sha256};
+    int lens[2] = {0, AT_SHA256_LEN};
+    int fmts[2] = {0, 1};
+    /* the same chain as dbs_object_read */
+    PGresult *r = db_query(d,
+                           "WITH RECURSIVE c(sha256, blob, base, base_size, size, depth) AS ("
+                           " SELECT sha256, blob, base, base_size, size, 0 FROM objects"
+                           " WHERE workspace = $1 AND sha256 = $2"
+                           " UNION ALL"
+                           " SELECT o.sha256, o.blob, o.base, o.base_size, o.size, c.depth + 1"
+                           " FROM objects o JOIN c ON o.workspace = $1 AND o.sha256 = c.base)"
+                           " SELECT blob, base_size, size FROM c ORDER BY depth DESC",
+                           2, vals, lens, fmts, true, err);
+    if (!r)
+        return err->code;
+    int k = PQntuples(r);
+    if (k == 0) {
+        PQclear(r);
+        return at_error_set(err, AT_ERR_NOT_FOUND, -1, "no such object in workspace %s", ws);
+    }
+    dbs_reader *rd = calloc(1, sizeof *rd);
+    uint64_t *need = malloc((size_t)k * sizeof *need);
+    if (rd)
+        rd->ext = calloc((size_t)k, sizeof *rd->ext);
+    if (!rd || !need || !rd->ext) {
+        free(need);
+        dbs_reader_free(rd);
+        PQclear(r);
+        return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    }
+    /* object i (root first) gives bytes [base_size_i, need_i) from its blob */
+    need[k - 1] = db_col_u64(r, k - 1, 2);
+    for (int i = k - 1; i > 0; i--) {
+        uint64_t bs = db_col_u64(r, i, 1);
+        need[i - 1] = bs < need[i] ? bs : need[i];
+    }
+    for (int i = 0; i < k; i++) {
+        uint64_t bs = i ? db_col_u64(r, i, 1) : 0;
+        if (need[i] > bs)
+            rd->ext[rd->n++] = (extent){bs, need[i] - bs, (int64_t)db_col_u64(r, i, 0)};
+    }
+    rd->size = need[k - 1];
+    rd->chunk_blob = -1;
+    free(need);
+    PQclear(r);
+    *out = rd;
+    return AT_OK;
+}
+
+uint64_t dbs_reader_size(const dbs_reader *rd)
+{
+    return rd->size;
+}
+
+ssize_t dbs_reader_read(db *d, dbs_reader *rd, uint64_t pos, char *buf, size_t n, at_error *err)
+{
+    if (pos >= rd->size || n == 0)
+        return 0;
+    size_t i = 0;
+    while (i + 1 < rd->n && rd->ext[i + 1].start <= pos)
+        i++;
+    const extent *e = &rd->ext[i];
+    uint64_t in_blob = pos - e->start;
+    uint32_t seq = (uint32_t)(in_blob / DB_CHUNK);
+    if (rd->chunk_blob != e->blob || rd->chunk_seq != seq) {
+        if (!rd->chunk && !(rd->chunk = malloc(DB_CHUNK))) {
+            at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+            return -1;
+        }
+        char id[24], sq[16];
+        snprintf(id, sizeof id, "%lld", (long long)e->blob);
+        snprintf(sq, sizeof sq, "%u", seq);
+        const char *vals[2] = {id, sq};
+        PGresult *r = db_query(d, "SELECT data FROM blob_chunks WHERE blob = $1 AND seq = $2", 2, vals, NULL, NULL,
+                               true, err);
+        if (!r)
+            return -1;
+        size_t len = PQntuples(r) ? (size_t)PQgetlength(r, 0, 0) : 0;
+        if (len == 0 || len > DB_CHUNK) {
+            PQclear(r);
+            at_error_set(err, AT_ERR_IO, -1, "blob %s: chunk %s is missing", id, sq);
+            return -1;
+        }
+        memcpy(rd->chunk, PQgetvalue(r, 0, 0), len);
+        PQclear(r);
+        rd->chunk_blob = e->blob;
+        rd->chunk_seq = seq;
+        rd->chunk_len = len;
+    }
+    uint64_t off = in_blob - (uint64_t)seq * DB_CHUNK;
+    if (off >= rd->chunk_len) {
+        at_error_set(err, AT_ERR_IO, -1, "blob %lld is shorter than its object says", (long long)e->blob);
+        return -1;
+    }
+    uint64_t k = rd->chunk_len - off;
+    if (k > e->start + e->len - pos)
+        k = e->start + e->len - pos;
+    if (k > n)
+        k = n;
+    memcpy(buf, rd->chunk + off, (size_t)k);
+    return (ssize_t)k;
+}
+
+void dbs_reader_free(dbs_reader *rd)
+{
+    if (!rd)
+        return;
+    free(rd->ext);
+    free(rd->chunk);
+    free(rd);
+}
+
+/* ---- committing an import ---- */
+
+typedef struct {
+    int fd;
+    uint64_t off, left;
+} fd_src;
+
+static ssize_t fd_src_read(void *ctx, char *out, size_t cap, at_error *err)
+{
+    fd_src *s = ctx;
+    if (cap > s->left)
+        cap = (size_t)s->left;
+    if (cap == 0)
+        return 0;
+    ssize_t k = pread(s->fd, out, cap, (off_t)s->off);
+    if (k < 0) {
+        at_error_set(err, AT_ERR_IO, errno, "cannot read the staged events");
+        return -1;
+    }
+    if (k == 0) {
+        at_error_set(err, AT_ERR_IO, -1, "the staged events are shorter than expected");
+        return -1;
+    }
+    s->off += (uint64_t)k;
+    s->left -= (uint64_t)k;
+    return k;
+}
+
+at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *cur, dbs_import *im, bool *lost,
+                     at_error *err)
+{
+    *lost = false;
+    uint64_t version = cur ? cur->version + 1 : 1;
+    char nv[24], oldv[24], size[24], bsz[24], blob_s[24], evs[24], tb[24], tm[40];
+    snprintf(nv, sizeof nv, "%llu", (unsigned long long)version);
+    snprintf(oldv, sizeof oldv, "%llu", (unsigned long long)(cur ? cur->version : 0));
+    snprintf(size, sizeof size, "%llu", (unsigned long long)im->v.size);
+    snprintf(bsz, sizeof bsz, "%llu", (unsigned long long)(im->delta ? im->base_size : 0));
+    snprintf(evs, sizeof evs, "%llu", (unsigned long long)im->v.events);
+    snprintf(tb, sizeof tb, "%lld", (long long)im->v.transcript_bytes);
+    snprintf(tm, sizeof tm, "%.17g", im->v.time);
+    fd_src src = {im->fd, im->off, im->len};
+    int64_t blob = 0;
+    uint64_t blob_size = 0;
+    const char *ev_sha = (const char *)im->v.events_sha256;
+    const char *head = im->v.have_head ? (const char *)im->v.head : NULL;
+    PGresult *r = NULL;
+    at_result rc = db_exec(d, "BEGIN", err);
+    if (rc == AT_OK && !cur)
+        rc = workspace_row(d, ws, err);
+    if (rc == AT_OK)
+        rc = db_blob_write(d, fd_src_read, &src, &blob, &blob_size, err);
+    if (rc == AT_OK) {
+        snprintf(blob_s, sizeof blob_s, "%lld", (long long)blob);
+        const char *vals[6] = {ws, ev_sha, size, blob_s, im->delta ? (const char *)cur->sha256 : NULL, bsz};
+        int lens[6] = {0, AT_SHA256_LEN, 0, 0, AT_SHA256_LEN, 0};
+        int fmts[6] = {0, 1, 0, 0, 1, 0};
+        r = db_query(d,
+                     "INSERT INTO objects (workspace, sha256, size, blob, base, base_size) "
+                     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                     6, vals, lens, fmts, false, err);
+        rc = r ? AT_OK : err->code;
+        PQclear(r);
+    }
+    if (rc == AT_OK) {
+        const char *vals[6] = {ws, sid, oldv, nv, head, im->meta};
+        int lens[6] = {0, 0, 0, 0, AT_SHA256_LEN, (int)im->meta_len};
+        int fmts[6] = {0, 0, 0, 0, 1, 1};
+        /* create, or the compare-and-swap */
+        r = db_query(d,
+                     cur ? "UPDATE sessions SET current_version = $4, head = $5, meta = $6, updated_at = now() "
+                           "WHERE workspace = $1 AND id = $2 AND current_version = $3"
+                         : "INSERT INTO sessions (workspace, id, meta, current_version, head) "
+                           "SELECT $1, $2, $6, $4, $5 WHERE $3::bigint = 0 ON CONFLICT DO NOTHING",
+                     6, vals, lens, fmts, false, err);
+        rc = r ? AT_OK : err->code;
+        *lost = r && strcmp(PQcmdTuples(r), "1") != 0;
+        PQclear(r);
+    }
+    if (rc == AT_OK && !*lost) {
+        const char *ts = im->v.transcript_bytes >= 0 ? (const char *)im->v.transcript_sha256 : NULL;
+        const char *vals[10] = {ws, sid, nv, evs, size, ev_sha, head, im->v.transcript_bytes >= 0 ? tb : NULL, ts, tm};
+        int lens[10] = {0, 0, 0, 0, 0, AT_SHA256_LEN, AT_SHA256_LEN, 0, AT_SHA256_LEN, 0};
+        int fmts[10] = {0, 0, 0, 0, 0, 1, 1, 0, 1, 0};
+        r = db_query(d,
+                     "INSERT INTO versions (workspace, session, version, events, size, events_sha256, head, "
+                     "transcript_bytes, transcript_sha256, cause, time) "
+                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'import', $10)",
+                     10, vals, lens, fmts, false, err);
+        rc = r ? AT_OK : err->code;
+        PQclear(r);
+    }
+    if (rc == AT_OK && !*lost)
+        rc = db_exec(d, "COMMIT", err);
+    if (rc != AT_OK || *lost)
+        db_rollback(d);
+    if (rc == AT_OK && !*lost)
+        im->v.version = version;
+    return rc;
+}
+
+/* ---- subagent links ---- */
+
+at_result dbs_links_put(db *d, const char *ws, const char *parent, const at_import_link *links, size_t n,
+                        at_error *err)
+{
+    at_result rc = db_exec(d, "BEGIN", err);
+    const char *vals[4] = {ws, parent, NULL, NULL};
+    int lens[4] = {0, 0, 0, 0};
+    int fmts[4] = {0, 0, 0, 1};
+    PGresult *r = NULL;
+    if (rc == AT_OK) {
+        r = db_query(d, "DELETE FROM links WHERE workspace = $1 AND parent = $2", 2, vals, NULL, NULL, false, err);
+        rc = r ? AT_OK : err->code;
+        PQclear(r);
+    }
+    for (size_t i = 0; i < n && rc == AT_OK; i++) {
+        vals[2] = links[i].agent_id;
+        vals[3] = links[i].event_id;
+        lens[3] = (int)links[i].event_id_len;
+        r = db_query(d,
+                     "INSERT INTO links VALUES ($1, $2, $3, $4) ON CONFLICT (workspace, parent, agent_id) "
+                     "DO UPDATE SET event_id = $4",
+                     4, vals, lens, fmts, false, err);
+        rc = r ? AT_OK : err->code;
+        PQclear(r);
+    }
+    if (rc == AT_OK)
+        rc = db_exec(d, "COMMIT", err);
+    if (rc != AT_OK)
+        db_rollback(d);
+    return rc;
+}
+
+at_result dbs_link_find(db *d, const char *ws, const char *parent, const char *agent_id, at_buf *event_id,
+                        bool *found, at_error *err)
+{
+    *found = false;
+    const char *vals[3] = {ws, parent, agent_id};
+    PGresult *r = db_query(d, "SELECT event_id FROM links WHERE workspace = $1 AND parent = $2 AND agent_id = $3", 3,
+                           vals, NULL, NULL, true, err);
+    if (!r)
+        return err->code;
+    at_result rc = AT_OK;
+    if (PQntuples(r) && (rc = bytes_col(r, 0, 0, event_id)) == AT_OK)
+        *found = true;
+    PQclear(r);
+    return rc == AT_OK ? AT_OK : at_error_set(err, rc, -1, "out of memory");
 }

@@ -16,6 +16,7 @@
 
 #include "db/pg.h"
 
+#include "agenttrace/buf.h"
 #include "agenttrace/chain.h"
 #include "agenttrace/store.h"
 
@@ -54,5 +55,70 @@ void dbs_version_from_row(const PGresult *r, int row, at_version *v);
 
 /* The session's versions, oldest first (*out malloc'd). */
 at_result dbs_versions(db *d, const char *ws, const char *sid, at_version **out, size_t *n, at_error *err) AT_WUR;
+
+/* ---- serve --database: what the store's database backend builds on ------ */
+
+/* The session's meta.json bytes (appended to meta). AT_ERR_NOT_FOUND: no
+ * such session. */
+at_result dbs_meta_get(db *d, const char *ws, const char *sid, at_buf *meta, at_error *err) AT_WUR;
+/* Starts a transaction holding the session's row (SELECT ... FOR UPDATE)
+ * and appends its meta to meta; *found false when there is no such session
+ * (nothing is locked then). The caller ends it with dbs_meta_store or
+ * db_rollback. */
+at_result dbs_meta_lock(db *d, const char *ws, const char *sid, at_buf *meta, bool *found, at_error *err) AT_WUR;
+/* Writes the meta locked by dbs_meta_lock (create: a new session without
+ * events) and commits. *lost: another writer created the session first
+ * (rolled back; start again). */
+at_result dbs_meta_store(db *d, const char *ws, const char *sid, const char *meta, size_t len, bool create,
+                         bool *lost, at_error *err) AT_WUR;
+/* The ids of the workspace's sessions starting with prefix (NULL: all),
+ * sorted, at most limit of them (0: no limit); *ids malloc'd, free with
+ * at_store_list_free. */
+at_result dbs_session_ids(db *d, const char *ws, const char *prefix, size_t limit, char ***ids, size_t *n,
+                          at_error *err) AT_WUR;
+/* The object of version `version` of a session. AT_ERR_NOT_FOUND: no such
+ * session or version. */
+at_result dbs_version_object(db *d, const char *ws, const char *sid, uint64_t version,
+                             uint8_t sha256[AT_SHA256_LEN], at_error *err) AT_WUR;
+/* Whether the workspace has a row (sessions were stored in it). */
+at_result dbs_workspace_exists(db *d, const char *ws, bool *exists, at_error *err) AT_WUR;
+
+/* An object read in place: its extents (a blob's bytes at an object
+ * offset, following its bases) are learnt once, then each read fetches the
+ * chunk it falls in (one chunk cached). The reader holds no connection:
+ * each read is given one. */
+typedef struct dbs_reader dbs_reader;
+at_result dbs_reader_open(db *d, const char *ws, const uint8_t sha256[AT_SHA256_LEN], dbs_reader **out,
+                          at_error *err) AT_WUR;
+uint64_t dbs_reader_size(const dbs_reader *rd);
+/* Up to n bytes at pos: the count, 0 at the end, -1 with err set. */
+ssize_t dbs_reader_read(db *d, dbs_reader *rd, uint64_t pos, char *buf, size_t n, at_error *err);
+void dbs_reader_free(dbs_reader *rd);
+
+/* A parent's subagent links (commit.c): replaced as a whole (n 0: none
+ * left), and one looked up (*found false when not known). */
+at_result dbs_links_put(db *d, const char *ws, const char *parent, const at_import_link *links, size_t n,
+                        at_error *err) AT_WUR;
+at_result dbs_link_find(db *d, const char *ws, const char *parent, const char *agent_id, at_buf *event_id,
+                        bool *found, at_error *err) AT_WUR;
+
+/* An import's new version, for dbs_commit. */
+typedef struct {
+    const char *meta; /* meta.json's bytes for the version */
+    size_t meta_len;
+    int fd;            /* the object's stored bytes are fd[off, off + len) ... */
+    uint64_t off, len; /* ... after base_size bytes of the current object when delta */
+    bool delta;
+    uint64_t base_size;
+    at_version v; /* the version: every field but .version, which dbs_commit sets */
+} dbs_import;
+
+/* Stores im as the session's next version: creates the session when cur
+ * is NULL, else moves it from cur (the compare-and-swap). The object's
+ * bytes stream from im->fd by COPY inside the transaction. *lost: another
+ * writer got there first; nothing is kept (read the current version
+ * again, decide again, retry). */
+at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *cur, dbs_import *im, bool *lost,
+                     at_error *err) AT_WUR;
 
 #endif

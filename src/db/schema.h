@@ -19,6 +19,7 @@
  *                    an append compares and swaps (current_version, head)
  *   versions         one row per version: the history/<id>/versions record
  *   import_states    the importer state an incremental upload resumes from
+ *   links            the tool call of a parent that spawned each subagent
  *   event_index      event_id -> session (GET /events/{id})
  *   api_keys         named keys: name, role, workspace, SHA-256 of the key
  *   log_entries, log_hashes, log_checkpoints
@@ -142,6 +143,17 @@ static const db_migration db_migrations[] = {
     {3, "the log's order of versions",
      "ALTER TABLE versions ADD COLUMN seq bigserial;\n"
      "CREATE INDEX versions_unlogged ON versions (workspace, seq) WHERE log_index IS NULL;\n"},
+    /* The directory's links/<parent>: the tool call of the parent that
+     * spawned each of its subagents (commit.c). */
+    {4, "subagent links",
+     "CREATE TABLE links (\n"
+     "  workspace text NOT NULL,\n"
+     "  parent text NOT NULL,\n"
+     "  agent_id text NOT NULL,\n"
+     "  event_id bytea NOT NULL,\n"
+     "  PRIMARY KEY (workspace, parent, agent_id),\n"
+     "  FOREIGN KEY (workspace, parent) REFERENCES sessions ON DELETE CASCADE\n"
+     ");\n"},
 };
 
 #define DB_NMIGRATIONS ((int)(sizeof db_migrations / sizeof db_migrations[0]))

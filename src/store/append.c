@@ -128,6 +128,8 @@ at_result at_store_append(at_store *s, const char *sid, const at_event_json *ev,
     *version = 0;
     if (!at_session_id_ok(sid, strlen(sid)))
         return at_error_set(err, AT_ERR_INVALID, -1, "invalid session id");
+    if (s->db)
+        return sdb_append(s, sid, ev, n, version, err);
     if ((slock = lock_store(s, false)) < 0) {
         r = sys_fail(err, "cannot lock", s->root);
         goto out;

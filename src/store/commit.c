@@ -34,6 +34,8 @@
 static at_result write_links(at_store *s, const char *sid, const at_import_result *res, at_error *err)
 {
     char p[PATH_MAX];
+    if (s->db)
+        return sdb_links_put(s, sid, res, err);
     if (store_path(s, p, sizeof p, ".agent-traced/links/%s", sid) != AT_OK)
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
     if (!res->nlinks) {
@@ -62,6 +64,8 @@ static bool find_link(at_store *s, const char *parent, const char *agent_id,
                       char out[AT_MAX_EVENT_ID_BYTES + 1], size_t *outn)
 {
     char p[PATH_MAX];
+    if (s->db)
+        return sdb_link_find(s, parent, agent_id, out, outn);
     if (store_path(s, p, sizeof p, ".agent-traced/links/%s", parent) != AT_OK)
         return false;
     FILE *f = fopen(p, "re");
@@ -154,6 +158,26 @@ static at_result subagent_fields(at_store *s, at_import_result *res, at_commit_i
 
 /* ---- the commit ---------------------------------------------------------------- */
 
+/* A database store's commit (database.c), with the subagent fields and
+ * links as below. */
+static at_result commit_database(at_store *s, at_stage *stg, at_import_result *res, at_commit_info *info,
+                                 at_error *err)
+{
+    *info = (at_commit_info){.log_index = -1};
+    at_result r = subagent_fields(s, res, info);
+    if (r != AT_OK) {
+        at_stage_discard(stg);
+        return at_error_set(err, r, -1, "out of memory");
+    }
+    if ((r = sdb_commit_import(s, stg, res, info, err)) != AT_OK || info->result == AT_UPLOAD_UNCHANGED)
+        return r;
+    if ((r = write_links(s, res->session_id, res, err)) == AT_OK && res->nlinks) {
+        int pd = session_depth(s, res->session_id);
+        r = complete_children(s, res->session_id, res, pd < 0 ? 0 : pd, err);
+    }
+    return r;
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -202,6 +226,20 @@ static bool moves_end_only(const sess_state *st, uint64_t new_body, const at_imp
            res->bytes > (uint64_t)st->cur.transcript_bytes;
 }
 
+/* The cases decided without reading: no current version (created), the
+ * same events (unchanged). */
+static bool classify_at_once(const sess_state *st, uint64_t new_size, const at_import_result *res,
+                             at_commit_info *info)
+{
+    if (!st->have)
+        info->result = AT_UPLOAD_CREATED;
+    else if (st->cur.size == new_size && memcmp(st->cur.events_sha256, res->events_sha256, AT_SHA256_LEN) == 0)
+        info->result = AT_UPLOAD_UNCHANGED;
+    else
+        return false;
+    return true;
+}
+
 /* Decides what the import is to the current version (see the top). For a
  * full import, *keep gets the length of cur's bytes the new version shares
  * (the delta's prefix) when extended. */
@@ -209,21 +247,26 @@ static at_result classify(at_store *s, const char *sid, const sess_state *st, in
                           const at_import_result *res, at_commit_info *info, uint64_t *keep, at_error *err)
 {
     *keep = 0;
-    if (!st->have) {
-        info->result = AT_UPLOAD_CREATED;
+    if (classify_at_once(st, new_size, res, info))
         return AT_OK;
-    }
-    const at_version *cur = &st->cur;
-    if (cur->size == new_size && memcmp(cur->events_sha256, res->events_sha256, AT_SHA256_LEN) == 0) {
-        info->result = AT_UPLOAD_UNCHANGED;
-        return AT_OK;
-    }
     char p[PATH_MAX];
     if (at_store_session_path(s, sid, "events.ndjson", p, sizeof p) != AT_OK)
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return sys_fail(err, "cannot open", p);
+    at_result r = store_classify(st, fd, stage_fd, new_size, res, info, keep);
+    close(fd);
+    return r == AT_OK ? AT_OK : at_error_set(err, r, -1, "cannot compare with %s", p);
+}
+
+at_result store_classify(const sess_state *st, int fd, int stage_fd, uint64_t new_size, const at_import_result *res,
+                         at_commit_info *info, uint64_t *keep)
+{
+    const at_version *cur = &st->cur;
+    *keep = 0;
+    if (classify_at_once(st, new_size, res, info))
+        return AT_OK;
     events_facts nf;
     at_result r = events_tail(stage_fd, new_size, &nf);
     bool same = false;
@@ -246,8 +289,7 @@ static at_result classify(at_store *s, const char *sid, const sess_state *st, in
     } else {
         info->result = AT_UPLOAD_REPLACED;
     }
-    close(fd);
-    return r == AT_OK ? AT_OK : at_error_set(err, r, -1, "cannot compare with %s", p);
+    return r;
 }
 
 /* The rules of the top for a resumed import, whose new events are cur's
@@ -341,6 +383,8 @@ at_result at_store_commit_import(at_store *s, at_stage *stg, at_import_result *r
     int slock = -1, dirty[6], hfd = -1;
     size_t nd = 0;
     sess_lock lk = {NULL, -1};
+    if (s->db)
+        return commit_database(s, stg, res, info, err);
     uint64_t resumed_from = info->resumed_from; /* the one field the caller sets */
     memset(info, 0, sizeof *info);
     info->log_index = -1;
@@ -561,6 +605,10 @@ at_result at_store_resume_state(at_store *s, const char *sid, uint64_t offset, c
     *len = 0;
     *recorded = -1;
     *version = 0;
+    if (s->db) /* no import state kept: the client sends the whole transcript */
+        return sdb_session_exists(s, sid)
+                   ? at_error_set(err, AT_ERR_CONFLICT, -1, "no import state is kept with --database (yet)")
+                   : at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", sid);
     if (!at_session_id_ok(sid, strlen(sid)) || !at_store_session_exists(s, sid))
         return at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", sid);
     int slock = lock_store(s, false);

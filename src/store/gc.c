@@ -284,6 +284,8 @@ static at_result sweep_objects(at_store *s, const hex_set *live, const at_gc_pol
 at_result at_store_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_error *err)
 {
     memset(rep, 0, sizeof *rep);
+    if (s->db)
+        return store_db_unsupported(err, "gc");
     int lk = lock_store(s, true);
     if (lk < 0)
         return sys_fail(err, "cannot lock", s->root);

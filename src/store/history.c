@@ -623,6 +623,8 @@ at_result events_tail(int fd, uint64_t size, events_facts *f)
 
 at_result at_store_mark_logged(at_store *s, const at_logged_mark *m, size_t n, at_error *err)
 {
+    if (s->db)
+        return store_db_unsupported(err, "the store's log feed");
     if (n == 0)
         return AT_OK;
     int *fds = malloc(n * sizeof *fds);
@@ -769,6 +771,8 @@ static at_result scan_logged(at_store *s, const char *sid, logged_ctx *lc, at_er
 at_result at_store_logged_index(at_store *s, const char *sid, uint64_t v, uint64_t *version, uint64_t *index,
                                 at_error *err)
 {
+    if (s->db)
+        return store_db_unsupported(err, "the store's log feed");
     logged_ctx lc = {.want = v};
     at_result r = scan_logged(s, sid, &lc, err);
     if (r != AT_OK)
@@ -793,6 +797,8 @@ static at_result unlogged_of(at_store *s, const char *sid, at_version_fn fn, voi
 
 at_result at_store_each_unlogged(at_store *s, const char *sid, at_version_fn fn, void *ctx, at_error *err)
 {
+    if (s->db)
+        return store_db_unsupported(err, "the store's log feed");
     if (sid)
         return unlogged_of(s, sid, fn, ctx, err);
     char p[PATH_MAX];

@@ -306,12 +306,24 @@ struct at_object_reader {
     uint64_t *start; /* object offset of each extent */
     size_t n;
     uint64_t size;
+    struct sdb_reader *db; /* non-NULL: read from the database (database.c) */
 };
+
+at_object_reader *object_reader_db(struct sdb_reader *r)
+{
+    at_object_reader *rd = calloc(1, sizeof *rd);
+    if (rd) {
+        rd->db = r;
+        rd->size = sdb_reader_size(r);
+    }
+    return rd;
+}
 
 void at_object_reader_free(at_object_reader *rd)
 {
     if (!rd)
         return;
+    sdb_reader_free(rd->db);
     for (size_t i = 0; i < rd->n; i++)
         close(rd->ext[i].fd);
     free(rd->ext);
@@ -390,6 +402,8 @@ at_object_reader *object_reader_empty(void)
 at_result at_store_open_object(at_store *s, const char *hex, at_object_reader **out, at_error *err)
 {
     *out = NULL;
+    if (s->db)
+        return sdb_open_object(s, hex, out, err);
     at_object_reader *rd = calloc(1, sizeof *rd);
     if (!rd)
         return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
@@ -405,6 +419,8 @@ at_result at_store_open_object(at_store *s, const char *hex, at_object_reader **
 
 ssize_t at_object_read(at_object_reader *rd, uint64_t pos, char *buf, size_t n)
 {
+    if (rd->db)
+        return sdb_reader_read(rd->db, pos, buf, n);
     if (pos >= rd->size || n == 0)
         return 0;
     size_t lo = 0, hi = rd->n;

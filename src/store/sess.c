@@ -273,6 +273,8 @@ at_result at_store_versions(at_store *s, const char *sid, at_version **out, size
     sess_state st;
     *out = NULL;
     *n = 0;
+    if (s->db)
+        return sdb_versions(s, sid, out, n, err);
     at_result r = sync_for_read(s, sid, &st, err);
     return r != AT_OK ? r : history_list(s, sid, out, NULL, n, err);
 }
@@ -280,6 +282,16 @@ at_result at_store_versions(at_store *s, const char *sid, at_version **out, size
 at_result at_store_current(at_store *s, const char *sid, at_version *v, bool *have, at_error *err)
 {
     sess_state st;
+    if (s->db) {
+        at_version *vs;
+        size_t n;
+        at_result r = sdb_versions(s, sid, &vs, &n, err);
+        *have = r == AT_OK && n > 0;
+        if (*have)
+            *v = vs[n - 1];
+        free(vs);
+        return r;
+    }
     at_result r = sync_for_read(s, sid, &st, err);
     *have = r == AT_OK && st.have;
     if (*have)
@@ -295,6 +307,8 @@ at_result at_store_open_version(at_store *s, const char *sid, uint64_t version, 
 {
     sess_state st;
     *out = NULL;
+    if (s->db)
+        return sdb_open_version(s, sid, version, out, err);
     at_result r = sync_for_read(s, sid, &st, err);
     if (r != AT_OK)
         return r;

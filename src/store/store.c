@@ -61,6 +61,8 @@ at_result sys_fail(at_error *err, const char *what, const char *path)
 
 at_result store_path(const at_store *s, char *out, size_t cap, const char *fmt, ...)
 {
+    if (!s->root)
+        return AT_ERR_INVALID; /* a database store has no paths */
     int k = snprintf(out, cap, "%s/", s->root);
     if (k < 0 || (size_t)k >= cap)
         return AT_ERR_TOO_BIG;
@@ -127,6 +129,8 @@ mode_t store_mode_dir(void)
 
 at_result at_store_probe_write(at_store *s, at_error *err)
 {
+    if (s->db)
+        return sdb_ping(s, err);
     char dir[PATH_MAX];
     if (store_path(s, dir, sizeof dir, ".agent-traced/tmp") != AT_OK)
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
@@ -444,6 +448,8 @@ at_result at_store_session_path(const at_store *s, const char *id, const char *f
 
 bool at_store_session_exists(at_store *s, const char *sid)
 {
+    if (s->db)
+        return at_session_id_ok(sid, strlen(sid)) && sdb_session_exists(s, sid);
     char p[PATH_MAX];
     struct stat sb;
     if (!at_session_id_ok(sid, strlen(sid)) || store_path(s, p, sizeof p, "%s/meta.json", sid) != AT_OK)
@@ -511,6 +517,61 @@ static at_result upgrade_layout(at_store *s, at_error *err)
     return r;
 }
 
+at_store *at_store_open_database(const char *url, const char *ws, const char *tmp_dir, at_error *err)
+{
+    if (!ws)
+        ws = AT_DEFAULT_WORKSPACE;
+    if (!at_workspace_id_ok(ws)) {
+        at_error_set(err, AT_ERR_INVALID, -1, "invalid workspace '%s': 1-%d of A-Z a-z 0-9 . _ -, not starting with .",
+                     ws, AT_MAX_WORKSPACE_ID);
+        return NULL;
+    }
+    at_store *s = calloc(1, sizeof *s);
+    if (!s || (!is_default_workspace(ws) && !(s->workspace = strdup(ws)))) {
+        free(s);
+        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        return NULL;
+    }
+    sync_group_init(&s->sync);
+    pthread_mutex_init(&s->notify_mu, NULL);
+    for (size_t i = 0; i < SESSION_STRIPES; i++)
+        pthread_mutex_init(&s->stripes[i].mu, NULL);
+    if (!(s->db = store_db_open(url, ws, tmp_dir, err))) {
+        at_store_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+bool at_store_is_database(const at_store *s)
+{
+    return s->db != NULL;
+}
+
+at_result at_store_resolve(at_store *s, const char *prefix, char **out, at_error *err)
+{
+    *out = NULL;
+    if (!s->db)
+        return store_db_unsupported(err, "resolving a session id in the store");
+    if (!at_session_id_ok(prefix, strlen(prefix)))
+        return at_error_set(err, AT_ERR_INVALID, -1, "invalid session id");
+    char **ids;
+    size_t n;
+    at_result r = sdb_list(s, prefix, 0, &ids, &n, err);
+    if (r != AT_OK)
+        return r;
+    for (size_t i = 0; i < n && !*out; i++)
+        if (strcmp(ids[i], prefix) == 0)
+            *out = ids[i], ids[i] = NULL;
+    if (!*out && n == 1)
+        *out = ids[0], ids[0] = NULL;
+    at_store_list_free(ids, n);
+    if (*out)
+        return AT_OK;
+    return n ? at_error_set(err, AT_ERR_CONFLICT, -1, "ambiguous session id prefix: %s", prefix)
+             : at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", prefix);
+}
+
 at_store *at_store_open(const char *root, at_error *err)
 {
     return at_store_open_workspace(root, NULL, err);
@@ -563,6 +624,7 @@ void at_store_free(at_store *s)
 {
     if (!s)
         return;
+    store_db_free(s->db);
     for (size_t i = 0; i < SESSION_STRIPES; i++) {
         for (sess_cache *c = s->stripes[i].cache, *next; c; c = next) {
             next = c->next;
@@ -588,6 +650,8 @@ const char *at_store_root(const at_store *s)
 
 at_result at_store_stage(at_store *s, at_stage *st, at_error *err)
 {
+    if (s->db)
+        return sdb_stage(s, st, err);
     char p[PATH_MAX];
     st->fd = -1;
     st->path = NULL;
@@ -692,6 +756,8 @@ unsigned at_store_sweep(at_store *s)
     char p[PATH_MAX];
     time_t now = time(NULL);
     unsigned removed = 0;
+    if (s->db)
+        return 0; /* staging files are temporary files of the process */
     if (store_path(s, p, sizeof p, ".agent-traced/tmp") == AT_OK)
         removed += sweep_dir(p, now, true);
     static const char *const dirs[] = {".agent-traced/links", ".agent-traced", ".agent-traced/log",
@@ -763,6 +829,9 @@ fail:;
 at_result at_store_meta_load(at_store *s, const char *sid, at_meta *m, at_error *err)
 {
     char p[PATH_MAX];
+    if (s->db)
+        return at_session_id_ok(sid, strlen(sid)) ? sdb_meta_load(s, sid, m, err)
+                                                  : at_error_set(err, AT_ERR_INVALID, -1, "invalid session id");
     if (!at_session_id_ok(sid, strlen(sid)) || store_path(s, p, sizeof p, "%s/meta.json", sid) != AT_OK)
         return at_error_set(err, AT_ERR_INVALID, -1, "invalid session id");
     return at_meta_load(m, p, err);
@@ -772,10 +841,8 @@ at_result at_store_meta_load(at_store *s, const char *sid, at_meta *m, at_error 
  * says which in its workspace_id (agent-strace's layout), whatever the
  * client sent: the directory it is in is the truth. The default
  * workspace's metadata is written as given (agent-strace's bytes). */
-static at_result write_meta_file(const at_store *s, const char *path, const at_meta *m, at_error *err)
+at_result store_meta_bytes(const at_store *s, const at_meta *m, at_buf *out)
 {
-    at_buf b;
-    at_buf_init(&b, AT_MAX_META_BYTES);
     char ws[AT_MAX_WORKSPACE_ID + 3];
     at_meta stamped = *m; /* a view: its strings stay m's */
     if (s->workspace) {
@@ -783,7 +850,14 @@ static at_result write_meta_file(const at_store *s, const char *path, const at_m
         stamped.raw[AT_META_WORKSPACE_ID] = ws;
         stamped.len[AT_META_WORKSPACE_ID] = strlen(ws);
     }
-    at_result r = at_meta_write(&stamped, &b, &AT_JSON_PRETTY);
+    return at_meta_write(&stamped, out, &AT_JSON_PRETTY);
+}
+
+static at_result write_meta_file(const at_store *s, const char *path, const at_meta *m, at_error *err)
+{
+    at_buf b;
+    at_buf_init(&b, AT_MAX_META_BYTES);
+    at_result r = store_meta_bytes(s, m, &b);
     if (r == AT_OK)
         r = at_write_file_atomic(path, b.data, b.len, err);
     else
@@ -795,6 +869,9 @@ static at_result write_meta_file(const at_store *s, const char *path, const at_m
 at_result store_write_meta(at_store *s, const char *sid, const at_meta *m, at_error *err)
 {
     char p[PATH_MAX];
+    bool created;
+    if (s->db) /* every field of m over the stored ones: m */
+        return sdb_meta_put(s, sid, m, NULL, NULL, &created, err);
     if (store_path(s, p, sizeof p, "%s/meta.json", sid) != AT_OK)
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "session id too long for a path");
     return write_meta_file(s, p, m, err);
@@ -913,6 +990,8 @@ at_result at_store_meta_put(at_store *s, const char *sid, const at_meta *m, at_m
     *created = false;
     if (!at_session_id_ok(sid, strlen(sid)))
         return at_error_set(err, AT_ERR_INVALID, -1, "invalid session id");
+    if (s->db)
+        return sdb_meta_put(s, sid, m, edit, edit_ctx, created, err);
     int slock = lock_store(s, false);
     sess_lock lk;
     at_result r = lock_session(s, sid, &lk, err);

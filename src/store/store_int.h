@@ -74,6 +74,7 @@ struct at_store {
     pthread_mutex_t notify_mu; /* guards on_version: unset only when no call runs */
     at_version_fn on_version;  /* the log's feed (at_store_on_version) */
     void *on_version_ctx;
+    struct store_db *db; /* non-NULL: the sessions live in PostgreSQL (database.c), root is NULL */
 };
 
 /* Tells the feed of a committed version. */
@@ -182,6 +183,42 @@ at_result history_drop_from(at_store *s, const char *sid, uint64_t v, at_error *
 /* Records the stamp of events.ndjson that belongs to version v. */
 at_result history_seen(at_store *s, const char *sid, uint64_t v, const file_stamp *fs, at_error *err) AT_WUR;
 
+/* meta.json's bytes for m in this store: pretty JSON, stamped with the
+ * workspace_id outside the default workspace. */
+at_result store_meta_bytes(const at_store *s, const at_meta *m, at_buf *out) AT_WUR;
+
+/* ---- the PostgreSQL backend (database.c) ---------------------------------
+ * The public functions a database store supports hand over to these at
+ * their top; the others answer AT_ERR_INVALID ("not with --database"). */
+struct store_db *store_db_open(const char *url, const char *ws, const char *tmp_dir, at_error *err);
+void store_db_free(struct store_db *p);
+at_result sdb_ping(at_store *s, at_error *err) AT_WUR;
+bool sdb_session_exists(at_store *s, const char *sid);
+at_result sdb_meta_load(at_store *s, const char *sid, at_meta *m, at_error *err) AT_WUR;
+at_result sdb_meta_put(at_store *s, const char *sid, const at_meta *m, at_meta_edit_fn edit, void *edit_ctx,
+                       bool *created, at_error *err) AT_WUR;
+at_result sdb_list(at_store *s, const char *prefix, size_t limit, char ***ids, size_t *n, at_error *err) AT_WUR;
+at_result sdb_versions(at_store *s, const char *sid, at_version **out, size_t *n, at_error *err) AT_WUR;
+at_result sdb_open_version(at_store *s, const char *sid, uint64_t version, at_object_reader **out,
+                           at_error *err) AT_WUR;
+at_result sdb_open_object(at_store *s, const char *hex, at_object_reader **out, at_error *err) AT_WUR;
+at_result sdb_append(at_store *s, const char *sid, const at_event_json *ev, size_t n, uint64_t *version,
+                     at_error *err) AT_WUR;
+at_result sdb_stage(at_store *s, at_stage *st, at_error *err) AT_WUR;
+at_result sdb_commit_import(at_store *s, at_stage *st, at_import_result *res, at_commit_info *info,
+                            at_error *err) AT_WUR;
+at_result store_db_unsupported(at_error *err, const char *what) AT_WUR;
+at_result sdb_links_put(at_store *s, const char *parent, const at_import_result *res, at_error *err) AT_WUR;
+bool sdb_link_find(at_store *s, const char *parent, const char *agent_id, char out[AT_MAX_EVENT_ID_BYTES + 1],
+                   size_t *outn);
+
+/* An object reader over the database (object.c hands its calls to these). */
+struct sdb_reader;
+at_object_reader *object_reader_db(struct sdb_reader *r);
+ssize_t sdb_reader_read(struct sdb_reader *r, uint64_t pos, char *buf, size_t n);
+uint64_t sdb_reader_size(const struct sdb_reader *r);
+void sdb_reader_free(struct sdb_reader *r);
+
 /* Facts about a finished events file: lines, size, digest, head, and the
  * length of its last line when that is a session_end event. */
 typedef struct {
@@ -196,6 +233,13 @@ typedef struct {
 at_result events_scan(int fd, events_facts *f, at_sha256 *hash) AT_WUR;
 /* Only the tail: the last line's digest and whether it is a session_end. */
 at_result events_tail(int fd, uint64_t size, events_facts *f) AT_WUR;
+
+/* What a full import is to the current version st (commit.c's rules):
+ * fd holds the current version's bytes, stage_fd the new ones (new_size).
+ * Sets info->result (and stale); *keep: the current bytes an extension
+ * keeps. */
+at_result store_classify(const sess_state *st, int fd, int stage_fd, uint64_t new_size, const at_import_result *res,
+                         at_commit_info *info, uint64_t *keep) AT_WUR;
 
 /* Makes events.ndjson agree with the history (sess.c): a file an earlier
  * commit did not finish is rebuilt from its object; a change made by another

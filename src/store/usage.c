@@ -108,6 +108,9 @@ at_result at_store_usage(at_store *s, const char *sid, char **json, size_t *len,
     *json = NULL;
     *len = 0;
     *version = 0;
+    if (s->db) /* not recorded (yet) in the database */
+        return sdb_session_exists(s, sid) ? AT_OK
+                                          : at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", sid);
     at_version *v = NULL;
     size_t n = 0;
     at_result r = at_store_versions(s, sid, &v, &n, err);
@@ -166,6 +169,8 @@ at_result at_store_list(at_store *s, char ***ids, size_t *n, at_error *err)
 {
     *ids = NULL;
     *n = 0;
+    if (s->db)
+        return sdb_list(s, NULL, 0, ids, n, err);
     DIR *d = opendir(s->root);
     if (!d)
         return sys_fail(err, "cannot list", s->root);

@@ -1,0 +1,548 @@
+/* database.c - the store over PostgreSQL (`serve --database`): the public
+ * store functions a database store supports hand over to these.
+ *
+ * The same contract as the directory: a version is durable when the call
+ * returns (the transaction committed), uploads fast-forward by commit.c's
+ * rules (store_classify), and writers of one session on any number of
+ * replicas are serialised by the compare-and-swap on the session's row
+ * (db/dbstore.h): a writer that loses reads the new current version,
+ * decides again and retries, so no update is lost and the chain never
+ * forks, and the client never sees the race.
+ *
+ * Connections. A store keeps a few idle connections (POOL_IDLE) and opens
+ * more when every one is busy; a connection that failed is dropped, so
+ * after the database comes back the next request connects again. Nothing
+ * else is kept between requests: a replica holds no state.
+ *
+ * An import is staged in a local temporary file (tmp_dir) as the importer
+ * writes it, then streamed into the database by COPY in the commit's
+ * transaction: memory stays bounded and a failed upload leaves nothing.
+ *
+ * Not here yet (answered "not available with --database"): incremental
+ * imports (a 409, so `push` sends the whole transcript), usage, the event
+ * index, gc and the transparency log's feed. */
+#include "store_int.h"
+
+#include "db/dbstore.h"
+#include "db/schema.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POOL_IDLE 8
+
+struct store_db {
+    char *url, *ws, *tmp;
+    pthread_mutex_t mu;
+    db *idle[POOL_IDLE];
+    int nidle;
+};
+
+static db *take(struct store_db *p, at_error *err)
+{
+    db *d = NULL;
+    pthread_mutex_lock(&p->mu);
+    while (!d && p->nidle > 0) {
+        d = p->idle[--p->nidle];
+        if (PQstatus(db_conn(d)) != CONNECTION_OK) {
+            db_close(d);
+            d = NULL;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return d ? d : db_connect(p->url, err);
+}
+
+/* Gives a connection back: kept when it is healthy and idle, else closed
+ * (the next take connects afresh). */
+static void give(struct store_db *p, db *d)
+{
+    if (!d)
+        return;
+    PGconn *c = db_conn(d);
+    if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE) {
+        pthread_mutex_lock(&p->mu);
+        if (p->nidle < POOL_IDLE) {
+            p->idle[p->nidle++] = d;
+            d = NULL;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    db_close(d);
+}
+
+struct store_db *store_db_open(const char *url, const char *ws, const char *tmp_dir, at_error *err)
+{
+    struct store_db *p = calloc(1, sizeof *p);
+    if (!p || !(p->url = strdup(url)) || !(p->ws = strdup(ws)) || !(p->tmp = strdup(tmp_dir))) {
+        store_db_free(p);
+        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    return p;
+}
+
+void store_db_free(struct store_db *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->nidle; i++)
+        db_close(p->idle[i]);
+    if (p->url)
+        pthread_mutex_destroy(&p->mu);
+    free(p->url);
+    free(p->ws);
+    free(p->tmp);
+    free(p);
+}
+
+at_result store_db_unsupported(at_error *err, const char *what)
+{
+    return at_error_set(err, AT_ERR_INVALID, -1, "%s is not available with --database yet", what);
+}
+
+at_result sdb_ping(at_store *s, at_error *err)
+{
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    /* the schema this agent-traced needs: an older one is not ready */
+    int v = db_schema_version(d, err);
+    int want = db_migrations[sizeof db_migrations / sizeof *db_migrations - 1].version;
+    at_result r = v < 0    ? err->code
+                  : v < want ? at_error_set(err, AT_ERR_INVALID, -1,
+                                            "database %s: schema version %d, this agent-traced needs %d: run "
+                                            "agent-traced db migrate",
+                                            db_name(d), v, want)
+                             : AT_OK;
+    give(s->db, d);
+    return r;
+}
+
+bool sdb_session_exists(at_store *s, const char *sid)
+{
+    at_error err = {0};
+    db *d = take(s->db, &err);
+    if (!d)
+        return false;
+    char **ids;
+    size_t n = 0;
+    bool found = false;
+    if (dbs_session_ids(d, s->db->ws, sid, 0, &ids, &n, &err) == AT_OK) {
+        for (size_t i = 0; i < n; i++)
+            found |= strcmp(ids[i], sid) == 0;
+        at_store_list_free(ids, n);
+    }
+    give(s->db, d);
+    return found;
+}
+
+at_result sdb_meta_load(at_store *s, const char *sid, at_meta *m, at_error *err)
+{
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_buf b;
+    at_buf_init(&b, 0);
+    at_result r = dbs_meta_get(d, s->db->ws, sid, &b, err);
+    give(s->db, d);
+    if (r == AT_OK)
+        r = at_meta_parse(m, b.data ? b.data : "", b.len, false, err);
+    at_buf_fini(&b);
+    return r;
+}
+
+at_result sdb_meta_put(at_store *s, const char *sid, const at_meta *m, at_meta_edit_fn edit, void *edit_ctx,
+                       bool *created, at_error *err)
+{
+    *created = false;
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_result r = AT_OK;
+    bool lost = true;
+    for (int tries = 0; r == AT_OK && lost && tries < 100; tries++) {
+        at_buf cur_b, out;
+        at_buf_init(&cur_b, 0);
+        at_buf_init(&out, AT_MAX_META_BYTES);
+        at_meta cur;
+        at_meta_init(&cur);
+        bool found = false;
+        r = dbs_meta_lock(d, s->db->ws, sid, &cur_b, &found, err);
+        if (r == AT_OK && found)
+            r = at_meta_parse(&cur, cur_b.data ? cur_b.data : "", cur_b.len, false, err);
+        /* the stored fields overwritten by the new ones, as the directory does */
+        for (int f = 0; f < AT_META_NFIELDS && r == AT_OK; f++)
+            if (m->raw[f] && (r = at_meta_set_raw(&cur, (at_meta_field)f, m->raw[f], m->len[f])) != AT_OK)
+                at_error_set(err, r, -1, "out of memory");
+        if (r == AT_OK && edit && (r = edit(edit_ctx, &cur)) != AT_OK)
+            at_error_set(err, r, -1, "cannot edit session metadata");
+        if (r == AT_OK && (r = store_meta_bytes(s, &cur, &out)) != AT_OK)
+            at_error_set(err, r, -1, "cannot serialize session metadata");
+        if (r == AT_OK)
+            r = dbs_meta_store(d, s->db->ws, sid, out.data, out.len, !found, &lost, err);
+        else
+            db_rollback(d);
+        if (r == AT_OK && !lost)
+            *created = !found;
+        at_meta_fini(&cur);
+        at_buf_fini(&cur_b);
+        at_buf_fini(&out);
+    }
+    give(s->db, d);
+    return r;
+}
+
+at_result sdb_list(at_store *s, const char *prefix, size_t limit, char ***ids, size_t *n, at_error *err)
+{
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_result r = dbs_session_ids(d, s->db->ws, prefix, limit, ids, n, err);
+    give(s->db, d);
+    return r;
+}
+
+at_result sdb_versions(at_store *s, const char *sid, at_version **out, size_t *n, at_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    dbs_current cur;
+    at_result r = dbs_current_get(d, s->db->ws, sid, &cur, err); /* AT_ERR_NOT_FOUND for no session */
+    if (r == AT_OK)
+        r = dbs_versions(d, s->db->ws, sid, out, n, err);
+    give(s->db, d);
+    return r;
+}
+
+/* ---- reading objects ---- */
+
+struct sdb_reader {
+    struct store_db *p;
+    dbs_reader *rd;
+};
+
+ssize_t sdb_reader_read(struct sdb_reader *r, uint64_t pos, char *buf, size_t n)
+{
+    at_error err = {0};
+    db *d = take(r->p, &err);
+    if (!d)
+        return -1;
+    ssize_t k = dbs_reader_read(d, r->rd, pos, buf, n, &err);
+    give(r->p, d);
+    return k;
+}
+
+uint64_t sdb_reader_size(const struct sdb_reader *r)
+{
+    return dbs_reader_size(r->rd);
+}
+
+void sdb_reader_free(struct sdb_reader *r)
+{
+    if (!r)
+        return;
+    dbs_reader_free(r->rd);
+    free(r);
+}
+
+static at_result open_sha(at_store *s, db *d, const uint8_t sha[AT_SHA256_LEN], at_object_reader **out,
+                          at_error *err)
+{
+    struct sdb_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    r->p = s->db;
+    at_result rc = dbs_reader_open(d, s->db->ws, sha, &r->rd, err);
+    if (rc == AT_OK && !(*out = object_reader_db(r)))
+        rc = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    if (rc != AT_OK)
+        sdb_reader_free(r);
+    return rc;
+}
+
+at_result sdb_open_version(at_store *s, const char *sid, uint64_t version, at_object_reader **out, at_error *err)
+{
+    *out = NULL;
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    dbs_current cur;
+    uint8_t sha[AT_SHA256_LEN];
+    at_result r = dbs_current_get(d, s->db->ws, sid, &cur, err);
+    if (r == AT_OK && version == 0 && cur.version == 0) {
+        if (!(*out = object_reader_empty()))
+            r = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    } else if (r == AT_OK) {
+        if (version == 0)
+            memcpy(sha, cur.sha256, sizeof sha);
+        else
+            r = dbs_version_object(d, s->db->ws, sid, version, sha, err);
+        if (r == AT_OK)
+            r = open_sha(s, d, sha, out, err);
+    }
+    give(s->db, d);
+    return r;
+}
+
+at_result sdb_open_object(at_store *s, const char *hex, at_object_reader **out, at_error *err)
+{
+    *out = NULL;
+    uint8_t sha[AT_SHA256_LEN];
+    if (!at_unhex_sha256(hex, strlen(hex), sha))
+        return at_error_set(err, AT_ERR_NOT_FOUND, -1, "no object %.64s", hex);
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_result r = open_sha(s, d, sha, out, err);
+    give(s->db, d);
+    return r;
+}
+
+/* ---- writing ---- */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+at_result sdb_append(at_store *s, const char *sid, const at_event_json *ev, size_t n, uint64_t *version,
+                     at_error *err)
+{
+    *version = 0;
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    /* a missing session is created with fresh metadata first (its
+     * session_id only, as the directory does); a session left without
+     * events by a failed append is what POST /sessions makes too */
+    at_result r = AT_OK;
+    dbs_current cur;
+    if (dbs_current_get(d, s->db->ws, sid, &cur, err) == AT_ERR_NOT_FOUND) {
+        at_meta m;
+        at_buf b;
+        at_meta_init(&m);
+        at_buf_init(&b, 0);
+        bool created;
+        if ((r = at_meta_set_string(&m, AT_META_SESSION_ID, sid, strlen(sid))) != AT_OK ||
+            (r = store_meta_bytes(s, &m, &b)) != AT_OK)
+            at_error_set(err, r, -1, "out of memory");
+        else
+            r = dbs_session_create(d, s->db->ws, sid, b.data, b.len, &created, err);
+        at_meta_fini(&m);
+        at_buf_fini(&b);
+    }
+    unsigned retries;
+    if (r == AT_OK)
+        r = dbs_append(d, s->db->ws, sid, ev, n, now_seconds(), version, &retries, err);
+    give(s->db, d);
+    return r;
+}
+
+at_result sdb_stage(at_store *s, at_stage *st, at_error *err)
+{
+    char p[4096];
+    st->fd = -1;
+    st->path = NULL;
+    int k = snprintf(p, sizeof p, "%s/agent-traced-import-XXXXXX", s->db->tmp);
+    if (k < 0 || (size_t)k >= sizeof p)
+        return at_error_set(err, AT_ERR_TOO_BIG, -1, "temporary directory path too long");
+    if ((st->fd = mkostemp(p, O_CLOEXEC)) < 0)
+        return sys_fail(err, "cannot create a staging file in", s->db->tmp);
+    if (!(st->path = strdup(p))) {
+        at_stage_discard(st);
+        unlink(p);
+        return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    }
+    return AT_OK;
+}
+
+/* Copies an object into a temporary file (for store_classify). */
+static at_result object_to_file(at_store *s, db *d, const uint8_t sha[AT_SHA256_LEN], at_stage *out, at_error *err)
+{
+    at_result r = sdb_stage(s, out, err);
+    dbs_reader *rd = NULL;
+    if (r == AT_OK)
+        r = dbs_reader_open(d, s->db->ws, sha, &rd, err);
+    char *buf = r == AT_OK ? malloc(1 << 16) : NULL;
+    if (r == AT_OK && !buf)
+        r = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    for (uint64_t pos = 0; r == AT_OK;) {
+        ssize_t k = dbs_reader_read(d, rd, pos, buf, 1 << 16, err);
+        if (k < 0)
+            r = err->code;
+        else if (k == 0)
+            break;
+        else if (write(out->fd, buf, (size_t)k) != k)
+            r = sys_fail(err, "cannot write", out->path);
+        pos += k > 0 ? (uint64_t)k : 0;
+    }
+    free(buf);
+    dbs_reader_free(rd);
+    if (r != AT_OK)
+        at_stage_discard(out);
+    return r;
+}
+
+/* One attempt at the commit: decides against the current version, then
+ * stores the new one unless nothing changed. *lost: another writer moved
+ * the session in between. */
+static at_result commit_once(at_store *s, db *d, at_stage *stg, uint64_t staged, at_import_result *res,
+                             const char *meta, size_t meta_len, at_commit_info *info, bool *lost, at_error *err)
+{
+    const char *sid = res->session_id;
+    *lost = false;
+    /* a lost attempt's decision is not this one's (the subagent fields are the caller's) */
+    at_commit_info fresh = {.log_index = -1, .depth = info->depth, .parent_event_id_len = info->parent_event_id_len};
+    memcpy(fresh.parent_event_id, info->parent_event_id, sizeof fresh.parent_event_id);
+    *info = fresh;
+    dbs_current cur;
+    bool exists = true;
+    at_result r = dbs_current_get(d, s->db->ws, sid, &cur, err);
+    if (r == AT_ERR_NOT_FOUND) {
+        exists = false;
+        r = AT_OK;
+        memset(&cur, 0, sizeof cur);
+    }
+    if (r != AT_OK)
+        return r;
+    sess_state st;
+    memset(&st, 0, sizeof st);
+    st.have = cur.version > 0;
+    uint64_t keep = 0;
+    if (st.have) {
+        at_version *vs = NULL;
+        size_t nv = 0;
+        if ((r = dbs_versions(d, s->db->ws, sid, &vs, &nv, err)) != AT_OK)
+            return r;
+        if (nv == 0 || vs[nv - 1].version != cur.version) {
+            free(vs);
+            *lost = true; /* moved between the two reads */
+            return AT_OK;
+        }
+        st.cur = vs[nv - 1];
+        free(vs);
+        at_stage curf = {-1, NULL};
+        events_facts f;
+        if ((r = object_to_file(s, d, cur.sha256, &curf, err)) != AT_OK)
+            return r;
+        r = events_tail(curf.fd, st.cur.size, &f);
+        if (r == AT_OK) {
+            st.end_len = f.end_len;
+            r = store_classify(&st, curf.fd, stg->fd, staged, res, info, &keep);
+        }
+        at_stage_discard(&curf);
+        if (r != AT_OK)
+            return at_error_set(err, r, -1, "cannot compare with the current version of %s", sid);
+        info->have_previous_head = st.cur.have_head;
+        memcpy(info->previous_head, st.cur.head, AT_SHA256_LEN);
+    } else {
+        info->result = AT_UPLOAD_CREATED;
+    }
+    info->version = cur.version;
+    if (info->result == AT_UPLOAD_UNCHANGED)
+        return AT_OK;
+    dbs_import im = {
+        .meta = meta,
+        .meta_len = meta_len,
+        .fd = stg->fd,
+        .off = keep,
+        .len = staged - keep,
+        .delta = keep > 0,
+        .base_size = keep,
+        .v =
+            {
+                .events = res->events,
+                .size = staged,
+                .have_head = res->events > 0,
+                .transcript_bytes = (int64_t)res->bytes,
+                .cause = AT_CAUSE_IMPORT,
+                .time = now_seconds(),
+            },
+    };
+    memcpy(im.v.events_sha256, res->events_sha256, AT_SHA256_LEN);
+    memcpy(im.v.head, res->head, AT_SHA256_LEN);
+    memcpy(im.v.transcript_sha256, res->transcript_sha256, AT_SHA256_LEN);
+    if ((r = dbs_commit(d, s->db->ws, sid, exists ? &cur : NULL, &im, lost, err)) == AT_OK && !*lost)
+        info->version = im.v.version;
+    return r;
+}
+
+at_result sdb_commit_import(at_store *s, at_stage *stg, at_import_result *res, at_commit_info *info, at_error *err)
+{
+    const char *sid = res->session_id;
+    at_result r = AT_OK;
+    db *d = NULL;
+    at_buf meta;
+    at_buf_init(&meta, AT_MAX_META_BYTES);
+    struct stat sb;
+    if (!at_session_id_ok(sid, strlen(sid)))
+        r = at_error_set(err, AT_ERR_INVALID, -1,
+                         "invalid session id (empty, blank, with control characters or not UTF-8)");
+    else if (res->body_bytes)
+        r = at_error_set(err, AT_ERR_CONFLICT, -1, "incremental imports are not available with --database yet");
+    else if (fstat(stg->fd, &sb) < 0)
+        r = sys_fail(err, "cannot stat", stg->path);
+    else if ((r = store_meta_bytes(s, &res->meta, &meta)) != AT_OK)
+        at_error_set(err, r, -1, "cannot serialize session metadata");
+    else if (!(d = take(s->db, err)))
+        r = err->code;
+    bool lost = true;
+    for (unsigned t = 0; r == AT_OK && lost && t < DBS_MAX_TRIES; t++)
+        r = commit_once(s, d, stg, (uint64_t)sb.st_size, res, meta.data, meta.len, info, &lost, err);
+    if (r == AT_OK && lost)
+        r = at_error_set(err, AT_ERR_CONFLICT, -1, "session %s: %d writers in a row got there first", sid,
+                         DBS_MAX_TRIES);
+    give(s->db, d);
+    at_buf_fini(&meta);
+    at_stage_discard(stg);
+    return r;
+}
+
+/* ---- subagent links (commit.c's, in the database) ---- */
+
+at_result sdb_links_put(at_store *s, const char *parent, const at_import_result *res, at_error *err)
+{
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_result r = dbs_links_put(d, s->db->ws, parent, res->links, res->nlinks, err);
+    give(s->db, d);
+    return r;
+}
+
+bool sdb_link_find(at_store *s, const char *parent, const char *agent_id, char out[AT_MAX_EVENT_ID_BYTES + 1],
+                   size_t *outn)
+{
+    at_error err = {0};
+    db *d = take(s->db, &err);
+    if (!d)
+        return false;
+    at_buf b;
+    at_buf_init(&b, 0);
+    bool found = false;
+    if (dbs_link_find(d, s->db->ws, parent, agent_id, &b, &found, &err) == AT_OK && found &&
+        b.len <= AT_MAX_EVENT_ID_BYTES) {
+        memset(out, 0, AT_MAX_EVENT_ID_BYTES + 1);
+        if (b.len)
+            memcpy(out, b.data, b.len);
+        *outn = b.len;
+    } else {
+        found = false;
+    }
+    at_buf_fini(&b);
+    give(s->db, d);
+    return found;
+}

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""dbserve.py BINARY SRCDIR - `serve --database` against `serve --storage`:
+the same requests to both, the same answers (status, content type, body
+byte for byte; only the versions' commit times differ). Then what only the
+database server has to show: many writers of one session serialised, an
+incremental upload refused with 409 (push then sends the whole transcript),
+the database going away (503, /ready failing) and coming back (the replica
+reconnects by itself).
+
+Run by tests/dbserve.sh, which starts a private PostgreSQL cluster and
+passes its URL in PGURL (and PGDIR for tests/pg/cluster.sh pause/resume)."""
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atserver import Checks, Server, call  # noqa: E402
+
+BIN, SRC = sys.argv[1], sys.argv[2]
+PGURL, PGDIR = os.environ["PGURL"], os.environ["PGDIR"]
+FIX = os.path.join(SRC, "tests", "fixtures")
+t = Checks("dbserve")
+work = tempfile.mkdtemp(prefix="at-dbserve.")
+env = {"TMPDIR": work}
+for k in ("AGENT_TRACED_DATABASE", "AGENT_STRACE_STORAGE"):
+    os.environ.pop(k, None)
+dirsrv = Server(BIN, os.path.join(work, "store"), "--no-log", env=env)  # the log is not served from the database yet
+dbsrv = Server(BIN, None, "--database", PGURL, env=env)
+
+TIME = re.compile(rb'"time": [0-9.e+-]+')
+
+
+def same(what, method, path, body=None, headers=None, mask_time=True):
+    """The same request to both: the same status, type and bytes (but the
+    commit times of versions)."""
+    a = dirsrv.call(method, path, body, headers=headers)
+    b = dbsrv.call(method, path, body, headers=headers)
+    ab, bb = a[2], b[2]
+    if mask_time:
+        ab, bb = TIME.sub(b'"time": T', ab), TIME.sub(b'"time": T', bb)
+    ok = a[0] == b[0] and ab == bb and a[1].get("Content-Type") == b[1].get("Content-Type")
+    at = next((i for i in range(min(len(ab), len(bb))) if ab[i] != bb[i]), min(len(ab), len(bb)))
+    t(what, ok, "differ at byte %d of %d/%d\n   directory %d ...%r\n   database %d ...%r"
+      % (at, len(ab), len(bb), a[0], ab[max(0, at - 100):at + 200], b[0], bb[max(0, at - 100):at + 200]))
+    return b
+
+
+def transcripts():
+    out = []
+    for sub in ("claude", "claude-edge"):
+        for root, _, files in os.walk(os.path.join(FIX, sub)):
+            out += [os.path.join(root, f) for f in files if f.endswith(".jsonl")]
+    return sorted(out)
+
+
+# ---- uploads: every fixture transcript, subagents included ----
+files = transcripts()
+t("fixtures found", len(files) >= 10, FIX)
+for f in files:
+    with open(f, "rb") as fh:
+        data = fh.read()
+    same("POST /import %s" % os.path.relpath(f, FIX), "POST", "/import?source=" + os.path.basename(f), data)
+status, _, body = dbsrv.call("GET", "/sessions")
+ids = [m["session_id"] for m in json.loads(body)]
+t("GET /sessions lists the imported sessions", status == 200 and len(ids) >= 10, body[:200])
+
+# ---- reads ----
+same("GET /sessions", "GET", "/sessions")
+same("GET /health", "GET", "/health")
+for sid in ids:
+    q = "/sessions/" + sid
+    same("GET %s" % q, "GET", q)
+    same("GET %s/events" % q, "GET", q + "/events")
+    v = same("GET %s/versions" % q, "GET", q + "/versions", mask_time=True)
+    same("GET %s/verify" % q, "GET", q + "/verify")
+    same("GET %s/verify?mode=legacy" % q, "GET", q + "/verify?mode=legacy")
+    same("GET %s/page" % q, "GET", q + "/page?offset=1&limit=3")
+    same("GET %s/events?version=1" % q, "GET", q + "/events?version=1")
+    try:
+        digest = json.loads(v[2])["versions"][-1]["events_sha256"]
+        same("GET /objects/sha256/<%s's object>" % sid, "GET", "/objects/sha256/" + digest)
+    except (ValueError, KeyError, IndexError):
+        t("%s has a version" % sid, False, v[2][:200])
+# the expected bytes of the reference, with redaction on (serve's default)
+exp = os.path.join(FIX, "expected-redacted")
+for sid in sorted(os.listdir(exp)):
+    with open(os.path.join(exp, sid, "events.ndjson"), "rb") as fh:
+        want = fh.read()
+    got = dbsrv.call("GET", "/sessions/%s/events" % sid)
+    t("the database serves the reference's events.ndjson of %s" % sid, got[0] == 200 and got[2] == want)
+    with open(os.path.join(exp, sid, "meta.json")) as fh:
+        wm = json.load(fh)
+    got = dbsrv.call("GET", "/sessions/" + sid)
+    t("... and its meta.json (subagent links included)", got[0] == 200 and json.loads(got[2]) == wm,
+      "%r" % got[2][:300])
+for p in ("/sessions/4d5611e5", "/sessions/agent-", "/sessions/nope", "/sessions/..%2Fx", "/sessions/nope/events",
+          "/sessions/4d5611e5/versions", "/sessions/nope/verify", "/objects/sha256/" + "0" * 64,
+          "/objects/sha256/xyz", "/sessions/4d5611e5-241a-462a-8d15-5122611a9569/events?version=9"):
+    same("GET %s" % p, "GET", p)
+
+# ---- uploads that grow, repeat, replace ----
+with open(os.path.join(FIX, "claude", "short.jsonl"), "rb") as fh:
+    lines = fh.read().splitlines(keepends=True)
+half = b"".join(lines[: len(lines) // 2])
+full = b"".join(lines)
+same("a first half", "POST", "/import?source=grow.jsonl", half)
+same("the whole transcript: extended", "POST", "/import?source=grow.jsonl", full)
+same("the same again: unchanged", "POST", "/import?source=grow.jsonl", full)
+same("the first half again: unchanged (stale)", "POST", "/import?source=grow.jsonl", half)
+same("another transcript of the session: replaced", "POST", "/import?source=grow.jsonl",
+     b"".join(lines[:3]) + b"".join(lines[len(lines) // 2:]))
+sid_grow = json.loads(same("the whole transcript again", "POST", "/import?source=grow.jsonl", full)[2])["session_id"]
+same("its versions", "GET", "/sessions/%s/versions" % sid_grow, mask_time=True)
+same("its events", "GET", "/sessions/%s/events" % sid_grow)
+for v in (1, 2, 3, 4):
+    same("its version %d" % v, "GET", "/sessions/%s/events?version=%d" % (sid_grow, v))
+same("gzip upload", "POST", "/import?source=gz.jsonl", gzip.compress(full),
+     headers={"Content-Encoding": "gzip"})
+same("unsupported Content-Encoding", "POST", "/import?source=x.jsonl", full, headers={"Content-Encoding": "br"})
+same("invalid UTF-8", "POST", "/import?source=x.jsonl", lines[0] + b'{"a": "\xff"}\n')
+same("empty body", "POST", "/import?source=x.jsonl", b"")
+same("not a transcript", "POST", "/import?source=x.jsonl", b"hello\n")
+same("truncated gzip", "POST", "/import?source=x.jsonl", gzip.compress(full)[:100],
+     headers={"Content-Encoding": "gzip"})
+st, _, b = dbsrv.call("POST", "/import?session=%s&offset=%d" % (sid_grow, len(half)), full[len(half):])
+t("an incremental upload: 409 with --database (push sends the whole transcript then)", st == 409, b)
+same("... and nothing changed", "GET", "/sessions/%s/versions" % sid_grow, mask_time=True)
+
+# ---- POST /sessions and POST /events (agent-strace's collector) ----
+same("POST /sessions: new", "POST", "/sessions", b'{"session_id": "col-1", "agent_name": "bot", "started_at": 5.5}')
+same("POST /sessions: update", "POST", "/sessions", b'{"session_id": "col-1", "command": "run it"}')
+same("POST /sessions: no session_id", "POST", "/sessions", b'{"agent_name": "bot"}')
+same("POST /sessions: unknown field", "POST", "/sessions", b'{"session_id": "col-2", "nope": 1}')
+same("POST /sessions: not JSON", "POST", "/sessions", b'{"session_id": ')
+same("GET the collector's session", "GET", "/sessions/col-1")
+
+
+def ev(sid, i, extra=""):
+    return ('{"event_type": "tool_call", "timestamp": %d.25, "event_id": "e%s-%d", "session_id": "%s", '
+            '"data": {"name": "Bash", "i": %d}%s}\n' % (1000 + i, sid, i, sid, i, extra)).encode()
+
+
+same("POST /events: two sessions", "POST", "/events", ev("col-1", 1) + ev("col-new", 2) + b"\n" + ev("col-1", 3))
+same("POST /events: bad lines among good", "POST", "/events",
+     ev("col-1", 4) + b"{not json}\n" + b'{"event_type": "nope", "session_id": "col-1"}\n' + ev("col-new", 5))
+same("POST /events: empty", "POST", "/events", b"")
+same("POST /events: a secret is redacted", "POST", "/events",
+     ev("col-1", 6, ', "parent_id": "AKIAIOSFODNN7EXAMPLE"'))
+for sid in ("col-1", "col-new"):
+    same("GET %s/events" % sid, "GET", "/sessions/%s/events" % sid)
+    same("GET %s" % sid, "GET", "/sessions/" + sid)
+    same("GET %s/versions" % sid, "GET", "/sessions/%s/versions" % sid, mask_time=True)
+    same("GET %s/verify" % sid, "GET", "/sessions/%s/verify" % sid)
+same("POST /verify", "POST", "/verify", dbsrv.call("GET", "/sessions/col-1/events")[2])
+same("GET /sessions after the collector", "GET", "/sessions")
+same("GET /health after the collector", "GET", "/health")
+
+# ---- many writers of one session on the database ----
+errors = []
+
+
+def writer(k):
+    for i in range(10):
+        st, _, b = dbsrv.call("POST", "/events", ev("race", k * 100 + i))
+        if st != 200:
+            errors.append((st, b))
+
+
+th = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+for x in th:
+    x.start()
+for x in th:
+    x.join()
+t("80 appends from 8 writers at once: every one 200", not errors, errors[:3])
+st, _, b = dbsrv.call("GET", "/sessions/race/versions")
+vs = json.loads(b)["versions"] if st == 200 else []
+t("versions 1..80, none lost", [v["version"] for v in vs] == list(range(1, 81)), b[:200])
+st, _, b = dbsrv.call("GET", "/sessions/race/verify")
+rep = json.loads(b) if st == 200 else {}
+t("one strict chain of 80 events", rep.get("ok") is True and rep.get("total_events") == 80, b)
+st, _, b = dbsrv.call("GET", "/sessions/race/events")
+got = sorted(json.loads(x)["event_id"] for x in b.splitlines())
+t("each event once", got == sorted("erace-%d" % (k * 100 + i) for k in range(8) for i in range(10)), got[:5])
+
+# ---- the database goes away, and comes back ----
+cluster = os.path.join(SRC, "tests", "pg", "cluster.sh")
+subprocess.run(["bash", cluster, "pause", PGDIR], check=True)
+st, _, b = dbsrv.call("GET", "/ready")
+t("database down: GET /ready 503", st == 503 and b"error" in b, b)
+st, _, b = dbsrv.call("GET", "/sessions/col-1")
+t("database down: a read is 503 with a JSON error", st == 503 and "error" in json.loads(b), b)
+st, _, b = dbsrv.call("POST", "/events", ev("col-1", 7))
+t("database down: an append is 503", st == 503 and "error" in json.loads(b), b)
+st, _, b = dbsrv.call("POST", "/import?source=down.jsonl", full)
+t("database down: an upload is 503", st == 503 and "error" in json.loads(b), b)
+t("database down: no staging file left", not [f for f in os.listdir(work) if f.startswith("agent-traced-import")],
+  os.listdir(work))
+st, _, b = dbsrv.call("GET", "/health")
+t("database down: /health still answers (the process is alive)", st in (200, 503), b)
+subprocess.run(["bash", cluster, "resume", PGDIR], check=True)
+ok = False
+for _ in range(50):
+    if dbsrv.call("GET", "/ready")[0] == 200:
+        ok = True
+        break
+    time.sleep(0.1)
+t("database back: GET /ready 200 (reconnected by itself)", ok)
+same("database back: the sessions are all there", "GET", "/sessions/col-1/events")
+st, _, b = dbsrv.call("POST", "/events", ev("col-1", 8))
+t("database back: appends work", st == 200, b)
+
+t("the database server logged no crash", dbsrv.p.poll() is None, "".join(dbsrv.log[-5:]))
+dirsrv.stop()
+dbsrv.stop()
+subprocess.run(["rm", "-rf", work])
+sys.exit(t.summary())
