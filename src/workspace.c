@@ -154,11 +154,11 @@ server_ctx *ws_default(ws_set *w)
 bool ws_open_index(ws_set *w, at_error *err)
 {
     server_ctx *ctx = ws_default(w);
-    if (w->cfg->database)
-        return true; /* no event index with --database yet: lookups answer 503 */
     unsigned swept = at_store_sweep(ctx->store);
     if (swept)
         log_line("agent-traced serve: removed %u staging entries left by killed writers", swept);
+    if (w->cfg->database)
+        return true; /* no event index with --database yet: lookups answer 503 */
     event_index *ix = event_index_open(ctx->root, err);
     __atomic_store_n(&ctx->index, ix, __ATOMIC_RELEASE); /* handlers run already */
     return ix != NULL;

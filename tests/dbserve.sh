@@ -1,18 +1,6 @@
 #!/bin/bash
 # dbserve.sh - `serve --database` answers as `serve --storage` does
-# (tests/dbserve.py), on a private PostgreSQL cluster (tests/pg/cluster.sh).
-# Without PostgreSQL's server the test fails; AT_SKIP_PG=1 skips it (77).
-. "${top_srcdir:-.}/tests/lib.sh"
+# (tests/dbserve.py), on a private PostgreSQL cluster (tests/pg/run.sh).
+: "${top_srcdir:=.}"
 : "${top_builddir:=.}"
-pgdir=$(mktemp -d -u "${TMPDIR:-/tmp}/at-pg.XXXXXX")
-err=$(mktemp) || exit 99
-trap 'bash "$top_srcdir/tests/pg/cluster.sh" stop "$pgdir" 2> /dev/null; rm -f "$err"' EXIT
-if ! env_out=$(bash "$top_srcdir/tests/pg/cluster.sh" start "$pgdir" 2> "$err"); then
-    [ "${AT_SKIP_PG:-}" = 1 ] && { echo "SKIP: no PostgreSQL cluster (AT_SKIP_PG=1)"; exit 77; }
-    not_ok "a private PostgreSQL cluster starts: $(head -c 300 "$err") (run bash .ci/setup; AT_SKIP_PG=1 skips)"
-    finish dbserve
-    exit 1
-fi
-eval "$env_out"
-"$BIN" db migrate --database "$PGURL" > /dev/null || { not_ok "db migrate"; finish dbserve; exit 1; }
-python3 "$top_srcdir/tests/dbserve.py" "$BIN" "$top_srcdir"
+exec bash "$top_srcdir/tests/pg/run.sh" dbserve python3 "$top_srcdir/tests/dbserve.py" "$top_builddir/agent-traced" "$top_srcdir"

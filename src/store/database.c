@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -361,12 +363,36 @@ at_result sdb_stage(at_store *s, at_stage *st, at_error *err)
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "temporary directory path too long");
     if ((st->fd = mkostemp(p, O_CLOEXEC)) < 0)
         return sys_fail(err, "cannot create a staging file in", s->db->tmp);
+    /* held until the fd is closed, by us or by our death: sdb_sweep takes
+     * an unlocked staging file for one whose writer is gone */
+    flock(st->fd, LOCK_EX | LOCK_NB);
     if (!(st->path = strdup(p))) {
         at_stage_discard(st);
         unlink(p);
         return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
     }
     return AT_OK;
+}
+
+unsigned sdb_sweep(at_store *s)
+{
+    DIR *d = opendir(s->db->tmp);
+    if (!d)
+        return 0;
+    unsigned removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "agent-traced-import-", 20) != 0)
+            continue;
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+        close(fd);
+    }
+    closedir(d);
+    return removed;
 }
 
 /* Copies an object into a temporary file (for store_classify). */

@@ -757,7 +757,7 @@ unsigned at_store_sweep(at_store *s)
     time_t now = time(NULL);
     unsigned removed = 0;
     if (s->db)
-        return 0; /* staging files are temporary files of the process */
+        return sdb_sweep(s);
     if (store_path(s, p, sizeof p, ".agent-traced/tmp") == AT_OK)
         removed += sweep_dir(p, now, true);
     static const char *const dirs[] = {".agent-traced/links", ".agent-traced", ".agent-traced/log",
