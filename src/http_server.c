@@ -102,9 +102,9 @@ static const char serve_usage[] =
     "  --database URL     keep everything in PostgreSQL instead (postgres://...;\n"
     "                     default: $AGENT_TRACED_DATABASE when set): replicas started\n"
     "                     on the same database share it (docs/scaling.md). Create the\n"
-    "                     schema first with `agent-traced db migrate`. Not yet with\n"
-    "                     it: trees, event lookups, usage, incremental uploads, gc\n"
-    "                     and the transparency log\n"
+    "                     schema first with `agent-traced db migrate`; give every\n"
+    "                     replica the same --log-key. Not yet with it: trees, event\n"
+    "                     lookups, usage, incremental uploads, gc and witnesses\n"
     "  --auth-key KEY     require `Authorization: Bearer KEY` (repeatable; default:\n"
     "                     the comma-separated keys of $AGENT_STRACE_AUTH_KEY); such\n"
     "                     keys are admins, named key1, key2, ... in the log\n"
@@ -1701,10 +1701,10 @@ int cli_serve(int argc, char **argv)
         const char *e = getenv("AGENT_STRACE_STORAGE");
         storage = e && *e ? e : "./.agent-traces";
     }
-    if (database) /* the log's sequencer over the database is not wired to serve yet */
-        no_log = true;
-    if (database && n_witnesses) {
-        fprintf(stderr, "agent-traced serve: --witness needs the transparency log, not yet with --database\n");
+    if (database && !no_log && !log_key_path) {
+        /* every replica signs with the same key: it cannot be made here */
+        fprintf(stderr, "agent-traced serve: --database needs --log-key FILE (the same on every replica; "
+                        "`agent-traced log keygen` makes one), or --no-log\n");
         return 2;
     }
     const char *tmp = getenv("TMPDIR");
@@ -1877,8 +1877,7 @@ int cli_serve(int argc, char **argv)
     if (dctx->ledger)
         log_line("agent-traced serve: log %s, verifier key %s", origin, dctx->log_vkey);
     else
-        log_line("agent-traced serve: no transparency log (%s)",
-                 database ? "not served from the database yet" : "--no-log");
+        log_line("agent-traced serve: no transparency log (--no-log)");
 
     /* The index is opened after the port is known so the first line comes
      * quickly; a missing index only disables the event lookups (503). */

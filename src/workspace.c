@@ -68,16 +68,17 @@ static workspace *ws_open(const ws_config *c, const char *id, bool defer_index, 
     ctx->max_upload = c->max_upload;
     ctx->redact = c->redact;
     if (c->database) {
-        /* every replica reads and writes the database alone */
+        /* every replica reads and writes the database alone: no root, no
+         * catalog, no event index (yet) */
         if (!(ctx->store = at_store_open_database(c->database, id, c->tmp_dir, err)))
             goto fail;
-        return x;
+    } else {
+        if (!(ctx->store = at_store_open_workspace(c->storage, id, err)))
+            goto fail;
+        ctx->root = at_store_root(ctx->store);
+        if (!(ctx->catalog = at_catalog_open(ctx->root, err)))
+            goto fail;
     }
-    if (!(ctx->store = at_store_open_workspace(c->storage, id, err)))
-        goto fail;
-    ctx->root = at_store_root(ctx->store);
-    if (!(ctx->catalog = at_catalog_open(ctx->root, err)))
-        goto fail;
     if (c->signer) {
         char origin[512];
         const at_note_signer *signer = c->signer;
@@ -103,7 +104,7 @@ static workspace *ws_open(const ws_config *c, const char *id, bool defer_index, 
         if (!deflt)
             log_line("agent-traced serve: workspace %s: log %s, verifier key %s", id, origin, x->vkey.data);
     }
-    if (!defer_index) {
+    if (!defer_index && !c->database) {
         unsigned swept = at_store_sweep(ctx->store);
         if (swept)
             log_line("agent-traced serve: workspace %s: removed %u staging entries left by killed writers", id,

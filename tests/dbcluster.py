@@ -7,12 +7,17 @@ haproxy (Debian's), sharing one PostgreSQL (PGURL, from tests/pg/run.sh):
     once;
   * one replica is SIGKILLed in the middle of an upload sent to it
     directly, while the others go on;
+  * the killed replica is the one sequencing the transparency log, so
+    another takes the log over;
   * a replica started afterwards, on the same staging directory, sweeps
     what the killed one left.
 
 Afterwards every acknowledged write is present, once, and verifies from
 every live replica; the shared session's versions have no gap and its
-chain no fork; the killed upload left nothing in the database."""
+chain no fork; the killed upload left nothing in the database; and Go's
+golang.org/x/mod (tests/gotlog) checks the log: every version logged
+once, the checkpoint after the takeover consistent with the ones before,
+every replica's tiles, inclusion proofs rebuilt from the events."""
 import json
 import os
 import signal
@@ -42,8 +47,31 @@ def tmpdir(name):
     return d
 
 
+KEY = os.path.join(work, "log.key")
+VKEY = subprocess.run([BIN, "log", "keygen", "--origin", "cluster.test/log", "--out", KEY], check=True,
+                      capture_output=True, text=True).stdout.split()[-1]
+G = os.environ.get("GOTLOG") or os.path.join(work, "gotlog")
+if not os.environ.get("GOTLOG"):
+    built = subprocess.run(["sh", os.path.join(SRC, "tests", "gotlog", "run.sh"), G], capture_output=True)
+    t("tests/gotlog builds (Go, golang.org/x/mod)", built.returncode == 0, built.stderr[-300:])
+
+
 def replica(name):
-    return Server(BIN, None, "--database", PGURL, "--threads", "4", env={"TMPDIR": tmpdir(name)})
+    return Server(BIN, None, "--database", PGURL, "--threads", "4", "--log-key", KEY,
+                  env={"TMPDIR": tmpdir(name)})
+
+
+def sequencing(r):
+    return any("this replica sequences" in line for line in r.log)
+
+
+def checkpoint(url):
+    st, _, b = call("GET", url + "/log/checkpoint")
+    return b if st == 200 else None
+
+
+def note_size(cp):
+    return int(cp.split(b"\n")[1]) if cp else -1
 
 
 def free_port():
@@ -134,6 +162,16 @@ def uploader(path, via):
 fixtures = sorted(os.path.join(FIX, "claude", f) for f in os.listdir(os.path.join(FIX, "claude"))
                   if f.endswith(".jsonl"))
 big = max(fixtures, key=os.path.getsize)
+# the replica that sequences the log is the one killed mid-upload
+leader = None
+for _ in range(100):
+    leader = next((i for i, r in enumerate(reps) if sequencing(r)), None)
+    if leader is not None:
+        break
+    time.sleep(0.05)
+t("one replica sequences the log", leader is not None and sum(sequencing(r) for r in reps) == 1,
+  [sequencing(r) for r in reps])
+victim = leader if leader is not None else 1
 
 # a slow upload to replica 1 directly, killed in the middle
 killed_sid = None
@@ -143,7 +181,7 @@ killed_sid = os.path.basename(big)[:-len(".jsonl")]  # the fixtures' top-level f
 
 
 def slow_upload():
-    c = http.client.HTTPConnection("127.0.0.1", reps[1].port, timeout=30)
+    c = http.client.HTTPConnection("127.0.0.1", reps[victim].port, timeout=30)
     try:
         c.putrequest("POST", "/import?source=killed.jsonl")
         c.putheader("Transfer-Encoding", "chunked")
@@ -167,10 +205,12 @@ slow.start()
 for x in threads:
     x.start()
 time.sleep(1.0)  # the slow upload is a few hundred KiB in
-staged = [f for f in os.listdir(tmpdir("r1")) if f.startswith("agent-traced-import-")]
-reps[1].p.send_signal(signal.SIGKILL)
-reps[1].p.wait()
-t("replica 1 was SIGKILLed in the middle of an upload (its staging file was open)", len(staged) == 1, staged)
+cp_before = checkpoint(LB)
+staged = [f for f in os.listdir(tmpdir("r%d" % victim)) if f.startswith("agent-traced-import-")]
+reps[victim].p.send_signal(signal.SIGKILL)
+reps[victim].p.wait()
+t("the sequencing replica was SIGKILLed in the middle of an upload (its staging file was open)",
+  len(staged) == 1 and cp_before is not None, staged)
 for x in threads:
     x.join()
 slow.join()
@@ -188,11 +228,18 @@ t("every upload through the balancer succeeded", all(v[0] in (200, 201) for v in
   [(os.path.basename(k), v) for k, v in uploads.items() if v[0] not in (200, 201)][:3])
 
 # ---- a replica started later, on the killed one's staging directory ----
-late = replica("r1")
-reps[1] = late
+taken = False
+for _ in range(100):
+    if any(sequencing(r) for i, r in enumerate(reps) if i != victim):
+        taken = True
+        break
+    time.sleep(0.05)
+t("another replica took the log over", taken)
+late = replica("r%d" % victim)
+reps[victim] = late
 swept = False
 for _ in range(50):  # the sweep runs once the port listens
-    if not [f for f in os.listdir(tmpdir("r1")) if f.startswith("agent-traced-import-")]:
+    if not [f for f in os.listdir(tmpdir("r%d" % victim)) if f.startswith("agent-traced-import-")]:
         swept = True
         break
     time.sleep(0.1)
@@ -226,6 +273,54 @@ for r in live:
     t("%s: the killed upload left no session" % name, st == 404, b[:200])
 same_lists = [r.call("GET", "/sessions")[2] for r in live]
 t("every replica lists the same sessions, byte for byte", len(set(same_lists)) == 1)
+
+# ---- the log, checked by Go ----
+versions = {}
+for m in json.loads(same_lists[0]):
+    st, _, b = live[0].call("GET", "/sessions/%s/versions" % m["session_id"])
+    versions[m["session_id"]] = [v["version"] for v in json.loads(b)["versions"]] if st == 200 else []
+total_versions = sum(len(v) for v in versions.values())
+cp_after = None
+for _ in range(100):
+    cp_after = checkpoint(live[2].url)
+    if note_size(cp_after) == total_versions:
+        break
+    time.sleep(0.1)
+t("the log holds every version: checkpoint size %d = %d versions" % (note_size(cp_after), total_versions),
+  note_size(cp_after) == total_versions)
+cps = [checkpoint(r.url) for r in live]
+t("every replica serves the same checkpoint", len(set(cps)) == 1, [note_size(c) for c in cps])
+paths = {}
+for name, cp in (("before", cp_before), ("after", cp_after)):
+    paths[name] = os.path.join(work, "cp-" + name)
+    with open(paths[name], "wb") as f:
+        f.write(cp or b"")
+    out = subprocess.run([G, "checkpoint", VKEY, paths[name]], capture_output=True, text=True)
+    t("Go opens the checkpoint %s the takeover (%s)" % (name, out.stdout.strip()), out.returncode == 0,
+      out.stderr[-300:])
+for r in live:
+    out = subprocess.run([G, "tiles", r.url, VKEY, paths["before"], paths["after"]], capture_output=True, text=True)
+    t("Go on replica %d's tiles: every entry once and included, the checkpoint after the takeover consistent "
+      "with the one before" % r.port, out.returncode == 0, (out.stdout + out.stderr)[-400:])
+proved = bad = 0
+for sid, vs in sorted(versions.items()):
+    for v in vs if sid != "shared" else vs[::7] + vs[-1:]:
+        r = live[(proved + bad) % len(live)]
+        st1, _, proof = r.call("GET", "/sessions/%s/proof?version=%d" % (sid, v))
+        st2, _, events = r.call("GET", "/sessions/%s/events?version=%d" % (sid, v))
+        pf, ef = os.path.join(work, "proof"), os.path.join(work, "events")
+        with open(pf, "wb") as f:
+            f.write(proof)
+        with open(ef, "wb") as f:
+            f.write(events)
+        out = subprocess.run([G, "proof", VKEY, pf, ef, sid, str(v)], capture_output=True, text=True)
+        if st1 == 200 and st2 == 200 and out.returncode == 0:
+            proved += 1
+        else:
+            bad += 1
+            t("proof of %s version %d" % (sid, v), False, (st1, st2, out.stderr[-300:]))
+t("Go checks %d inclusion proofs, each entry rebuilt from its version's events, from every replica" % proved,
+  bad == 0 and proved > 20)
 
 lb.terminate()
 lb.wait()

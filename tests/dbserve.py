@@ -31,7 +31,15 @@ env = {"TMPDIR": work}
 for k in ("AGENT_TRACED_DATABASE", "AGENT_STRACE_STORAGE"):
     os.environ.pop(k, None)
 dirsrv = Server(BIN, os.path.join(work, "store"), "--no-log", env=env)  # the log is not served from the database yet
-dbsrv = Server(BIN, None, "--database", PGURL, env=env)
+dbsrv = Server(BIN, None, "--database", PGURL, "--no-log", env=env)
+out = subprocess.run([BIN, "serve", "--database", PGURL, "--port", "0"], capture_output=True, text=True, timeout=30)
+t("serve --database without --log-key: exit 2 naming the option", out.returncode == 2 and "--log-key" in out.stderr,
+  out.stderr)
+out = subprocess.run([BIN, "serve", "--database", PGURL, "--storage", work, "--no-log"], capture_output=True,
+                     text=True, timeout=30)
+t("--database and --storage together: exit 2", out.returncode == 2 and "--database" in out.stderr, out.stderr)
+out = subprocess.run([BIN, "serve", "--database", "", "--no-log"], capture_output=True, text=True, timeout=30)
+t("--database '': exit 2", out.returncode == 2 and "--database" in out.stderr, out.stderr)
 
 TIME = re.compile(rb'"time": [0-9.e+-]+')
 

@@ -63,7 +63,16 @@ at_note_signer *at_ledger_key(const char *path, const char *origin, bool create,
 at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *err);
 void at_ledger_stop(at_ledger *l);
 
+/* The log's files (a directory store's log only: use the functions below,
+ * which a database store's log answers too). */
 at_tlog *at_ledger_log(at_ledger *l);
+/* at_tlog_tile / at_tlog_bundle (level AT_MERKLE_TILE_ENTRIES) /
+ * at_tlog_inclusion / at_tlog_consistency of the ledger's log. */
+at_result at_ledger_tile(at_ledger *l, int level, uint64_t n, unsigned w, uint64_t size, at_buf *out) AT_WUR;
+at_result at_ledger_inclusion(at_ledger *l, uint64_t index, uint64_t size, uint8_t (**proof)[AT_SHA256_LEN],
+                              size_t *n, at_error *err) AT_WUR;
+at_result at_ledger_consistency(at_ledger *l, uint64_t m, uint64_t size, uint8_t (**proof)[AT_SHA256_LEN],
+                                size_t *n, at_error *err) AT_WUR;
 
 /* Waits (at most timeout_ms) until version v of sid is in the log:
  * *index is its entry. AT_ERR_NOT_FOUND on time out. */

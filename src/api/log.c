@@ -59,11 +59,8 @@ void log_tile(server_ctx *ctx, const char *path, http_response *resp)
     if (at_ledger_checkpoint(ctx->ledger, &cp, &size) != AT_OK)
         size = 0;
     at_buf_fini(&cp);
-    at_tlog *log = at_ledger_log(ctx->ledger);
     at_buf_reset(&resp->body);
-    at_result r = t.level == AT_MERKLE_TILE_ENTRIES
-                      ? at_tlog_bundle(log, t.index, t.width, size, &resp->body)
-                      : at_tlog_tile(log, t.level, t.index, t.width, size, &resp->body);
+    at_result r = at_ledger_tile(ctx->ledger, t.level, t.index, t.width, size, &resp->body);
     if (r == AT_ERR_NOT_FOUND || r == AT_ERR_INVALID) {
         http_response_error(resp, 404, "no such tile in the tree of the latest checkpoint (size %llu)",
                             (unsigned long long)size);
@@ -120,7 +117,7 @@ void log_consistency(server_ctx *ctx, uint64_t from, uint64_t to, http_response 
     uint8_t(*proof)[AT_SHA256_LEN] = NULL;
     size_t n = 0;
     at_error err = {0};
-    if (at_tlog_consistency(at_ledger_log(ctx->ledger), from, to, &proof, &n, &err) != AT_OK) {
+    if (at_ledger_consistency(ctx->ledger, from, to, &proof, &n, &err) != AT_OK) {
         http_response_error(resp, 500, "%s", err.message);
         return;
     }

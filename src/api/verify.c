@@ -51,7 +51,7 @@ static bool log_included(server_ctx *ctx, const char *sid, uint64_t v, uint64_t 
         size_t n = 0;
         if (at_store_log_entry(sid, &vs[i], &e) == AT_OK &&
             at_merkle_leaf_hash(e.data, e.len, leaf) == AT_OK &&
-            at_tlog_inclusion(at_ledger_log(ctx->ledger), idx, c.size, &proof, &n, NULL) == AT_OK)
+            at_ledger_inclusion(ctx->ledger, idx, c.size, &proof, &n, NULL) == AT_OK)
             ok = at_merkle_verify_inclusion(idx, c.size, leaf, (const uint8_t *)proof, n, c.root) == AT_OK;
         free(proof);
         at_buf_fini(&e);

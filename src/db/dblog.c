@@ -219,3 +219,32 @@ at_result dblog_index(db *d, const char *ws, const char *sid, uint64_t v, uint64
     PQclear(r);
     return rc;
 }
+
+at_result dblog_entries(db *d, const char *ws, uint64_t first, size_t count, bool bundle, at_buf *out,
+                        at_error *err)
+{
+    char f[24], n[24];
+    snprintf(f, sizeof f, "%llu", (unsigned long long)first);
+    snprintf(n, sizeof n, "%zu", count);
+    const char *vals[3] = {ws, f, n};
+    PGresult *r = db_query(d,
+                           "SELECT entry FROM log_entries WHERE workspace = $1 AND idx >= $2 "
+                           "AND idx < $2::bigint + $3::bigint ORDER BY idx",
+                           3, vals, NULL, NULL, true, err);
+    if (!r)
+        return err->code;
+    at_result rc = (size_t)PQntuples(r) == count ? AT_OK : AT_ERR_NOT_FOUND;
+    for (int i = 0; rc == AT_OK && i < PQntuples(r); i++) {
+        size_t len = (size_t)PQgetlength(r, i, 0);
+        if (bundle && len > 0xffff)
+            rc = AT_ERR_INVALID;
+        else if (bundle) {
+            char be[2] = {(char)(len >> 8), (char)(len & 0xff)};
+            rc = at_buf_add(out, be, 2);
+        }
+        if (rc == AT_OK)
+            rc = at_buf_add(out, PQgetvalue(r, i, 0), len);
+    }
+    PQclear(r);
+    return rc == AT_OK ? AT_OK : at_error_set(err, rc, -1, "log entries %s..+%s: %s", f, n, at_result_str(rc));
+}

@@ -43,6 +43,12 @@ at_result dblog_checkpoint(db *d, const char *ws, at_buf *note, uint64_t *size, 
 /* The log index of version v of sid (AT_ERR_NOT_FOUND: not logged yet). */
 at_result dblog_index(db *d, const char *ws, const char *sid, uint64_t v, uint64_t *index, at_error *err) AT_WUR;
 
+/* Entries [first, first + count) appended to out: with bundle, as a
+ * c2sp.org/tlog-tiles entry bundle (each a big-endian 16-bit length, then
+ * its bytes), else one entry's bytes (count 1). AT_ERR_NOT_FOUND when the
+ * log does not hold them all. */
+at_result dblog_entries(db *d, const char *ws, uint64_t first, size_t count, bool bundle, at_buf *out,
+                        at_error *err) AT_WUR;
 /* An at_merkle_read_fn over ws's stored hashes: ctx is a dblog_reader. */
 typedef struct {
     db *d;

@@ -23,6 +23,7 @@
  * index, gc and the transparency log's feed. */
 #include "store_int.h"
 
+#include "db/dblog.h"
 #include "db/dbstore.h"
 #include "db/schema.h"
 
@@ -571,4 +572,48 @@ bool sdb_link_find(at_store *s, const char *parent, const char *agent_id, char o
     at_buf_fini(&b);
     give(s->db, d);
     return found;
+}
+
+/* ---- for the log over the database (ledger_db.c) ---- */
+
+struct db *sdb_take(at_store *s, at_error *err)
+{
+    return take(s->db, err);
+}
+
+void sdb_give(at_store *s, struct db *d)
+{
+    give(s->db, d);
+}
+
+const char *sdb_url(const at_store *s)
+{
+    return s->db->url;
+}
+
+const char *sdb_ws(const at_store *s)
+{
+    return s->db->ws;
+}
+
+at_result sdb_logged_index(at_store *s, const char *sid, uint64_t v, uint64_t *version, uint64_t *index,
+                           at_error *err)
+{
+    if (v == 0) {
+        bool have = false;
+        at_version cur;
+        at_result r = at_store_current(s, sid, &cur, &have, err);
+        if (r != AT_OK)
+            return r;
+        if (!have)
+            return at_error_set(err, AT_ERR_NOT_FOUND, -1, "session %s has no version yet", sid);
+        v = cur.version;
+    }
+    *version = v;
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_result r = dblog_index(d, s->db->ws, sid, v, index, err);
+    give(s->db, d);
+    return r;
 }

@@ -772,7 +772,7 @@ at_result at_store_logged_index(at_store *s, const char *sid, uint64_t v, uint64
                                 at_error *err)
 {
     if (s->db)
-        return store_db_unsupported(err, "the store's log feed");
+        return sdb_logged_index(s, sid, v, version, index, err);
     logged_ctx lc = {.want = v};
     at_result r = scan_logged(s, sid, &lc, err);
     if (r != AT_OK)

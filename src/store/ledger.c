@@ -5,7 +5,7 @@
 #include "agenttrace/catalog.h"
 #include "agenttrace/merkle.h"
 #include "agenttrace/witness.h"
-#include "store_int.h"
+#include "ledger_int.h"
 
 #include <curl/curl.h>
 
@@ -29,6 +29,7 @@ typedef struct item {
 } item;
 
 struct at_ledger {
+    struct ledger_db *db; /* non-NULL: a database store's log (ledger_db.c); nothing below is used */
     at_store *store;
     at_tlog *log;
     char dir[PATH_MAX];
@@ -91,6 +92,8 @@ static void feed(void *ctx, const char *sid, const at_version *v)
 
 void at_ledger_check(at_ledger *l, const char *sid)
 {
+    if (l->db)
+        return; /* the sequencer finds every version in the database */
     enqueue(l, sid, NULL);
 }
 
@@ -806,6 +809,21 @@ static void *run(void *arg)
 
 at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *err)
 {
+    if (at_store_is_database(s)) {
+        if (o->n_witnesses) {
+            at_error_set(err, AT_ERR_INVALID, -1, "witnesses are not available with --database yet");
+            return NULL;
+        }
+        at_ledger *l = calloc(1, sizeof *l);
+        if (!l || !(l->db = ledger_db_start(s, o, err))) {
+            if (!l)
+                at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+            free(l);
+            return NULL;
+        }
+        l->store = s;
+        return l;
+    }
     at_ledger *l = calloc(1, sizeof *l);
     if (!l || !(l->origin = strdup(o->origin))) {
         free(l);
@@ -868,6 +886,11 @@ void at_ledger_stop(at_ledger *l)
 {
     if (!l)
         return;
+    if (l->db) {
+        ledger_db_stop(l->db);
+        free(l);
+        return;
+    }
     if (l->registered)
         at_store_on_version(l->store, NULL, NULL);
     if (l->running) {
@@ -898,9 +921,33 @@ at_tlog *at_ledger_log(at_ledger *l)
     return l->log;
 }
 
+at_result at_ledger_tile(at_ledger *l, int level, uint64_t n, unsigned w, uint64_t size, at_buf *out)
+{
+    if (l->db)
+        return ledger_db_tile(l->db, level, n, w, size, out);
+    return level == AT_MERKLE_TILE_ENTRIES ? at_tlog_bundle(l->log, n, w, size, out)
+                                           : at_tlog_tile(l->log, level, n, w, size, out);
+}
+
+at_result at_ledger_inclusion(at_ledger *l, uint64_t index, uint64_t size, uint8_t (**proof)[AT_SHA256_LEN],
+                              size_t *n, at_error *err)
+{
+    return l->db ? ledger_db_hashes_proof(l->db, false, index, size, proof, n, err)
+                 : at_tlog_inclusion(l->log, index, size, proof, n, err);
+}
+
+at_result at_ledger_consistency(at_ledger *l, uint64_t m, uint64_t size, uint8_t (**proof)[AT_SHA256_LEN],
+                                size_t *n, at_error *err)
+{
+    return l->db ? ledger_db_hashes_proof(l->db, true, m, size, proof, n, err)
+                 : at_tlog_consistency(l->log, m, size, proof, n, err);
+}
+
 at_result at_ledger_wait(at_ledger *l, const char *sid, uint64_t v, uint64_t *index, unsigned timeout_ms,
                          at_error *err)
 {
+    if (l->db)
+        return ledger_db_wait(l->db, sid, v, index, timeout_ms, err);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;
@@ -929,6 +976,8 @@ at_result at_ledger_wait(at_ledger *l, const char *sid, uint64_t v, uint64_t *in
 
 bool at_ledger_wait_signed(at_ledger *l, uint64_t index, unsigned timeout_ms)
 {
+    if (l->db)
+        return ledger_db_wait_signed(l->db, index, timeout_ms);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;
@@ -948,6 +997,8 @@ bool at_ledger_wait_signed(at_ledger *l, uint64_t index, unsigned timeout_ms)
 
 at_result at_ledger_checkpoint(at_ledger *l, at_buf *out, uint64_t *size)
 {
+    if (l->db)
+        return ledger_db_checkpoint(l->db, out, size);
     pthread_mutex_lock(&l->mu);
     at_result r =
         l->have_checkpoint ? at_buf_add(out, l->checkpoint.data, l->checkpoint.len) : AT_ERR_NOT_FOUND;
@@ -979,11 +1030,20 @@ static at_result write_proof(at_store *s, at_tlog *log, const at_buf *cp, uint64
     if (r == AT_OK)
         r = at_tlog_inclusion(log, *index, size, &proof, &n, err);
     if (r == AT_OK)
-        r = at_buf_adds(out, "c2sp.org/tlog-proof@v1\nextra ");
+        r = ledger_proof_text(&entry, *index, proof, n, cp, out);
+    free(proof);
+    at_buf_fini(&entry);
+    return r;
+}
+
+at_result ledger_proof_text(const at_buf *entry, uint64_t index, uint8_t (*proof)[AT_SHA256_LEN], size_t n,
+                            const at_buf *cp, at_buf *out)
+{
+    at_result r = at_buf_adds(out, "c2sp.org/tlog-proof@v1\nextra ");
     if (r == AT_OK)
-        r = at_note_base64_encode(entry.data, entry.len, out);
+        r = at_note_base64_encode(entry->data, entry->len, out);
     if (r == AT_OK)
-        r = at_buf_printf(out, "\nindex %llu\n", (unsigned long long)*index);
+        r = at_buf_printf(out, "\nindex %llu\n", (unsigned long long)index);
     for (size_t i = 0; r == AT_OK && i < n; i++) {
         r = at_note_base64_encode(proof[i], AT_SHA256_LEN, out);
         if (r == AT_OK)
@@ -993,14 +1053,14 @@ static at_result write_proof(at_store *s, at_tlog *log, const at_buf *cp, uint64
         r = at_buf_addc(out, '\n');
     if (r == AT_OK)
         r = at_buf_add(out, cp->data, cp->len);
-    free(proof);
-    at_buf_fini(&entry);
     return r;
 }
 
 at_result at_ledger_proof(at_ledger *l, const char *sid, uint64_t v, at_buf *out, uint64_t *index,
                           uint64_t *version, at_error *err)
 {
+    if (l->db)
+        return ledger_db_proof(l->db, sid, v, out, index, version, err);
     /* a version logged a moment ago: its checkpoint follows within moments */
     uint64_t idx, got_v;
     if (at_store_logged_index(l->store, sid, v, &got_v, &idx, NULL) == AT_OK)

@@ -214,6 +214,16 @@ at_result sdb_links_put(at_store *s, const char *parent, const at_import_result 
 bool sdb_link_find(at_store *s, const char *parent, const char *agent_id, char out[AT_MAX_EVENT_ID_BYTES + 1],
                    size_t *outn);
 
+/* The database store's connections, its URL and workspace (ledger_db.c). */
+struct db;
+struct db *sdb_take(at_store *s, at_error *err);
+void sdb_give(at_store *s, struct db *d);
+const char *sdb_url(const at_store *s);
+const char *sdb_ws(const at_store *s);
+/* at_store_logged_index over the database's log. */
+at_result sdb_logged_index(at_store *s, const char *sid, uint64_t v, uint64_t *version, uint64_t *index,
+                           at_error *err) AT_WUR;
+
 /* An object reader over the database (object.c hands its calls to these). */
 struct sdb_reader;
 at_object_reader *object_reader_db(struct sdb_reader *r);
