@@ -56,9 +56,23 @@ if not os.environ.get("GOTLOG"):
     t("tests/gotlog builds (Go, golang.org/x/mod)", built.returncode == 0, built.stderr[-300:])
 
 
+# a witness that every replica asks to cosign (c2sp.org/tlog-witness)
+WKEY = os.path.join(work, "witness.key")
+WVKEY = subprocess.run([BIN, "log", "keygen", "--origin", "witness.test/w1", "--out", WKEY], check=True,
+                       capture_output=True, text=True).stdout.split()[-1]
+WVKEY = subprocess.run([BIN, "witness", "--key", WKEY, "--print-vkey"], check=True, capture_output=True,
+                       text=True).stdout.split()[-1]
+wit = subprocess.Popen([BIN, "witness", "--key", WKEY, "--log", VKEY, "--port", "0", "--state", tmpdir("witness")],
+                       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+wit_log = [wit.stderr.readline().decode()]
+WURL = "http://127.0.0.1:%s" % wit_log[0].rsplit(":", 1)[1].strip()
+threading.Thread(target=lambda: [wit_log.append(x.decode(errors="replace")) for x in iter(wit.stderr.readline, b"")],
+                 daemon=True).start()
+
+
 def replica(name):
     return Server(BIN, None, "--database", PGURL, "--threads", "4", "--log-key", KEY,
-                  env={"TMPDIR": tmpdir(name)})
+                  "--witness", "%s=%s" % (WURL, WVKEY), env={"TMPDIR": tmpdir(name)})
 
 
 def sequencing(r):
@@ -319,11 +333,20 @@ for sid, vs in sorted(versions.items()):
         else:
             bad += 1
             t("proof of %s version %d" % (sid, v), False, (st1, st2, out.stderr[-300:]))
+cosig = [l for l in (cp_after or b"").decode().split("\n") if l.startswith("\u2014 witness.test/w1 ")]
+t("the final checkpoint carries the witness's cosignature", len(cosig) == 1, cp_after)
+accepted = [l for l in wit_log if "refused" not in l and "cluster.test/log" in l and "witness:" in l]
+refused = [l for l in wit_log if "refused" in l and "(409)" not in l]
+print("# witness: " + "".join(wit_log[-3:]).replace("\n", " / "))
+t("the witness cosigned %d checkpoints, before and after the takeover, and refused none"
+  % len(accepted), len(accepted) >= 2 and not refused, (refused[:3], wit_log[-5:]))
 t("Go checks %d inclusion proofs, each entry rebuilt from its version's events, from every replica" % proved,
   bad == 0 and proved > 20)
 
 lb.terminate()
 lb.wait()
+wit.terminate()
+wit.wait()
 for r in live:
     r.stop()
 subprocess.run(["rm", "-rf", work])

@@ -248,3 +248,16 @@ at_result dblog_entries(db *d, const char *ws, uint64_t first, size_t count, boo
     PQclear(r);
     return rc == AT_OK ? AT_OK : at_error_set(err, rc, -1, "log entries %s..+%s: %s", f, n, at_result_str(rc));
 }
+
+at_result dblog_checkpoint_set(db *d, const char *ws, uint64_t size, const at_buf *note, at_error *err)
+{
+    char sz[24];
+    snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
+    const char *vals[3] = {ws, sz, note->data};
+    int lens[3] = {0, 0, (int)note->len};
+    int fmts[3] = {0, 0, 1};
+    PGresult *r = db_query(d, "UPDATE log_checkpoints SET note = $3 WHERE workspace = $1 AND size = $2", 3, vals, lens,
+                           fmts, false, err);
+    PQclear(r);
+    return r ? AT_OK : err->code;
+}

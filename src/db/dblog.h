@@ -40,6 +40,9 @@ at_result dblog_sequence(db *d, const dblog_config *c, size_t max, uint64_t *log
  * AT_ERR_NOT_FOUND when none was signed yet. */
 at_result dblog_checkpoint(db *d, const char *ws, at_buf *note, uint64_t *size, at_error *err) AT_WUR;
 
+/* Replaces the note of ws's checkpoint of size size (with the witnesses'
+ * cosignatures added; the signed text is the same). */
+at_result dblog_checkpoint_set(db *d, const char *ws, uint64_t size, const at_buf *note, at_error *err) AT_WUR;
 /* The log index of version v of sid (AT_ERR_NOT_FOUND: not logged yet). */
 at_result dblog_index(db *d, const char *ws, const char *sid, uint64_t v, uint64_t *index, at_error *err) AT_WUR;
 

@@ -322,7 +322,7 @@ static void submit_round(at_ledger *l, const bool *want, uint64_t deadline_ms)
         size_t np = 0;
         at_error err = {0};
         at_result r = s->old > 0 && s->old < l->bare_size
-                          ? at_tlog_consistency(l->log, s->old, l->bare_size, &proof, &np, &err)
+                          ? at_ledger_consistency(l, s->old, l->bare_size, &proof, &np, &err)
                           : AT_OK;
         if (r == AT_OK && (r = at_witness_request_format(s->old, (const uint8_t(*)[AT_NOTE_HASH_LEN])proof,
                                                          np, l->bare.data, l->bare.len, &s->req)) != AT_OK)
@@ -480,6 +480,35 @@ static at_result sign_checkpoint(at_ledger *l, uint64_t size, bool submit, at_er
     at_buf_fini(&text);
     at_buf_fini(&note);
     return r;
+}
+
+bool ledger_cosign(at_ledger *l, const at_buf *note, size_t text_len, uint64_t size, at_buf *out)
+{
+    if (size != l->bare_size || !l->bare.len) {
+        at_buf_reset(&l->bare);
+        if (at_buf_add(&l->bare, note->data, note->len) != AT_OK)
+            return false;
+        l->bare_text = text_len;
+        l->bare_size = size;
+        for (size_t i = 0; i < l->n_wit; i++)
+            l->wit[i].has_line = false;
+    }
+    bool want[AT_LEDGER_MAX_WITNESSES], go = false;
+    uint64_t now = mono_ms();
+    for (size_t i = 0; i < l->n_wit; i++)
+        go |= want[i] = !l->wit[i].has_line && (!l->wit[i].down || now >= l->wit[i].retry_ms);
+    if (go)
+        cosign(l, want);
+    bool all = true;
+    for (size_t i = 0; i < l->n_wit; i++)
+        all &= l->wit[i].has_line;
+    at_buf_reset(out);
+    return assemble(l, out) == AT_OK && all;
+}
+
+size_t ledger_witnesses(const at_ledger *l)
+{
+    return l->n_wit;
 }
 
 /* While idle: the published checkpoint to the witnesses whose
@@ -810,18 +839,20 @@ static void *run(void *arg)
 at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *err)
 {
     if (at_store_is_database(s)) {
-        if (o->n_witnesses) {
-            at_error_set(err, AT_ERR_INVALID, -1, "witnesses are not available with --database yet");
-            return NULL;
-        }
+        /* the sequencer runs in ledger_db.c; the witnesses are asked from here */
         at_ledger *l = calloc(1, sizeof *l);
-        if (!l || !(l->db = ledger_db_start(s, o, err))) {
-            if (!l)
-                at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
-            free(l);
+        if (!l) {
+            at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
             return NULL;
         }
         l->store = s;
+        at_buf_init(&l->bare, AT_NOTE_MAX_BYTES);
+        if (witnesses_init(l, o, err) != AT_OK || !(l->db = ledger_db_start(l, s, o, err))) {
+            witnesses_free(l);
+            at_buf_fini(&l->bare);
+            free(l);
+            return NULL;
+        }
         return l;
     }
     at_ledger *l = calloc(1, sizeof *l);
@@ -888,6 +919,8 @@ void at_ledger_stop(at_ledger *l)
         return;
     if (l->db) {
         ledger_db_stop(l->db);
+        witnesses_free(l);
+        at_buf_fini(&l->bare);
         free(l);
         return;
     }

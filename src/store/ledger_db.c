@@ -27,6 +27,7 @@
 #define SEQ_BATCH   10000
 
 struct ledger_db {
+    at_ledger *owner; /* its witnesses */
     at_store *store;
     char *origin;
     const at_note_signer *signer;
@@ -43,11 +44,41 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* The sequencer's latest checkpoint to the witnesses, unless every one
+ * cosigned it already; the note with their cosignatures replaces it. */
+static void cosign_latest(struct ledger_db *l, db *d, const char *ws, uint64_t *cosigned)
+{
+    at_buf note, out;
+    at_buf_init(&note, 0);
+    at_buf_init(&out, 0);
+    uint64_t size;
+    at_error err = {0};
+    if (dblog_checkpoint(d, ws, &note, &size, &err) == AT_OK && size != *cosigned) {
+        const char *blank = memmem(note.data, note.len, "\n\n", 2);
+        size_t text_len = blank ? (size_t)(blank + 1 - note.data) : note.len;
+        /* the bare note: its text and the log's own signature line */
+        const char *sig_end = blank ? memchr(blank + 2, '\n', note.len - (size_t)(blank + 2 - note.data)) : NULL;
+        size_t stored = note.len;
+        if (sig_end)
+            note.len = (size_t)(sig_end + 1 - note.data);
+        bool all = ledger_cosign(l->owner, &note, text_len, size, &out);
+        bool changed = out.len != stored || memcmp(out.data, note.data, stored) != 0;
+        if (out.len > note.len && changed && dblog_checkpoint_set(d, ws, size, &out, &err) != AT_OK)
+            fprintf(stderr, "agent-traced: log: workspace %s: cannot store the cosigned checkpoint: %s\n", ws,
+                    err.message);
+        else if (all)
+            *cosigned = size;
+    }
+    at_buf_fini(&note);
+    at_buf_fini(&out);
+}
+
 static void *sequencer(void *arg)
 {
     struct ledger_db *l = arg;
     db *lead = NULL; /* the connection that holds (or tries for) the lock */
     bool leading = false;
+    uint64_t cosigned = UINT64_MAX; /* the size whose checkpoint every witness cosigned */
     dblog_config c = {sdb_ws(l->store), l->origin, l->signer};
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
@@ -61,8 +92,10 @@ static void *sequencer(void *arg)
             lead = NULL;
             now = false;
         }
-        if (now && !leading)
+        if (now && !leading) {
             fprintf(stderr, "agent-traced: log: workspace %s: this replica sequences the transparency log\n", c.ws);
+            cosigned = UINT64_MAX; /* what the last sequencer got is not known here */
+        }
         leading = now;
         uint64_t logged, size;
         if (leading && dblog_sequence(lead, &c, SEQ_BATCH, &logged, &size, &err) != AT_OK) {
@@ -71,6 +104,8 @@ static void *sequencer(void *arg)
             lead = NULL;
             leading = false;
         }
+        if (leading && ledger_witnesses(l->owner))
+            cosign_latest(l, lead, c.ws, &cosigned);
         pthread_mutex_lock(&l->mu);
         if (!l->stop) {
             struct timespec ts;
@@ -88,7 +123,7 @@ static void *sequencer(void *arg)
     return NULL;
 }
 
-struct ledger_db *ledger_db_start(at_store *s, const at_ledger_options *o, at_error *err)
+struct ledger_db *ledger_db_start(at_ledger *owner, at_store *s, const at_ledger_options *o, at_error *err)
 {
     struct ledger_db *l = calloc(1, sizeof *l);
     if (!l || !(l->origin = strdup(o->origin))) {
@@ -96,6 +131,7 @@ struct ledger_db *ledger_db_start(at_store *s, const at_ledger_options *o, at_er
         at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
         return NULL;
     }
+    l->owner = owner;
     l->store = s;
     l->signer = o->signer;
     pthread_mutex_init(&l->mu, NULL);

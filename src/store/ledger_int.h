@@ -13,8 +13,18 @@
 at_result ledger_proof_text(const at_buf *entry, uint64_t index, uint8_t (*proof)[AT_SHA256_LEN], size_t n,
                             const at_buf *cp, at_buf *out) AT_WUR;
 
+/* The witnesses of l (a database store's log, whose sequencer calls it):
+ * the bare checkpoint note (text_len bytes of note text) of the tree of
+ * size, to the witnesses that have not cosigned it (and whose backoff has
+ * passed); out gets the note with every cosignature it has. Returns
+ * whether every witness cosigned it. Called by one thread at a time. */
+bool ledger_cosign(at_ledger *l, const at_buf *note, size_t text_len, uint64_t size, at_buf *out);
+size_t ledger_witnesses(const at_ledger *l);
+
 struct ledger_db;
-struct ledger_db *ledger_db_start(at_store *s, const at_ledger_options *o, at_error *err);
+/* The log's sequencer for a database store; owner is the at_ledger whose
+ * witnesses it asks (ledger_cosign). */
+struct ledger_db *ledger_db_start(at_ledger *owner, at_store *s, const at_ledger_options *o, at_error *err);
 void ledger_db_stop(struct ledger_db *l);
 at_result ledger_db_checkpoint(struct ledger_db *l, at_buf *out, uint64_t *size) AT_WUR;
 at_result ledger_db_wait(struct ledger_db *l, const char *sid, uint64_t v, uint64_t *index, unsigned timeout_ms,
