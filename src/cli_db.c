@@ -291,6 +291,15 @@ static at_result import_session(db *d, at_store *st, const char *ws, const char 
             rc = err->code;
         PQclear(r);
     }
+    if (rc == AT_OK) {
+        /* the subagent links a parent recorded: its subagents uploaded
+         * later (through serve --database) find their tool call */
+        at_import_link *links = NULL;
+        size_t nl = 0;
+        if ((rc = at_store_links(st, sid, &links, &nl, err)) == AT_OK && nl)
+            rc = dbs_links_put(d, ws, sid, links, nl, err);
+        at_store_links_free(links, nl);
+    }
     if (rc == AT_OK)
         rc = db_exec(d, "COMMIT", err);
     if (rc != AT_OK)

@@ -658,7 +658,7 @@ static MHD_RESULT dispatch_get(server *srv, request *rq, struct MHD_Connection *
         break;
     case H_METRICS: handle_metrics(srv, &hr); break;
     case H_WORKSPACES:
-        api_workspaces(ws_default(srv->ws)->root, sees_every_workspace(rq) ? NULL : rq->workspace, &hr);
+        api_workspaces(ws_default(srv->ws)->store, sees_every_workspace(rq) ? NULL : rq->workspace, &hr);
         break;
     case H_GC: api_gc(ctx, &srv->gc_policy, &hr); break;
     default: http_response_error(&hr, 500, "unroutable"); break;

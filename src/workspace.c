@@ -34,6 +34,25 @@ struct ws_set {
     size_t n;              /* read without the lock through ws_count */
 };
 
+typedef struct {
+    const char *want;
+    bool found;
+} ws_find;
+
+static void find_ws(void *ctx, const char *ws)
+{
+    ws_find *f = ctx;
+    f->found |= strcmp(f->want, ws) == 0;
+}
+
+/* Whether the database holds workspace id (its sessions were stored). */
+static bool in_database(ws_set *w, const char *id)
+{
+    ws_find f = {id, false};
+    at_error err = {0};
+    return at_store_workspaces(w->ws[0]->ctx.store, find_ws, &f, &err) == AT_OK && f.found;
+}
+
 static size_t ws_count(ws_set *w)
 {
     return __atomic_load_n(&w->n, __ATOMIC_ACQUIRE);
@@ -186,11 +205,11 @@ server_ctx *ws_get(ws_set *w, const char *id, bool create, at_error *err)
     if (!found) {
         char dir[PATH_MAX] = "";
         struct stat sb;
-        /* a workspace of the database exists once named (it has no directory) */
+        /* a workspace of the database exists once a session was stored in it */
         bool in_db = w->cfg->database != NULL;
         if (!in_db && at_workspace_root(w->cfg->storage, id, dir, sizeof dir) != AT_OK)
             at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
-        else if (!in_db && !create && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        else if (!create && (in_db ? !in_database(w, id) : stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
             at_error_set(err, AT_ERR_NOT_FOUND, -1, "no workspace %s on this server", id);
         else if (w->n == WS_MAX)
             at_error_set(err, AT_ERR_TOO_BIG, -1, "this server keeps at most %d workspaces", WS_MAX);

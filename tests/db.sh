@@ -75,6 +75,9 @@ head -c 1500000 "$work/big.jsonl" | sed '$d' > "$work/big-half.jsonl"
 out=$(db import --storage "$src")
 check "import: 11 sessions created, 11 versions, no failure" \
     grep -q '"sessions": 11, "created": 11, "extended": 0, "unchanged": 0, "versions": 11, .*"failed": 0' <<< "$out"
+nlinks=$(cat "$src"/.agent-traced/links/* 2>/dev/null | wc -l)
+check "the subagent links are imported ($nlinks)" test "$nlinks" -gt 0 -a \
+    "$(psql_q "select count(*) from links where workspace = 'default'")" = "$nlinks"
 out=$(db import --storage "$src")
 check "import again: everything unchanged, nothing sent" \
     grep -q '"created": 0, "extended": 0, "unchanged": 11, "versions": 0, "objects": 0, "bytes": 0' <<< "$out"

@@ -169,6 +169,21 @@ same("POST /verify", "POST", "/verify", dbsrv.call("GET", "/sessions/col-1/event
 same("GET /sessions after the collector", "GET", "/sessions")
 same("GET /health after the collector", "GET", "/health")
 
+# ---- workspaces: the same layout of answers ----
+WS = {"X-Agent-Traced-Workspace": "team"}
+same("a workspace nobody wrote to: 404", "GET", "/sessions", headers={"X-Agent-Traced-Workspace": "nobody"})
+same("an upload into workspace team", "POST", "/import?source=short.jsonl", full, headers=WS)
+same("team's sessions", "GET", "/sessions", headers=WS)
+same("team's session: workspace_id stamped in its meta", "GET", "/sessions/" + sid_grow, headers=WS)
+same("team's events", "GET", "/sessions/%s/events" % sid_grow, headers=WS)
+same("POST /events in team", "POST", "/events", ev("team-col", 1), headers=WS)
+same("POST /sessions in team", "POST", "/sessions", b'{"session_id": "team-meta", "agent_name": "a"}', headers=WS)
+same("team's sessions after", "GET", "/sessions", headers=WS)
+same("team-meta in team", "GET", "/sessions/team-meta", headers=WS)
+same("team-meta is not in default", "GET", "/sessions/team-meta")
+same("GET /workspaces", "GET", "/workspaces")
+same("/health in team", "GET", "/health", headers=WS)
+
 # ---- many writers of one session on the database ----
 errors = []
 

@@ -75,6 +75,9 @@ const char *at_store_workspace(const at_store *s);
  * (unordered). */
 typedef void (*at_workspace_fn)(void *ctx, const char *ws);
 at_result at_workspaces_list(const char *storage, at_workspace_fn fn, void *ctx, at_error *err) AT_WUR;
+/* The same from the default workspace's store (a database store lists the
+ * workspaces its sessions are in). */
+at_result at_store_workspaces(at_store *dflt, at_workspace_fn fn, void *ctx, at_error *err) AT_WUR;
 
 /* Is id usable as a session id (and directory name)? Rejects empty ids and
  * ids of whitespace only, ids longer than AT_MAX_SESSION_ID bytes, with '/',
@@ -191,6 +194,12 @@ typedef struct {
  * incremental import. Consumes the stage in every case. */
 at_result at_store_commit_import(at_store *s, at_stage *st, at_import_result *res, at_commit_info *info,
                                  at_error *err) AT_WUR;
+
+/* The subagent links a parent's transcript recorded (*out malloc'd; free
+ * with at_store_links_free): none when it has no subagents. A directory
+ * store only (`db import` copies them). */
+at_result at_store_links(at_store *s, const char *parent, at_import_link **out, size_t *n, at_error *err) AT_WUR;
+void at_store_links_free(at_import_link *v, size_t n);
 
 /* The importer state to resume session sid's transcript at byte offset
  * (*state malloc'd), for POST /import?session=&offset=. AT_ERR_CONFLICT

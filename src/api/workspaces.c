@@ -40,13 +40,13 @@ static int by_id(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void api_workspaces(const char *storage, const char *only, http_response *resp)
+void api_workspaces(at_store *dflt, const char *only, http_response *resp)
 {
     id_list l = {0};
     at_error err = {0};
     if (only)
         collect(&l, only);
-    else if (at_workspaces_list(storage, collect, &l, &err) != AT_OK) {
+    else if (at_store_workspaces(dflt, collect, &l, &err) != AT_OK) {
         http_response_error(resp, 500, "cannot list the workspaces: %s", err.message);
         goto out;
     }

@@ -8,8 +8,9 @@
 #include "agenttrace/store.h"
 
 /* {"workspaces": [ids, sorted, "default" first]}: every workspace of the
- * storage directory, or only `only` (a key bound to one workspace). */
-void api_workspaces(const char *storage, const char *only, http_response *resp);
+ * default workspace's store dflt (at_store_workspaces), or only `only` (a
+ * key bound to one workspace). */
+void api_workspaces(at_store *dflt, const char *only, http_response *resp);
 
 /* Collects ctx's garbage under policy p: 200 with the gc report
  * (report_gc) and the workspace's id. */

@@ -428,6 +428,17 @@ at_result dbs_version_object(db *d, const char *ws, const char *sid, uint64_t ve
     return rc;
 }
 
+at_result dbs_workspaces(db *d, void (*fn)(void *ctx, const char *ws), void *ctx, at_error *err)
+{
+    PGresult *r = db_query(d, "SELECT id FROM workspaces ORDER BY id COLLATE \"C\"", 0, NULL, NULL, NULL, false, err);
+    if (!r)
+        return err->code;
+    for (int i = 0; i < PQntuples(r); i++)
+        fn(ctx, PQgetvalue(r, i, 0));
+    PQclear(r);
+    return AT_OK;
+}
+
 at_result dbs_workspace_exists(db *d, const char *ws, bool *exists, at_error *err)
 {
     PGresult *r = db_query(d, "SELECT 1 FROM workspaces WHERE id = $1", 1, &ws, NULL, NULL, false, err);
@@ -677,7 +688,8 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
 at_result dbs_links_put(db *d, const char *ws, const char *parent, const at_import_link *links, size_t n,
                         at_error *err)
 {
-    at_result rc = db_exec(d, "BEGIN", err);
+    bool own = PQtransactionStatus(db_conn(d)) == PQTRANS_IDLE; /* else the caller's transaction */
+    at_result rc = own ? db_exec(d, "BEGIN", err) : AT_OK;
     const char *vals[4] = {ws, parent, NULL, NULL};
     int lens[4] = {0, 0, 0, 0};
     int fmts[4] = {0, 0, 0, 1};
@@ -698,9 +710,9 @@ at_result dbs_links_put(db *d, const char *ws, const char *parent, const at_impo
         rc = r ? AT_OK : err->code;
         PQclear(r);
     }
-    if (rc == AT_OK)
+    if (rc == AT_OK && own)
         rc = db_exec(d, "COMMIT", err);
-    if (rc != AT_OK)
+    if (rc != AT_OK && own)
         db_rollback(d);
     return rc;
 }

@@ -80,6 +80,8 @@ at_result dbs_session_ids(db *d, const char *ws, const char *prefix, size_t limi
  * session or version. */
 at_result dbs_version_object(db *d, const char *ws, const char *sid, uint64_t version,
                              uint8_t sha256[AT_SHA256_LEN], at_error *err) AT_WUR;
+/* Calls fn with each workspace that has a row, in id order. */
+at_result dbs_workspaces(db *d, void (*fn)(void *ctx, const char *ws), void *ctx, at_error *err) AT_WUR;
 /* Whether the workspace has a row (sessions were stored in it). */
 at_result dbs_workspace_exists(db *d, const char *ws, bool *exists, at_error *err) AT_WUR;
 
@@ -96,7 +98,8 @@ ssize_t dbs_reader_read(db *d, dbs_reader *rd, uint64_t pos, char *buf, size_t n
 void dbs_reader_free(dbs_reader *rd);
 
 /* A parent's subagent links (commit.c): replaced as a whole (n 0: none
- * left), and one looked up (*found false when not known). */
+ * left; inside the caller's transaction when one is open), and one looked
+ * up (*found false when not known). */
 at_result dbs_links_put(db *d, const char *ws, const char *parent, const at_import_link *links, size_t n,
                         at_error *err) AT_WUR;
 at_result dbs_link_find(db *d, const char *ws, const char *parent, const char *agent_id, at_buf *event_id,

@@ -58,14 +58,12 @@ static at_result write_links(at_store *s, const char *sid, const at_import_resul
     return r;
 }
 
-/* The event id of the tool call in `parent` that spawned `agent_id`, if
- * the parent's links are known. Returns true when found (*outn may be 0). */
-static bool find_link(at_store *s, const char *parent, const char *agent_id,
-                      char out[AT_MAX_EVENT_ID_BYTES + 1], size_t *outn)
+/* Calls fn with each link of parent's links file (agent id, decoded event
+ * id) until it returns true. Returns false when there is no such file. */
+typedef bool (*link_fn)(void *ctx, const at_buf *agent, const at_buf *event);
+static bool each_link(at_store *s, const char *parent, link_fn fn, void *ctx)
 {
     char p[PATH_MAX];
-    if (s->db)
-        return sdb_link_find(s, parent, agent_id, out, outn);
     if (store_path(s, p, sizeof p, ".agent-traced/links/%s", parent) != AT_OK)
         return false;
     FILE *f = fopen(p, "re");
@@ -74,31 +72,114 @@ static bool find_link(at_store *s, const char *parent, const char *agent_id,
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    bool found = false;
     at_json_doc d;
     at_json_doc_init(&d);
-    at_buf a;
+    at_buf a, e;
     at_buf_init(&a, 0);
-    while (!found && (n = getline(&line, &cap, f)) > 0) {
+    at_buf_init(&e, 0);
+    bool stop = false;
+    while (!stop && (n = getline(&line, &cap, f)) > 0) {
         if (at_json_parse(&d, line, (size_t)n, NULL) != AT_OK || !at_json_is(&d, 0, AT_JSON_ARRAY) ||
             d.nodes[0].len != 2)
             continue;
-        uint32_t k = at_json_first(&d, 0), e = at_json_next(&d, 0, k);
-        if (!at_json_str_eq(&d, k, agent_id, strlen(agent_id)) || !at_json_is(&d, e, AT_JSON_STRING))
-            continue;
+        uint32_t k = at_json_first(&d, 0), v = at_json_next(&d, 0, k);
         at_buf_reset(&a);
-        if (at_json_str_decode(&d, e, &a) == AT_OK && a.len <= AT_MAX_EVENT_ID_BYTES) {
-            memset(out, 0, AT_MAX_EVENT_ID_BYTES + 1);
-            memcpy(out, a.data ? a.data : "", a.len);
-            *outn = a.len;
-            found = true;
-        }
+        at_buf_reset(&e);
+        if (at_json_is(&d, k, AT_JSON_STRING) && at_json_is(&d, v, AT_JSON_STRING) &&
+            at_json_str_decode(&d, k, &a) == AT_OK && at_json_str_decode(&d, v, &e) == AT_OK &&
+            e.len <= AT_MAX_EVENT_ID_BYTES)
+            stop = fn(ctx, &a, &e);
     }
     at_buf_fini(&a);
+    at_buf_fini(&e);
     at_json_doc_fini(&d);
     free(line);
     fclose(f);
-    return found;
+    return true;
+}
+
+typedef struct {
+    const char *agent_id;
+    char *out;
+    size_t *outn;
+    bool found;
+} link_want;
+
+static bool link_match(void *ctx, const at_buf *agent, const at_buf *event)
+{
+    link_want *w = ctx;
+    if (agent->len != strlen(w->agent_id) || (agent->len && memcmp(agent->data, w->agent_id, agent->len) != 0))
+        return false;
+    memset(w->out, 0, AT_MAX_EVENT_ID_BYTES + 1);
+    if (event->len)
+        memcpy(w->out, event->data, event->len);
+    *w->outn = event->len;
+    w->found = true;
+    return true;
+}
+
+/* The event id of the tool call in `parent` that spawned `agent_id`, if
+ * the parent's links are known. Returns true when found (*outn may be 0). */
+static bool find_link(at_store *s, const char *parent, const char *agent_id,
+                      char out[AT_MAX_EVENT_ID_BYTES + 1], size_t *outn)
+{
+    if (s->db)
+        return sdb_link_find(s, parent, agent_id, out, outn);
+    link_want w = {agent_id, out, outn, false};
+    each_link(s, parent, link_match, &w);
+    return w.found;
+}
+
+typedef struct {
+    at_import_link *v;
+    size_t n, cap;
+    bool oom;
+} link_list;
+
+static bool link_collect(void *ctx, const at_buf *agent, const at_buf *event)
+{
+    link_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        at_import_link *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return l->oom = true;
+        l->v = v;
+        l->cap = cap;
+    }
+    at_import_link *k = &l->v[l->n];
+    memset(k, 0, sizeof *k);
+    if (!(k->agent_id = strndup(agent->data ? agent->data : "", agent->len)))
+        return l->oom = true;
+    if (event->len)
+        memcpy(k->event_id, event->data, event->len);
+    k->event_id_len = event->len;
+    l->n++;
+    return false;
+}
+
+at_result at_store_links(at_store *s, const char *parent, at_import_link **out, size_t *n, at_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (s->db)
+        return store_db_unsupported(err, "reading links from the store");
+    link_list l = {0};
+    each_link(s, parent, link_collect, &l);
+    if (l.oom) {
+        at_store_links_free(l.v, l.n);
+        return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    }
+    *out = l.v;
+    *n = l.n;
+    return AT_OK;
+}
+
+void at_store_links_free(at_import_link *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].agent_id);
+    free(v);
 }
 
 static int session_depth(at_store *s, const char *sid)

@@ -574,6 +574,20 @@ bool sdb_link_find(at_store *s, const char *parent, const char *agent_id, char o
     return found;
 }
 
+/* ---- workspaces ---- */
+
+typedef struct {
+    at_workspace_fn fn;
+    void *ctx;
+} ws_filter;
+
+static void skip_default(void *ctx, const char *ws)
+{
+    ws_filter *f = ctx;
+    if (strcmp(ws, AT_DEFAULT_WORKSPACE) != 0)
+        f->fn(f->ctx, ws);
+}
+
 /* ---- for the log over the database (ledger_db.c) ---- */
 
 struct db *sdb_take(at_store *s, at_error *err)
@@ -614,6 +628,18 @@ at_result sdb_logged_index(at_store *s, const char *sid, uint64_t v, uint64_t *v
     if (!d)
         return err->code;
     at_result r = dblog_index(d, s->db->ws, sid, v, index, err);
+    give(s->db, d);
+    return r;
+}
+
+at_result sdb_workspaces(at_store *s, at_workspace_fn fn, void *ctx, at_error *err)
+{
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    fn(ctx, AT_DEFAULT_WORKSPACE);
+    ws_filter f = {fn, ctx};
+    at_result r = dbs_workspaces(d, skip_default, &f, err);
     give(s->db, d);
     return r;
 }

@@ -436,6 +436,11 @@ at_result at_workspaces_list(const char *root, at_workspace_fn fn, void *ctx, at
     return AT_OK;
 }
 
+at_result at_store_workspaces(at_store *s, at_workspace_fn fn, void *ctx, at_error *err)
+{
+    return s->db ? sdb_workspaces(s, fn, ctx, err) : at_workspaces_list(s->root, fn, ctx, err);
+}
+
 const char *at_store_workspace(const at_store *s)
 {
     return s->workspace ? s->workspace : AT_DEFAULT_WORKSPACE;
