@@ -104,7 +104,7 @@ static const char serve_usage[] =
     "                     on the same database share it (docs/scaling.md). Create the\n"
     "                     schema first with `agent-traced db migrate`; give every\n"
     "                     replica the same --log-key. Not yet with it: trees, event\n"
-    "                     lookups, usage, incremental uploads, gc and witnesses\n"
+    "                     lookups, usage and gc\n"
     "  --auth-key KEY     require `Authorization: Bearer KEY` (repeatable; default:\n"
     "                     the comma-separated keys of $AGENT_STRACE_AUTH_KEY); such\n"
     "                     keys are admins, named key1, key2, ... in the log\n"

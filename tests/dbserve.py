@@ -136,9 +136,48 @@ same("empty body", "POST", "/import?source=x.jsonl", b"")
 same("not a transcript", "POST", "/import?source=x.jsonl", b"hello\n")
 same("truncated gzip", "POST", "/import?source=x.jsonl", gzip.compress(full)[:100],
      headers={"Content-Encoding": "gzip"})
-st, _, b = dbsrv.call("POST", "/import?session=%s&offset=%d" % (sid_grow, len(half)), full[len(half):])
-t("an incremental upload: 409 with --database (push sends the whole transcript then)", st == 409, b)
-same("... and nothing changed", "GET", "/sessions/%s/versions" % sid_grow, mask_time=True)
+same("an incremental upload from a wrong offset: 409", "POST",
+     "/import?session=%s&offset=%d" % (sid_grow, len(half)), full[len(half):])
+same("... and nothing changed", "GET", "/sessions/%s/versions" % sid_grow)
+
+
+def more_lines(k):
+    """Two more turns of the session: a prompt and an answer."""
+    base = json.loads(lines[0])
+    sid = base.get("sessionId")
+    out = b""
+    for i, (role, msg) in enumerate((("user", {"role": "user", "content": "more %d" % k}),
+                                     ("assistant", {"role": "assistant", "model": "claude-sonnet-4-5",
+                                                    "id": "msg_more_%d" % k,
+                                                    "content": [{"type": "text", "text": "ok %d" % k}]}))):
+        o = {"type": role, "sessionId": sid, "uuid": "00000000-0000-4000-8000-%012d" % (k * 10 + i),
+             "timestamp": "2027-01-01T00:00:%02d.000Z" % (k * 2 + i), "message": msg}
+        out += json.dumps(o).encode() + b"\n"
+    return out
+
+
+grown = full + more_lines(1)
+inc = same("an incremental upload: only the new lines", "POST",
+           "/import?session=%s&offset=%d" % (sid_grow, len(full)), grown[len(full):])
+t("... it was taken (201, extended)", inc[0] == 201 and b'"extended"' in inc[2], inc[2][:300])
+same("... its versions", "GET", "/sessions/%s/versions" % sid_grow)
+same("... its events", "GET", "/sessions/%s/events" % sid_grow)
+same("the whole grown transcript: unchanged", "POST", "/import?source=grow.jsonl", grown)
+grown2 = grown + more_lines(2)
+inc = same("a second incremental upload", "POST", "/import?session=%s&offset=%d" % (sid_grow, len(grown)),
+           grown2[len(grown):])
+t("... taken too", inc[0] == 201, inc[2][:300])
+same("... gzip, from the same offset again: 409", "POST",
+     "/import?session=%s&offset=%d" % (sid_grow, len(grown)), gzip.compress(grown2[len(grown):]),
+     headers={"Content-Encoding": "gzip"})
+same("... an empty tail", "POST", "/import?session=%s&offset=%d" % (sid_grow, len(grown2)), b"")
+same("... an unknown session", "POST", "/import?session=nope&offset=0", b"x")
+same("... after an append, not from an import: 409", "POST", "/events",
+     ('{"event_type": "decision", "timestamp": 1.5, "event_id": "inc-1", "session_id": "%s", "data": {}}\n'
+      % sid_grow).encode())
+same("... so the next incremental upload is refused", "POST",
+     "/import?session=%s&offset=%d" % (sid_grow, len(grown2)), more_lines(3))
+same("... its events at the end", "GET", "/sessions/%s/events" % sid_grow)
 
 # ---- POST /sessions and POST /events (agent-strace's collector) ----
 same("POST /sessions: new", "POST", "/sessions", b'{"session_id": "col-1", "agent_name": "bot", "started_at": 5.5}')

@@ -674,6 +674,14 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
         rc = r ? AT_OK : err->code;
         PQclear(r);
     }
+    if (rc == AT_OK && !*lost && im->state) {
+        const char *vals[4] = {ws, sid, nv, im->state};
+        int lens[4] = {0, 0, 0, (int)im->state_len};
+        int fmts[4] = {0, 0, 0, 1};
+        r = db_query(d, "INSERT INTO import_states VALUES ($1, $2, $3, $4)", 4, vals, lens, fmts, false, err);
+        rc = r ? AT_OK : err->code;
+        PQclear(r);
+    }
     if (rc == AT_OK && !*lost)
         rc = db_exec(d, "COMMIT", err);
     if (rc != AT_OK || *lost)
@@ -681,6 +689,22 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
     if (rc == AT_OK && !*lost)
         im->v.version = version;
     return rc;
+}
+
+at_result dbs_import_state(db *d, const char *ws, const char *sid, uint64_t version, at_buf *out, bool *found,
+                           at_error *err)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)version);
+    const char *vals[3] = {ws, sid, v};
+    PGresult *r = db_query(d, "SELECT state FROM import_states WHERE workspace = $1 AND session = $2 AND version = $3",
+                           3, vals, NULL, NULL, true, err);
+    if (!r)
+        return err->code;
+    *found = PQntuples(r) > 0;
+    at_result rc = *found ? bytes_col(r, 0, 0, out) : AT_OK;
+    PQclear(r);
+    return rc == AT_OK ? AT_OK : at_error_set(err, rc, -1, "out of memory");
 }
 
 /* ---- subagent links ---- */

@@ -82,6 +82,10 @@ at_result dbs_version_object(db *d, const char *ws, const char *sid, uint64_t ve
                              uint8_t sha256[AT_SHA256_LEN], at_error *err) AT_WUR;
 /* Calls fn with each workspace that has a row, in id order. */
 at_result dbs_workspaces(db *d, void (*fn)(void *ctx, const char *ws), void *ctx, at_error *err) AT_WUR;
+/* The importer state kept with version `version` of a session (appended
+ * to out); *found false when none was kept. */
+at_result dbs_import_state(db *d, const char *ws, const char *sid, uint64_t version, at_buf *out, bool *found,
+                           at_error *err) AT_WUR;
 /* Whether the workspace has a row (sessions were stored in it). */
 at_result dbs_workspace_exists(db *d, const char *ws, bool *exists, at_error *err) AT_WUR;
 
@@ -114,6 +118,8 @@ typedef struct {
     bool delta;
     uint64_t base_size;
     at_version v; /* the version: every field but .version, which dbs_commit sets */
+    const char *state; /* the importer's state after it (for an incremental upload), or NULL */
+    size_t state_len;
 } dbs_import;
 
 /* Stores im as the session's next version: creates the session when cur

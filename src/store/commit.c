@@ -244,7 +244,7 @@ static at_result subagent_fields(at_store *s, at_import_result *res, at_commit_i
 static at_result commit_database(at_store *s, at_stage *stg, at_import_result *res, at_commit_info *info,
                                  at_error *err)
 {
-    *info = (at_commit_info){.log_index = -1};
+    *info = (at_commit_info){.log_index = -1, .resumed_from = info->resumed_from};
     at_result r = subagent_fields(s, res, info);
     if (r != AT_OK) {
         at_stage_discard(stg);
@@ -686,12 +686,10 @@ at_result at_store_resume_state(at_store *s, const char *sid, uint64_t offset, c
     *len = 0;
     *recorded = -1;
     *version = 0;
-    if (s->db) /* no import state kept: the client sends the whole transcript */
-        return sdb_session_exists(s, sid)
-                   ? at_error_set(err, AT_ERR_CONFLICT, -1, "no import state is kept with --database (yet)")
-                   : at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", sid);
     if (!at_session_id_ok(sid, strlen(sid)) || !at_store_session_exists(s, sid))
         return at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", sid);
+    if (s->db)
+        return sdb_resume_state(s, sid, offset, state, len, recorded, version, err);
     int slock = lock_store(s, false);
     sess_lock lk;
     sess_state st;

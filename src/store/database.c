@@ -18,9 +18,13 @@
  * writes it, then streamed into the database by COPY in the commit's
  * transaction: memory stays bounded and a failed upload leaves nothing.
  *
- * Not here yet (answered "not available with --database"): incremental
- * imports (a 409, so `push` sends the whole transcript), usage, the event
- * index, gc and the transparency log's feed. */
+ * An incremental upload (POST /import?session=&offset=) resumes the
+ * importer state kept with the current version (import_states); its
+ * commit rebuilds the whole events (the current version's first bytes,
+ * then the new ones) in a staging file and decides as for a full upload.
+ *
+ * Not here yet (answered "not available with --database"): usage, the
+ * event index, gc. */
 #include "store_int.h"
 
 #include "db/dblog.h"
@@ -423,6 +427,10 @@ static at_result object_to_file(at_store *s, db *d, const uint8_t sha[AT_SHA256_
     return r;
 }
 
+static at_result decide_and_store(at_store *s, db *d, at_stage *stg, uint64_t staged, at_import_result *res,
+                                  const char *meta, size_t meta_len, const dbs_current *curp, bool exists,
+                                  at_commit_info *info, bool *lost, at_error *err);
+
 /* One attempt at the commit: decides against the current version, then
  * stores the new one unless nothing changed. *lost: another writer moved
  * the session in between. */
@@ -432,7 +440,10 @@ static at_result commit_once(at_store *s, db *d, at_stage *stg, uint64_t staged,
     const char *sid = res->session_id;
     *lost = false;
     /* a lost attempt's decision is not this one's (the subagent fields are the caller's) */
-    at_commit_info fresh = {.log_index = -1, .depth = info->depth, .parent_event_id_len = info->parent_event_id_len};
+    at_commit_info fresh = {.log_index = -1,
+                            .depth = info->depth,
+                            .parent_event_id_len = info->parent_event_id_len,
+                            .resumed_from = info->resumed_from};
     memcpy(fresh.parent_event_id, info->parent_event_id, sizeof fresh.parent_event_id);
     *info = fresh;
     dbs_current cur;
@@ -445,6 +456,39 @@ static at_result commit_once(at_store *s, db *d, at_stage *stg, uint64_t staged,
     }
     if (r != AT_OK)
         return r;
+    if (res->body_bytes && (!exists || cur.version != info->resumed_from))
+        return at_error_set(err, AT_ERR_CONFLICT, -1,
+                            "the session changed during this upload (it resumed version %llu, now %llu): "
+                            "send the transcript from the offset GET /sessions/%s/versions gives",
+                            (unsigned long long)info->resumed_from, (unsigned long long)cur.version, sid);
+    at_stage whole = {-1, NULL};
+    if (res->body_bytes) {
+        /* the whole events: the current version's first body_bytes, then the new ones */
+        struct stat sb;
+        if ((r = object_to_file(s, d, cur.sha256, &whole, err)) != AT_OK)
+            return r;
+        if (ftruncate(whole.fd, (off_t)res->body_bytes) < 0 || fstat(stg->fd, &sb) < 0 ||
+            lseek(whole.fd, 0, SEEK_END) < 0 || copy_range(stg->fd, 0, (uint64_t)sb.st_size, whole.fd) != AT_OK) {
+            r = sys_fail(err, "cannot assemble the events in", whole.path);
+            at_stage_discard(&whole);
+            return r;
+        }
+        stg = &whole;
+        staged = res->body_bytes + (uint64_t)sb.st_size;
+    }
+    r = decide_and_store(s, d, stg, staged, res, meta, meta_len, &cur, exists, info, lost, err);
+    at_stage_discard(&whole);
+    return r;
+}
+
+/* commit_once with the whole events staged in stg. */
+static at_result decide_and_store(at_store *s, db *d, at_stage *stg, uint64_t staged, at_import_result *res,
+                                  const char *meta, size_t meta_len, const dbs_current *curp, bool exists,
+                                  at_commit_info *info, bool *lost, at_error *err)
+{
+    const char *sid = res->session_id;
+    dbs_current cur = *curp;
+    at_result r;
     sess_state st;
     memset(&st, 0, sizeof st);
     st.have = cur.version > 0;
@@ -502,6 +546,8 @@ static at_result commit_once(at_store *s, db *d, at_stage *stg, uint64_t staged,
     memcpy(im.v.events_sha256, res->events_sha256, AT_SHA256_LEN);
     memcpy(im.v.head, res->head, AT_SHA256_LEN);
     memcpy(im.v.transcript_sha256, res->transcript_sha256, AT_SHA256_LEN);
+    im.state = res->state;
+    im.state_len = res->state_len;
     if ((r = dbs_commit(d, s->db->ws, sid, exists ? &cur : NULL, &im, lost, err)) == AT_OK && !*lost)
         info->version = im.v.version;
     return r;
@@ -518,8 +564,6 @@ at_result sdb_commit_import(at_store *s, at_stage *stg, at_import_result *res, a
     if (!at_session_id_ok(sid, strlen(sid)))
         r = at_error_set(err, AT_ERR_INVALID, -1,
                          "invalid session id (empty, blank, with control characters or not UTF-8)");
-    else if (res->body_bytes)
-        r = at_error_set(err, AT_ERR_CONFLICT, -1, "incremental imports are not available with --database yet");
     else if (fstat(stg->fd, &sb) < 0)
         r = sys_fail(err, "cannot stat", stg->path);
     else if ((r = store_meta_bytes(s, &res->meta, &meta)) != AT_OK)
@@ -641,5 +685,52 @@ at_result sdb_workspaces(at_store *s, at_workspace_fn fn, void *ctx, at_error *e
     ws_filter f = {fn, ctx};
     at_result r = dbs_workspaces(d, skip_default, &f, err);
     give(s->db, d);
+    return r;
+}
+
+at_result sdb_resume_state(at_store *s, const char *sid, uint64_t offset, char **state, size_t *len,
+                           int64_t *recorded, uint64_t *version, at_error *err)
+{
+    at_version *vs = NULL;
+    size_t n = 0;
+    at_result r = sdb_versions(s, sid, &vs, &n, err);
+    if (r == AT_ERR_NOT_FOUND || (r == AT_OK && n == 0) || (r == AT_OK && vs[n - 1].cause != AT_CAUSE_IMPORT))
+        r = r == AT_ERR_NOT_FOUND
+                ? r
+                : at_error_set(err, AT_ERR_CONFLICT, -1,
+                               "the current version of %s did not come from an import: upload the whole transcript",
+                               sid);
+    if (r != AT_OK) {
+        free(vs);
+        return r;
+    }
+    at_version cur = vs[n - 1];
+    free(vs);
+    *recorded = cur.transcript_bytes;
+    if (cur.transcript_bytes < 0 || (uint64_t)cur.transcript_bytes != offset)
+        return at_error_set(err, AT_ERR_CONFLICT, -1, "offset %llu does not continue %s: its transcript has %lld bytes",
+                            (unsigned long long)offset, sid, (long long)cur.transcript_bytes);
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_buf b;
+    at_buf_init(&b, 0);
+    bool found = false;
+    r = dbs_import_state(d, s->db->ws, sid, cur.version, &b, &found, err);
+    give(s->db, d);
+    if (r == AT_OK && !found)
+        r = at_error_set(err, AT_ERR_CONFLICT, -1,
+                         "no import state kept for version %llu of %s: upload the whole transcript",
+                         (unsigned long long)cur.version, sid);
+    if (r == AT_OK && !(*state = malloc(b.len + 1)))
+        r = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    if (r == AT_OK) {
+        if (b.len)
+            memcpy(*state, b.data, b.len);
+        (*state)[b.len] = 0;
+        *len = b.len;
+        *version = cur.version;
+    }
+    at_buf_fini(&b);
     return r;
 }
