@@ -18,6 +18,8 @@
  * store, which gives every session its history from there on. */
 #include "cli.h"
 
+#include "db/dbindex.h"
+#include "db/dbstore.h"
 #include "db/pg.h"
 #include "db/schema.h"
 #include "sessions.h"
@@ -290,6 +292,21 @@ static at_result import_session(db *d, at_store *st, const char *ws, const char 
         if (!r)
             rc = err->code;
         PQclear(r);
+    }
+    if (rc == AT_OK && have < nv) {
+        /* the event index: the rows of the current version, read from its
+         * events.ndjson (a copy of the current object) */
+        char ep[PATH_MAX];
+        struct stat sb;
+        int fd = at_store_session_path(st, sid, "events.ndjson", ep, sizeof ep) == AT_OK
+                     ? open(ep, O_RDONLY | O_CLOEXEC)
+                     : -1;
+        if (fd < 0 || fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != vs[nv - 1].size)
+            rc = at_error_set(err, AT_ERR_IO, -1, "cannot read the events of %s to index them", sid);
+        else
+            rc = dbi_index_file(d, ws, sid, fd, (uint64_t)sb.st_size, err);
+        if (fd >= 0)
+            close(fd);
     }
     if (rc == AT_OK) {
         /* the subagent links a parent recorded: its subagents uploaded

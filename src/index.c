@@ -1069,21 +1069,26 @@ out:
 }
 
 /* 200 body: {"session_id", "line", "sha256", "prev_hash", "event"} */
-static read_status answer(event_index *ix, const hit *h, http_response *resp)
+at_result index_answer_head(at_buf *b, const char *sid, size_t sidn, int64_t line, const char *sha,
+                            const char *prev, size_t prevn)
 {
-    at_buf *b = &resp->body;
     at_buf_reset(b);
     at_result r = at_buf_adds(b, "{\"session_id\": ");
     if (r == AT_OK)
-        r = at_json_write_wtf8(b, h->sid, h->sidn);
+        r = at_json_write_wtf8(b, sid, sidn);
     if (r == AT_OK)
-        r = at_buf_printf(b, ", \"line\": %lld, \"sha256\": \"%s\", \"prev_hash\": ", (long long)h->line,
-                          h->sha);
+        r = at_buf_printf(b, ", \"line\": %lld, \"sha256\": \"%s\", \"prev_hash\": ", (long long)line, sha);
     if (r == AT_OK)
-        r = h->prev ? at_json_write_wtf8(b, h->prev, h->prevn) : at_buf_adds(b, "null");
+        r = prev ? at_json_write_wtf8(b, prev, prevn) : at_buf_adds(b, "null");
     if (r == AT_OK)
         r = at_buf_adds(b, ", \"event\": ");
-    if (r != AT_OK)
+    return r;
+}
+
+static read_status answer(event_index *ix, const hit *h, http_response *resp)
+{
+    at_buf *b = &resp->body;
+    if (index_answer_head(b, h->sid, h->sidn, h->line, h->sha, h->prev, h->prevn) != AT_OK)
         return READ_FAIL;
     read_status rs = read_line(ix, h, b);
     if (rs != READ_OK)
@@ -1095,8 +1100,15 @@ static read_status answer(event_index *ix, const hit *h, http_response *resp)
     return READ_OK;
 }
 
-static void conflict(const char *event_id, size_t idn, const hit *hits, size_t n, bool more,
-                     http_response *resp)
+static const char *hit_sid(const void *hits, size_t k, size_t *n)
+{
+    const hit *h = &((const hit *)hits)[k];
+    *n = h->sidn;
+    return h->sid;
+}
+
+void index_conflict(const char *event_id, size_t idn, const void *hits, size_t n, index_sid_fn sid_of, bool more,
+                    http_response *resp)
 {
     at_buf b;
     at_buf_init(&b, 0);
@@ -1112,10 +1124,12 @@ static void conflict(const char *event_id, size_t idn, const hit *hits, size_t n
     if (r == AT_OK)
         r = at_buf_adds(&b, ", \"sessions\": [");
     for (size_t k = 0; r == AT_OK && k < n; k++) {
+        size_t sn;
+        const char *s = sid_of(hits, k, &sn);
         if (k)
             r = at_buf_adds(&b, ", ");
         if (r == AT_OK)
-            r = at_json_write_wtf8(&b, hits[k].sid, hits[k].sidn);
+            r = at_json_write_wtf8(&b, s, sn);
     }
     if (r == AT_OK)
         r = at_buf_adds(&b, more ? "], \"truncated\": true}" : "]}");
@@ -1167,6 +1181,10 @@ static int collect(sqlite3_stmt *q, hit **hitsp, size_t *cap, size_t *n, bool *m
 
 void index_lookup(server_ctx *ctx, const char *event_id, const char *session, http_response *resp)
 {
+    if (at_store_is_database(ctx->store)) {
+        lookup_db(ctx, event_id, session, resp);
+        return;
+    }
     event_index *ix = server_index(ctx);
     if (!ix) {
         http_response_error(
@@ -1248,7 +1266,7 @@ void index_lookup(server_ctx *ctx, const char *event_id, const char *session, ht
         if (stale)
             continue;
         if (n > 1) {
-            conflict(event_id, idn, hits, n, more, resp);
+            index_conflict(event_id, idn, hits, n, hit_sid, more, resp);
             goto out;
         }
         read_status rs = answer(ix, &hits[0], resp);

@@ -20,6 +20,18 @@ at_result event_index_rebuild(event_index *ix, at_error *err);
 /* GET /events/{event_id} (session NULL) and GET /sessions/{id}/events/{event_id}. */
 void index_lookup(server_ctx *ctx, const char *event_id, const char *session, http_response *resp);
 
+/* What a lookup answers, for api/lookup_db.c too: the 200 body up to the
+ * event's line (which the caller appends, then "}"), and the 409 listing
+ * the sessions (sid_of gives the id of hits[k]). */
+at_result index_answer_head(at_buf *b, const char *sid, size_t sidn, int64_t line, const char *sha,
+                            const char *prev, size_t prevn) AT_WUR;
+typedef const char *(*index_sid_fn)(const void *hits, size_t k, size_t *n);
+void index_conflict(const char *event_id, size_t idn, const void *hits, size_t n, index_sid_fn sid_of, bool more,
+                    http_response *resp);
+/* GET /events/{id} and /sessions/{id}/events/{event_id} with a database
+ * store (api/lookup_db.c). */
+void lookup_db(server_ctx *ctx, const char *event_id, const char *session, http_response *resp);
+
 /* <root>/.agent-traced/index.sqlite */
 #define EVENT_INDEX_FILE "index.sqlite"
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from atserver import Checks, Server, call  # noqa: E402
@@ -112,6 +113,22 @@ for p in ("/sessions/4d5611e5", "/sessions/agent-", "/sessions/nope", "/sessions
           "/objects/sha256/xyz", "/sessions/4d5611e5-241a-462a-8d15-5122611a9569/events?version=9"):
     same("GET %s" % p, "GET", p)
 
+# ---- event lookups (the event index) ----
+picked = found = 0
+for sid in ids:
+    st, _, b = dbsrv.call("GET", "/sessions/%s/events" % sid)
+    evs = [json.loads(x) for x in b.splitlines()]
+    for e in evs[:: max(1, len(evs) // 5)]:
+        got = same("GET /events/<an event of %s>" % sid, "GET", "/events/" + urllib.parse.quote(e["event_id"], safe=""))
+        found += got[0] == 200
+        same("GET /sessions/%s/events/<it>" % sid, "GET",
+             "/sessions/%s/events/%s" % (sid, urllib.parse.quote(e["event_id"], safe="")))
+        picked += 1
+t("event lookups compared (%d, %d of them found)" % (picked, found), picked > 30 and found > 20)
+for p in ("/events/nope", "/events/" + "x" * 5000, "/sessions/nope/events/x",
+          "/sessions/4d5611e5/events/nope"):
+    same("GET %s" % p[:60], "GET", p)
+
 # ---- uploads that grow, repeat, replace ----
 with open(os.path.join(FIX, "claude", "short.jsonl"), "rb") as fh:
     lines = fh.read().splitlines(keepends=True)
@@ -178,6 +195,7 @@ same("... after an append, not from an import: 409", "POST", "/events",
 same("... so the next incremental upload is refused", "POST",
      "/import?session=%s&offset=%d" % (sid_grow, len(grown2)), more_lines(3))
 same("... its events at the end", "GET", "/sessions/%s/events" % sid_grow)
+same("... an event the append added, by id", "GET", "/events/inc-1")
 
 # ---- POST /sessions and POST /events (agent-strace's collector) ----
 same("POST /sessions: new", "POST", "/sessions", b'{"session_id": "col-1", "agent_name": "bot", "started_at": 5.5}')
@@ -199,6 +217,12 @@ same("POST /events: bad lines among good", "POST", "/events",
 same("POST /events: empty", "POST", "/events", b"")
 same("POST /events: a secret is redacted", "POST", "/events",
      ev("col-1", 6, ', "parent_id": "AKIAIOSFODNN7EXAMPLE"'))
+same("an event id in two sessions: 409 listing them", "POST", "/events",
+     ev("dup-a", 1).replace(b'"edup-a-1"', b'"shared-id"') + ev("dup-b", 1).replace(b'"edup-b-1"', b'"shared-id"'))
+r409 = same("GET /events/shared-id: 409", "GET", "/events/shared-id")
+t("... it is a 409 naming both sessions", r409[0] == 409 and b"dup-a" in r409[2] and b"dup-b" in r409[2], r409[2])
+same("GET /sessions/dup-b/events/shared-id: the one", "GET", "/sessions/dup-b/events/shared-id")
+same("GET /events/ecol-1-4: an appended event", "GET", "/events/ecol-1-4")
 for sid in ("col-1", "col-new"):
     same("GET %s/events" % sid, "GET", "/sessions/%s/events" % sid)
     same("GET %s" % sid, "GET", "/sessions/" + sid)

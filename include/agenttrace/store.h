@@ -55,6 +55,15 @@ at_result at_workspace_root(const char *storage, const char *ws, char *out, size
 /* Opens workspace ws of the storage directory as at_store_open does
  * (creating it when missing). NULL or "default": the storage directory. */
 at_store *at_store_open_workspace(const char *storage, const char *ws, at_error *err);
+/* A line an event id names (a database store's event index). */
+typedef struct {
+    char *sid; /* malloc'd */
+    uint64_t line, off, len;
+    char sha[AT_SHA256_HEX];
+    at_buf prev; /* decoded prev_hash; has_prev false when the line had none */
+    bool has_prev;
+} at_event_hit;
+
 /* The same store over PostgreSQL (`serve --database`; the schema of
  * src/db/schema.h, made by `agent-traced db migrate`): workspace ws (NULL:
  * the default) of the database at url, staging files in tmp_dir. Nothing
@@ -69,6 +78,14 @@ bool at_store_is_database(const at_store *s);
  * AT_ERR_NOT_FOUND, or AT_ERR_CONFLICT for an ambiguous prefix. A database
  * store only (a directory's callers resolve through the catalog). */
 at_result at_store_resolve(at_store *s, const char *prefix, char **out, at_error *err) AT_WUR;
+/* A database store's event index: the first line of each session (sid
+ * NULL: every session, in byte order of their ids; else that one) whose
+ * event has id event_id, at most max sessions (*more: there were more).
+ * *hits malloc'd: at_event_hits_free. The rows describe current versions:
+ * read the line and check its digest (a commit may have come between). */
+at_result at_store_find_event(at_store *s, const char *event_id, size_t idn, const char *sid, size_t max,
+                              at_event_hit **hits, size_t *n, bool *more, at_error *err) AT_WUR;
+void at_event_hits_free(at_event_hit *hits, size_t n);
 /* The store's workspace id ("default" for the storage directory). */
 const char *at_store_workspace(const at_store *s);
 /* Calls fn with "default", then each workspace directory under storage

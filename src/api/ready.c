@@ -9,14 +9,14 @@ void api_ready(server_ctx *ctx, http_response *resp)
     at_error err = {0};
     bool writable = at_store_probe_write(ctx->store, &err) == AT_OK;
     bool database = at_store_is_database(ctx->store);
-    bool index = database || server_index(ctx) != NULL; /* no event index with --database yet */
+    bool index = database || server_index(ctx) != NULL; /* the database's event index is its tables */
     const char *log = ctx->ledger ? "on" : "off";
     at_buf b;
     at_buf_init(&b, 0);
     at_result r;
     if (writable && index) {
         r = at_buf_printf(&b, "{\"status\": \"ready\", \"storage\": \"%s\", \"index\": \"%s\", \"log\": \"%s\"}",
-                          database ? "database" : "writable", database ? "off" : "open", log);
+                          database ? "database" : "writable", database ? "database" : "open", log);
     } else {
         r = at_buf_adds(&b, "{\"error\": ");
         const char *why = !writable ? err.message : "the event index is not open yet";

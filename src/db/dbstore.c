@@ -1,5 +1,6 @@
 /* dbstore.c - sessions, versions and objects in the database (dbstore.h). */
 #include "db/dbstore.h"
+#include "db/dbindex.h"
 #include "db/schema.h"
 
 #include <errno.h>
@@ -270,6 +271,9 @@ static at_result append_once(db *d, const char *ws, const char *sid, const dbs_c
         rc = r ? AT_OK : err->code;
         PQclear(r);
     }
+    if (rc == AT_OK && !*lost) /* the event index: the new lines' rows */
+        rc = dbi_index_lines(d, ws, sid, lines.data ? lines.data : "", lines.len, cur->pos.lines, cur->pos.bytes,
+                             err);
     if (rc == AT_OK && !*lost)
         rc = db_exec(d, "COMMIT", err);
     if (rc != AT_OK || *lost)
@@ -674,6 +678,8 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
         rc = r ? AT_OK : err->code;
         PQclear(r);
     }
+    if (rc == AT_OK && !*lost) /* the event index: the session's rows, of the whole new version */
+        rc = dbi_index_file(d, ws, sid, im->fd, im->v.size, err);
     if (rc == AT_OK && !*lost && im->state) {
         const char *vals[4] = {ws, sid, nv, im->state};
         int lens[4] = {0, 0, 0, (int)im->state_len};

@@ -20,7 +20,7 @@
  *   versions         one row per version: the history/<id>/versions record
  *   import_states    the importer state an incremental upload resumes from
  *   links            the tool call of a parent that spawned each subagent
- *   event_index      event_id -> session (GET /events/{id})
+ *   event_index      event_id -> session, line, offset (GET /events/{id})
  *   api_keys         named keys: name, role, workspace, SHA-256 of the key
  *   log_entries, log_hashes, log_checkpoints
  *                    each workspace's transparency log
@@ -154,6 +154,25 @@ static const db_migration db_migrations[] = {
      "  PRIMARY KEY (workspace, parent, agent_id),\n"
      "  FOREIGN KEY (workspace, parent) REFERENCES sessions ON DELETE CASCADE\n"
      ");\n"},
+    /* The event index as index.c keeps it (db/dbindex.h): where each
+     * event's line is in its session's current version, its digest and its
+     * prev_hash, so a lookup reads one line. Event ids are bytea: decoded,
+     * they may hold any code point (NUL included). */
+    {5, "the event index's lines",
+     "DROP TABLE event_index;\n"
+     "CREATE TABLE event_index (\n"
+     "  workspace text NOT NULL,\n"
+     "  event_id bytea NOT NULL,\n"
+     "  session text NOT NULL,\n"
+     "  line bigint NOT NULL,\n"
+     "  off bigint NOT NULL,\n"
+     "  len bigint NOT NULL,\n"
+     "  sha256 bytea NOT NULL,\n"
+     "  prev_hash bytea,\n"
+     "  PRIMARY KEY (workspace, event_id, session, line),\n"
+     "  FOREIGN KEY (workspace, session) REFERENCES sessions ON DELETE CASCADE\n"
+     ");\n"
+     "CREATE INDEX event_index_session ON event_index (workspace, session, line);\n"},
 };
 
 #define DB_NMIGRATIONS ((int)(sizeof db_migrations / sizeof db_migrations[0]))

@@ -27,6 +27,7 @@
  * event index, gc. */
 #include "store_int.h"
 
+#include "db/dbindex.h"
 #include "db/dblog.h"
 #include "db/dbstore.h"
 #include "db/schema.h"
@@ -733,4 +734,25 @@ at_result sdb_resume_state(at_store *s, const char *sid, uint64_t offset, char *
     }
     at_buf_fini(&b);
     return r;
+}
+
+at_result at_store_find_event(at_store *s, const char *event_id, size_t idn, const char *sid, size_t max,
+                              at_event_hit **hits, size_t *n, bool *more, at_error *err)
+{
+    *hits = NULL;
+    *n = 0;
+    *more = false;
+    if (!s->db)
+        return at_error_set(err, AT_ERR_INVALID, -1, "a directory's event index is index.c's");
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_result r = dbi_lookup(d, s->db->ws, event_id, idn, sid, max, hits, n, more, err);
+    give(s->db, d);
+    return r;
+}
+
+void at_event_hits_free(at_event_hit *hits, size_t n)
+{
+    dbi_hits_free(hits, n);
 }
