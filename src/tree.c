@@ -86,7 +86,8 @@ typedef struct tnode {
 } tnode;
 
 typedef struct {
-    const char *root;
+    const char *root; /* the storage directory, or NULL: ... */
+    at_store *store;  /* ... a database store's sessions */
     tsess *ss;
     size_t n, cap;
     size_t nodes;
@@ -123,9 +124,70 @@ static int cmp_listing(const void *pa, const void *pb)
     return -strcmp(a->dir, b->dir);
 }
 
+/* Adds session `name` with meta m (taken) to the listing; false when
+ * agent-strace would leave it out. */
+static bool add_session(tctx *t, const char *name, at_meta *m, at_result *r)
+{
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 64;
+        tsess *p = realloc(t->ss, nc * sizeof *p);
+        if (!p) {
+            *r = AT_ERR_NOMEM;
+            return false;
+        }
+        t->ss = p;
+        t->cap = nc;
+    }
+    tsess *s = &t->ss[t->n];
+    memset(s, 0, sizeof *s);
+    s->meta = *m;
+    at_meta_init(m);
+    at_buf_init(&s->sid, AT_MAX_SESSION_ID * 4);
+    at_buf_init(&s->parent, AT_MAX_META_BYTES);
+    if (at_meta_get_string(&s->meta, AT_META_SESSION_ID, &s->sid) != AT_OK || !(s->dir = strdup(name))) {
+        tsess_fini(s);
+        return false;
+    }
+    at_result pr = at_meta_get_string(&s->meta, AT_META_PARENT_SESSION_ID, &s->parent);
+    s->has_parent = pr == AT_OK;
+    if (pr == AT_ERR_NOMEM) {
+        tsess_fini(s);
+        *r = AT_ERR_NOMEM;
+        return false;
+    }
+    s->started = at_meta_get_number(&s->meta, AT_META_STARTED_AT, 0.0);
+    t->n++;
+    return true;
+}
+
+/* The listing of a database store: every session with its meta. */
+static at_result load_listing_store(tctx *t)
+{
+    char **ids;
+    size_t n;
+    at_result r = at_store_list(t->store, &ids, &n, t->err);
+    if (r != AT_OK)
+        return r;
+    for (size_t i = 0; i < n && r == AT_OK; i++) {
+        at_meta m;
+        at_meta_init(&m);
+        if (at_store_meta_load(t->store, ids[i], &m, NULL) == AT_OK)
+            add_session(t, ids[i], &m, &r);
+        at_meta_fini(&m);
+    }
+    at_store_list_free(ids, n);
+    if (r != AT_OK)
+        return at_error_set(t->err, r, -1, "cannot list sessions");
+    if (t->n > 1)
+        qsort(t->ss, t->n, sizeof *t->ss, cmp_listing);
+    return AT_OK;
+}
+
 /* Loads every <root>/<name>/meta.json that agent-strace would list. */
 static at_result load_listing(tctx *t)
 {
+    if (!t->root)
+        return load_listing_store(t);
     DIR *d = opendir(t->root);
     if (!d)
         return at_error_set(t->err, errno == ENOENT ? AT_ERR_NOT_FOUND : AT_ERR_IO, -1, "%s: %s", t->root,
@@ -139,38 +201,15 @@ static at_result load_listing(tctx *t)
             continue;
         if (at_storage_path(t->root, AT_PATH_META, e->d_name, path, sizeof path) != AT_OK)
             continue;
-        if (t->n == t->cap) {
-            size_t nc = t->cap ? t->cap * 2 : 64;
-            tsess *p = realloc(t->ss, nc * sizeof *p);
-            if (!p) {
-                r = AT_ERR_NOMEM;
-                break;
-            }
-            t->ss = p;
-            t->cap = nc;
-        }
-        tsess *s = &t->ss[t->n];
-        memset(s, 0, sizeof *s);
-        at_meta_init(&s->meta);
-        at_buf_init(&s->sid, AT_MAX_SESSION_ID * 4);
-        at_buf_init(&s->parent, AT_MAX_META_BYTES);
+        at_meta m;
+        at_meta_init(&m);
         at_error lerr;
         /* unreadable or invalid metas are left out, as a listing would */
-        if (at_meta_load(&s->meta, path, &lerr) != AT_OK ||
-            at_meta_get_string(&s->meta, AT_META_SESSION_ID, &s->sid) != AT_OK ||
-            !(s->dir = strdup(e->d_name))) {
-            tsess_fini(s);
-            continue;
-        }
-        at_result pr = at_meta_get_string(&s->meta, AT_META_PARENT_SESSION_ID, &s->parent);
-        s->has_parent = pr == AT_OK;
-        if (pr == AT_ERR_NOMEM) {
-            tsess_fini(s);
-            r = AT_ERR_NOMEM;
+        if (at_meta_load(&m, path, &lerr) == AT_OK)
+            add_session(t, e->d_name, &m, &r);
+        at_meta_fini(&m);
+        if (r != AT_OK)
             break;
-        }
-        s->started = at_meta_get_number(&s->meta, AT_META_STARTED_AT, 0.0);
-        t->n++;
     }
     closedir(d);
     if (r != AT_OK)
@@ -190,13 +229,26 @@ static at_result session_cost(tctx *t, tsess *s)
     if (s->cost_done)
         return AT_OK;
     char path[PATH_MAX];
-    bool fits = at_storage_path(t->root, AT_PATH_EVENTS, s->dir, path, sizeof path) == AT_OK;
+    bool fits = t->root && at_storage_path(t->root, AT_PATH_EVENTS, s->dir, path, sizeof path) == AT_OK;
     s->cost_done = true;
     s->cost = 0.0;
+    int64_t tin, tout;
+    at_result r;
+    if (!t->root) { /* a database store: the current version's object */
+        at_object_reader *rd = NULL;
+        if ((r = at_store_open_version(t->store, s->dir, 0, &rd, t->err)) == AT_OK)
+            r = tree_cost_tokens_object(rd, &tin, &tout, t->err);
+        at_object_reader_free(rd);
+        if (r == AT_ERR_NOT_FOUND)
+            return AT_OK; /* gone meanwhile: no events, no tokens */
+        if (r != AT_OK)
+            return r;
+        s->cost = (double)tin / 1e6 * 3.0 + (double)tout / 1e6 * 15.0;
+        return AT_OK;
+    }
     if (!fits)
         return AT_OK;
-    int64_t tin, tout;
-    at_result r = tree_cost_tokens(path, &tin, &tout, t->err);
+    r = tree_cost_tokens(path, &tin, &tout, t->err);
     if (r != AT_OK)
         return r;
     s->cost = (double)tin / 1e6 * 3.0 + (double)tout / 1e6 * 15.0;
@@ -634,9 +686,20 @@ static at_result emit_text(at_buf *b, const tnode *root, const totals *tt)
 
 /* ---- entry points ------------------------------------------------------------------ */
 
+static at_result render(tctx t, const char *session_dir, bool text, at_buf *out, at_error *err);
+
 at_result tree_render(const char *root, const char *session_dir, bool text, at_buf *out, at_error *err)
 {
-    tctx t = {.root = root, .err = err};
+    return render((tctx){.root = root, .err = err}, session_dir, text, out, err);
+}
+
+at_result tree_render_store(at_store *s, const char *sid, bool text, at_buf *out, at_error *err)
+{
+    return render((tctx){.store = s, .err = err}, sid, text, out, err);
+}
+
+static at_result render(tctx t, const char *session_dir, bool text, at_buf *out, at_error *err)
+{
     tnode *tree = NULL;
     at_result r = load_listing(&t);
     if (r != AT_OK)
@@ -670,16 +733,13 @@ out:
 void tree_handle(server_ctx *ctx, const char *id, bool text, http_response *resp)
 {
     char *sid = NULL;
-    if (!ctx->root) {
-        http_response_error(resp, 501, "session trees are not available with --database yet");
-        return;
-    }
     if (sessions_resolve(ctx, id, &sid, resp) != 200)
         return;
     at_error err;
     memset(&err, 0, sizeof err);
     at_buf_reset(&resp->body);
-    at_result r = tree_render(ctx->root, sid, text, &resp->body, &err);
+    at_result r = ctx->root ? tree_render(ctx->root, sid, text, &resp->body, &err)
+                            : tree_render_store(ctx->store, sid, text, &resp->body, &err);
     if (r == AT_OK) {
         resp->status = 200;
         resp->content_type = text ? "text/plain; charset=utf-8" : "application/json";

@@ -20,5 +20,7 @@ void tree_handle(server_ctx *ctx, const char *id, bool text, http_response *resp
  * fail too); AT_ERR_NOMEM / AT_ERR_IO otherwise. */
 at_result tree_render(const char *root, const char *session_dir, bool text, at_buf *out,
                       at_error *err) AT_WUR;
+/* The same over a database store's sessions (sid: an exact id). */
+at_result tree_render_store(at_store *s, const char *sid, bool text, at_buf *out, at_error *err) AT_WUR;
 
 #endif

@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -393,6 +394,53 @@ static at_result cached_tokens(int fd, struct stat *st, struct timespec t0, int6
     *tin = c.in + c.tail_in;
     *tout = c.out + c.tail_out;
     return AT_OK;
+}
+
+at_result tree_cost_tokens_object(at_object_reader *rd, int64_t *tokens_in, int64_t *tokens_out, at_error *err)
+{
+    *tokens_in = 0;
+    *tokens_out = 0;
+    at_json_doc doc;
+    at_json_doc_init(&doc);
+    at_buf dump, line;
+    at_buf_init(&dump, 0);
+    at_buf_init(&line, 0);
+    char *buf = malloc(1 << 16);
+    at_result r = buf ? AT_OK : AT_ERR_NOMEM;
+    uint64_t pos = 0, size = at_object_size(rd), no = 0;
+    /* lines split across reads are gathered in line; the last one may lack "\n" */
+    while (r == AT_OK && pos < size) {
+        ssize_t k = at_object_read(rd, pos, buf, 1 << 16);
+        if (k <= 0) {
+            r = AT_ERR_IO;
+            break;
+        }
+        size_t i = 0;
+        while (r == AT_OK && i < (size_t)k) {
+            const char *nl = memchr(buf + i, '\n', (size_t)k - i);
+            size_t len = nl ? (size_t)(nl - (buf + i)) : (size_t)k - i;
+            if ((r = at_buf_add(&line, buf + i, len)) != AT_OK)
+                break;
+            i += len;
+            if (!nl && pos + (uint64_t)k < size)
+                break; /* continues in the next read */
+            i += nl ? 1 : 0;
+            at_line ln = {line.len > AT_MAX_LINE_BYTES ? NULL : (line.data ? line.data : ""), line.len, 0, no++};
+            int side;
+            int64_t tok;
+            if ((r = line_tokens(&doc, &dump, &ln, &side, &tok)) == AT_OK) {
+                *tokens_in += side == 1 ? tok : 0;
+                *tokens_out += side == 2 ? tok : 0;
+            }
+            at_buf_reset(&line);
+        }
+        pos += (uint64_t)k;
+    }
+    free(buf);
+    at_buf_fini(&dump);
+    at_buf_fini(&line);
+    at_json_doc_fini(&doc);
+    return r == AT_OK ? AT_OK : at_error_set(err, r, -1, "cannot read the events to count their tokens");
 }
 
 at_result tree_cost_tokens(const char *events_path, int64_t *tokens_in, int64_t *tokens_out, at_error *err)

@@ -5,6 +5,7 @@
 #define AGENTTRACED_TREE_COST_H
 
 #include "agenttrace/common.h"
+#include "agenttrace/store.h"
 #include <stdint.h>
 
 /* Sums agent-strace's token estimate over the events of events_path:
@@ -16,6 +17,9 @@
  * (AT_ERR_IO, AT_ERR_NOMEM) both are 0 and err says why. */
 at_result tree_cost_tokens(const char *events_path, int64_t *tokens_in, int64_t *tokens_out,
                            at_error *err) AT_WUR;
+/* The same over an object's bytes (a database store's version), not cached. */
+at_result tree_cost_tokens_object(at_object_reader *rd, int64_t *tokens_in, int64_t *tokens_out,
+                                  at_error *err) AT_WUR;
 
 /* How the process-wide cost cache answered, per events.ndjson looked at
  * (tree_cost.c explains when each applies). Regular files only. */

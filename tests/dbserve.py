@@ -90,6 +90,8 @@ for sid in ids:
     same("GET %s/verify" % q, "GET", q + "/verify")
     same("GET %s/verify?mode=legacy" % q, "GET", q + "/verify?mode=legacy")
     same("GET %s/page" % q, "GET", q + "/page?offset=1&limit=3")
+    same("GET %s/tree" % q, "GET", q + "/tree")
+    same("GET %s/tree?format=text" % q, "GET", q + "/tree?format=text")
     same("GET %s/events?version=1" % q, "GET", q + "/events?version=1")
     try:
         digest = json.loads(v[2])["versions"][-1]["events_sha256"]
@@ -230,6 +232,10 @@ for sid in ("col-1", "col-new"):
     same("GET %s/verify" % sid, "GET", "/sessions/%s/verify" % sid)
 same("POST /verify", "POST", "/verify", dbsrv.call("GET", "/sessions/col-1/events")[2])
 same("GET /sessions after the collector", "GET", "/sessions")
+same("a tree after the collector", "GET", "/sessions/col-1/tree")
+tr = same("a tree of a prefix", "GET", "/sessions/4d56/tree?format=text")
+t("... it shows the subagents", tr[0] == 200 and tr[2].count(b"agent-a") >= 2, tr[2][:400])
+same("a tree of nothing", "GET", "/sessions/nope/tree")
 same("GET /health after the collector", "GET", "/health")
 
 # ---- workspaces: the same layout of answers ----
