@@ -308,6 +308,25 @@ static at_result import_session(db *d, at_store *st, const char *ws, const char 
         if (fd >= 0)
             close(fd);
     }
+    if (rc == AT_OK && have < nv) {
+        /* the token usage: the one the newest import recorded is the one read */
+        char *uj = NULL;
+        size_t ul = 0;
+        uint64_t uv = 0;
+        if ((rc = at_store_usage(st, sid, &uj, &ul, &uv, err)) == AT_OK && uj) {
+            char vs_[24];
+            snprintf(vs_, sizeof vs_, "%llu", (unsigned long long)uv);
+            const char *vals[4] = {ws, sid, vs_, uj};
+            int lens[4] = {0, 0, 0, (int)ul};
+            int fmts[4] = {0, 0, 0, 1};
+            PGresult *q = db_query(d, "UPDATE versions SET usage = $4 WHERE workspace = $1 AND session = $2 "
+                                      "AND version = $3", 4, vals, lens, fmts, false, err);
+            if (!q)
+                rc = err->code;
+            PQclear(q);
+        }
+        free(uj);
+    }
     if (rc == AT_OK) {
         /* the subagent links a parent recorded: its subagents uploaded
          * later (through serve --database) find their tool call */

@@ -90,6 +90,8 @@ for sid in ids:
     same("GET %s/verify" % q, "GET", q + "/verify")
     same("GET %s/verify?mode=legacy" % q, "GET", q + "/verify?mode=legacy")
     same("GET %s/page" % q, "GET", q + "/page?offset=1&limit=3")
+    same("GET %s/usage" % q, "GET", q + "/usage")
+    same("GET %s/usage?tree=1" % q, "GET", q + "/usage?tree=1")
     same("GET %s/tree" % q, "GET", q + "/tree")
     same("GET %s/tree?format=text" % q, "GET", q + "/tree?format=text")
     same("GET %s/events?version=1" % q, "GET", q + "/events?version=1")
@@ -236,6 +238,11 @@ same("a tree after the collector", "GET", "/sessions/col-1/tree")
 tr = same("a tree of a prefix", "GET", "/sessions/4d56/tree?format=text")
 t("... it shows the subagents", tr[0] == 200 and tr[2].count(b"agent-a") >= 2, tr[2][:400])
 same("a tree of nothing", "GET", "/sessions/nope/tree")
+u = same("usage of a session with subagents, with its tree", "GET", "/sessions/4d56/usage?tree=1")
+t("... recorded (200, with models and a tree total)", u[0] == 200 and b'"tree_total"' in u[2] and b'"models"' in u[2],
+  u[2][:300])
+same("usage of a collector's session: not recorded", "GET", "/sessions/col-1/usage")
+same("usage after an append to an imported session", "GET", "/sessions/%s/usage" % sid_grow)
 same("GET /health after the collector", "GET", "/health")
 
 # ---- workspaces: the same layout of answers ----

@@ -443,6 +443,28 @@ at_result dbs_workspaces(db *d, void (*fn)(void *ctx, const char *ws), void *ctx
     return AT_OK;
 }
 
+at_result dbs_usage(db *d, const char *ws, const char *sid, at_buf *out, uint64_t *version, bool *found,
+                    at_error *err)
+{
+    *found = false;
+    *version = 0;
+    const char *vals[2] = {ws, sid};
+    /* the newest import: appends after it do not change the transcript's usage */
+    PGresult *r = db_query(d,
+                           "SELECT version, usage FROM versions WHERE workspace = $1 AND session = $2 "
+                           "AND cause = 'import' ORDER BY version DESC LIMIT 1",
+                           2, vals, NULL, NULL, true, err);
+    if (!r)
+        return err->code;
+    at_result rc = AT_OK;
+    if (PQntuples(r) && !PQgetisnull(r, 0, 1)) {
+        *version = db_col_u64(r, 0, 0);
+        *found = (rc = bytes_col(r, 0, 1, out)) == AT_OK;
+    }
+    PQclear(r);
+    return rc == AT_OK ? AT_OK : at_error_set(err, rc, -1, "out of memory");
+}
+
 at_result dbs_workspace_exists(db *d, const char *ws, bool *exists, at_error *err)
 {
     PGresult *r = db_query(d, "SELECT 1 FROM workspaces WHERE id = $1", 1, &ws, NULL, NULL, false, err);
@@ -667,14 +689,15 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
     }
     if (rc == AT_OK && !*lost) {
         const char *ts = im->v.transcript_bytes >= 0 ? (const char *)im->v.transcript_sha256 : NULL;
-        const char *vals[10] = {ws, sid, nv, evs, size, ev_sha, head, im->v.transcript_bytes >= 0 ? tb : NULL, ts, tm};
-        int lens[10] = {0, 0, 0, 0, 0, AT_SHA256_LEN, AT_SHA256_LEN, 0, AT_SHA256_LEN, 0};
-        int fmts[10] = {0, 0, 0, 0, 0, 1, 1, 0, 1, 0};
+        const char *vals[11] = {ws,   sid, nv, evs, size, ev_sha, head, im->v.transcript_bytes >= 0 ? tb : NULL,
+                                ts,   tm,  im->usage};
+        int lens[11] = {0, 0, 0, 0, 0, AT_SHA256_LEN, AT_SHA256_LEN, 0, AT_SHA256_LEN, 0, (int)im->usage_len};
+        int fmts[11] = {0, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1};
         r = db_query(d,
                      "INSERT INTO versions (workspace, session, version, events, size, events_sha256, head, "
-                     "transcript_bytes, transcript_sha256, cause, time) "
-                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'import', $10)",
-                     10, vals, lens, fmts, false, err);
+                     "transcript_bytes, transcript_sha256, cause, time, usage) "
+                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'import', $10, $11)",
+                     11, vals, lens, fmts, false, err);
         rc = r ? AT_OK : err->code;
         PQclear(r);
     }

@@ -86,6 +86,11 @@ at_result dbs_workspaces(db *d, void (*fn)(void *ctx, const char *ws), void *ctx
  * to out); *found false when none was kept. */
 at_result dbs_import_state(db *d, const char *ws, const char *sid, uint64_t version, at_buf *out, bool *found,
                            at_error *err) AT_WUR;
+/* The usage the newest import at or below the current version recorded
+ * (appended to out, *version its version); *found false when that import
+ * recorded none, or there is none. */
+at_result dbs_usage(db *d, const char *ws, const char *sid, at_buf *out, uint64_t *version, bool *found,
+                    at_error *err) AT_WUR;
 /* Whether the workspace has a row (sessions were stored in it). */
 at_result dbs_workspace_exists(db *d, const char *ws, bool *exists, at_error *err) AT_WUR;
 
@@ -120,6 +125,8 @@ typedef struct {
     at_version v; /* the version: every field but .version, which dbs_commit sets */
     const char *state; /* the importer's state after it (for an incremental upload), or NULL */
     size_t state_len;
+    const char *usage; /* the transcript's token usage (usage.h's JSON), or NULL */
+    size_t usage_len;
 } dbs_import;
 
 /* Stores im as the session's next version: creates the session when cur

@@ -173,6 +173,9 @@ static const db_migration db_migrations[] = {
      "  FOREIGN KEY (workspace, session) REFERENCES sessions ON DELETE CASCADE\n"
      ");\n"
      "CREATE INDEX event_index_session ON event_index (workspace, session, line);\n"},
+    /* The token usage an import recorded with its version (usage.h's
+     * JSON): the directory's history/<id>/usage.<N>.json. */
+    {6, "usage per version", "ALTER TABLE versions ADD COLUMN usage bytea;\n"},
 };
 
 #define DB_NMIGRATIONS ((int)(sizeof db_migrations / sizeof db_migrations[0]))

@@ -549,6 +549,8 @@ static at_result decide_and_store(at_store *s, db *d, at_stage *stg, uint64_t st
     memcpy(im.v.transcript_sha256, res->transcript_sha256, AT_SHA256_LEN);
     im.state = res->state;
     im.state_len = res->state_len;
+    im.usage = res->usage;
+    im.usage_len = res->usage_len;
     if ((r = dbs_commit(d, s->db->ws, sid, exists ? &cur : NULL, &im, lost, err)) == AT_OK && !*lost)
         info->version = im.v.version;
     return r;
@@ -755,4 +757,32 @@ at_result at_store_find_event(at_store *s, const char *event_id, size_t idn, con
 void at_event_hits_free(at_event_hit *hits, size_t n)
 {
     dbi_hits_free(hits, n);
+}
+
+at_result sdb_usage(at_store *s, const char *sid, char **json, size_t *len, uint64_t *version, at_error *err)
+{
+    if (!sdb_session_exists(s, sid))
+        return at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", sid);
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_buf b;
+    at_buf_init(&b, 0);
+    bool found = false;
+    at_result r = dbs_usage(d, s->db->ws, sid, &b, version, &found, err);
+    give(s->db, d);
+    if (r == AT_OK && found) {
+        if (!(*json = malloc(b.len + 1))) {
+            r = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        } else {
+            if (b.len)
+                memcpy(*json, b.data, b.len);
+            (*json)[b.len] = 0;
+            *len = b.len;
+        }
+    }
+    if (!found)
+        *version = 0;
+    at_buf_fini(&b);
+    return r;
 }

@@ -207,6 +207,7 @@ at_result sdb_append(at_store *s, const char *sid, const at_event_json *ev, size
 at_result sdb_stage(at_store *s, at_stage *st, at_error *err) AT_WUR;
 /* Removes the staging files of writers that died (their lock is free). */
 unsigned sdb_sweep(at_store *s);
+at_result sdb_usage(at_store *s, const char *sid, char **json, size_t *len, uint64_t *version, at_error *err) AT_WUR;
 at_result sdb_resume_state(at_store *s, const char *sid, uint64_t offset, char **state, size_t *len,
                            int64_t *recorded, uint64_t *version, at_error *err) AT_WUR;
 at_result sdb_workspaces(at_store *s, at_workspace_fn fn, void *ctx, at_error *err) AT_WUR;

@@ -108,9 +108,8 @@ at_result at_store_usage(at_store *s, const char *sid, char **json, size_t *len,
     *json = NULL;
     *len = 0;
     *version = 0;
-    if (s->db) /* not recorded (yet) in the database */
-        return sdb_session_exists(s, sid) ? AT_OK
-                                          : at_error_set(err, AT_ERR_NOT_FOUND, -1, "session not found: %s", sid);
+    if (s->db)
+        return sdb_usage(s, sid, json, len, version, err);
     at_version *v = NULL;
     size_t n = 0;
     at_result r = at_store_versions(s, sid, &v, &n, err);
