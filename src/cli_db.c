@@ -22,6 +22,7 @@
 #include "db/dbstore.h"
 #include "db/pg.h"
 #include "db/schema.h"
+#include "http/auth.h"
 #include "sessions.h"
 
 #include "agenttrace/sha256.h"
@@ -43,6 +44,8 @@ static const char usage[] =
     "       agent-traced db status [--database URL]\n"
     "       agent-traced db import --storage DIR [--database URL]\n"
     "       agent-traced db export --storage DIR [--database URL]\n"
+    "       agent-traced db keys load --keys FILE [--database URL]\n"
+    "       agent-traced db keys list [--database URL]\n"
     "\n"
     "The PostgreSQL database of `serve --database` (libpq; URL such as\n"
     "postgres://user@host:5432/db, default $AGENT_TRACED_DATABASE).\n"
@@ -61,9 +64,15 @@ static const char usage[] =
     "           empty) as a storage directory agent-strace reads: meta.json and\n"
     "           the current version's events.ndjson per session. Prints\n"
     "           {\"workspaces\", \"sessions\", \"bytes\"}\n"
+    "  keys     the named API keys every `serve --database` replica accepts (read\n"
+    "           again every 5 s, and on SIGHUP): `keys load` replaces them with\n"
+    "           the lines of a keys file (`agent-traced keygen --name N --role R`\n"
+    "           prints one; the file holds digests, never keys) and prints\n"
+    "           {\"keys\": N}; `keys list` prints them as keys-file lines\n"
     "\n"
     "  --database URL  the database (default: $AGENT_TRACED_DATABASE)\n"
     "  --storage DIR   the storage directory (import, export)\n"
+    "  --keys FILE     the keys file (keys load)\n"
     "  -h, --help      show this help\n"
     "\n"
     "Exit status: 0 on success, 1 on failure, 2 on usage errors.\n";
@@ -580,21 +589,73 @@ static int db_status(db *d)
     return 0;
 }
 
+/* ---- keys ---------------------------------------------------------------- */
+
+static int keys_load(db *d, const char *path)
+{
+    http_auth a;
+    http_auth_init(&a);
+    char why[512];
+    if (!http_auth_load(&a, path, why, sizeof why)) { /* the same checks as serve --keys */
+        cli_errorf("db", "keys load: %s", why);
+        http_auth_fini(&a);
+        return 1;
+    }
+    dbs_key *rows = calloc(a.n ? a.n : 1, sizeof *rows);
+    at_error err = {0};
+    at_result r = rows ? AT_OK : at_error_set(&err, AT_ERR_NOMEM, -1, "out of memory");
+    for (size_t i = 0; rows && i < a.n; i++) {
+        rows[i].name = a.keys[i].name;
+        rows[i].role = http_role_name(a.keys[i].role);
+        rows[i].workspace = a.keys[i].workspace;
+        memcpy(rows[i].sha256, a.keys[i].digest, AT_SHA256_LEN);
+    }
+    if (r == AT_OK)
+        r = dbs_keys_replace(d, rows, a.n, &err);
+    if (r == AT_OK)
+        printf("{\"keys\": %zu}\n", a.n);
+    else
+        cli_errorf("db", "keys load: %s", err.message);
+    free(rows);
+    http_auth_fini(&a);
+    return r == AT_OK ? 0 : 1;
+}
+
+static void print_key(void *ctx, const dbs_key *k)
+{
+    (void)ctx;
+    char hex[AT_SHA256_HEX];
+    at_hex(k->sha256, AT_SHA256_LEN, hex);
+    printf("%s %s %s %s\n", k->name, k->role, k->workspace, hex);
+}
+
+static int keys_list(db *d)
+{
+    at_error err = {0};
+    if (dbs_keys(d, print_key, NULL, &err) != AT_OK) {
+        cli_errorf("db", "keys list: %s", err.message);
+        return 1;
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int cli_db(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"database", required_argument, NULL, 'd'},
         {"storage", required_argument, NULL, 's'},
+        {"keys", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *url = NULL, *storage = NULL;
+    const char *url = NULL, *storage = NULL, *keys = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': url = optarg; break;
         case 's': storage = optarg; break;
+        case 'k': keys = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -606,12 +667,22 @@ int cli_db(int argc, char **argv)
     }
     const char *sub = argv[optind];
     bool needs_storage = strcmp(sub, "import") == 0 || strcmp(sub, "export") == 0;
-    if (!needs_storage && strcmp(sub, "migrate") != 0 && strcmp(sub, "status") != 0) {
-        cli_errorf("db", "unknown subcommand '%s': migrate, status, import or export", sub);
+    bool is_keys = strcmp(sub, "keys") == 0;
+    if (!needs_storage && !is_keys && strcmp(sub, "migrate") != 0 && strcmp(sub, "status") != 0) {
+        cli_errorf("db", "unknown subcommand '%s': migrate, status, import, export or keys", sub);
         return 2;
     }
-    if (optind + 1 < argc) {
-        cli_errorf("db", "unexpected argument: %s", argv[optind + 1]);
+    const char *action = is_keys && optind + 1 < argc ? argv[optind + 1] : NULL;
+    if (is_keys && (!action || (strcmp(action, "load") != 0 && strcmp(action, "list") != 0))) {
+        cli_errorf("db", "keys: %s%s: load or list", action ? "unknown action " : "no action", action ? action : "");
+        return 2;
+    }
+    if (is_keys && strcmp(action, "load") == 0 && (!keys || !*keys)) {
+        cli_errorf("db", "keys load needs --keys FILE");
+        return 2;
+    }
+    if (optind + 1 + is_keys < argc) {
+        cli_errorf("db", "unexpected argument: %s", argv[optind + 1 + is_keys]);
         return 2;
     }
     if (needs_storage && (!storage || !*storage)) {
@@ -638,6 +709,8 @@ int cli_db(int argc, char **argv)
             printf("{\"from\": %d, \"to\": %d}\n", from, to);
     } else if (strcmp(sub, "status") == 0) {
         rc = db_status(d);
+    } else if (is_keys) {
+        rc = strcmp(action, "load") == 0 ? keys_load(d, keys) : keys_list(d);
     } else {
         int v = db_schema_version(d, &err);
         int latest = db_migrations[DB_NMIGRATIONS - 1].version;

@@ -167,6 +167,7 @@ static const char serve_usage[] =
 #define CONN_MEMORY    (256u * 1024) /* MHD per-connection pool: its read buffer is about half */
 
 #define MAX_CORS 16
+#define DB_KEYS_EVERY_S 5 /* with --database: how often the keys are read again */
 
 typedef struct server {
     ws_set *ws; /* the workspaces, each a server_ctx */
@@ -1435,6 +1436,22 @@ static void *maintenance_run(void *arg)
 
 /* Every key: --auth-key (or AGENT_STRACE_AUTH_KEY), then the keys file.
  * NULL, with why, when one is malformed. */
+typedef struct {
+    http_auth *a;
+    bool ok;
+    char *why;
+    size_t cap;
+} db_keys;
+
+static void add_db_key(void *ctx, const at_key_row *k)
+{
+    db_keys *x = ctx;
+    if (x->ok)
+        x->ok = http_auth_add_named(x->a, k->name, k->role, k->workspace, k->sha256, x->why, x->cap);
+}
+
+/* The keys: --auth-key, AGENT_STRACE_AUTH_KEY, --keys FILE, and with
+ * --database (once the workspaces are open) the database's. */
 static http_auth *load_keys(const server *srv, char *why, size_t cap)
 {
     http_auth *a = malloc(sizeof *a);
@@ -1456,6 +1473,16 @@ static http_auth *load_keys(const server *srv, char *why, size_t cap)
         char m[512];
         if (!(ok = http_auth_load(a, srv->keys_file, m, sizeof m)))
             snprintf(why, cap, "--keys %s", m);
+    }
+    if (ok && srv->ws && at_store_is_database(ws_default(srv->ws)->store)) {
+        at_error err = {0};
+        db_keys x = {a, true, why, cap};
+        if (at_store_api_keys(ws_default(srv->ws)->store, add_db_key, &x, &err) != AT_OK) {
+            snprintf(why, cap, "the database's keys: %s", err.message);
+            ok = false;
+        } else {
+            ok = x.ok;
+        }
     }
     if (!ok) {
         http_auth_fini(a);
@@ -1897,17 +1924,45 @@ int cli_serve(int argc, char **argv)
              (unsigned long long)timeout, (unsigned long long)request_timeout, srv.auth->n ? "on" : "off",
              srv.auth->n, redact ? "on" : "off", (long)getpid());
 
+    if (database) {
+        /* the database's keys, now that it is open */
+        http_auth *with_db = load_keys(&srv, why, sizeof why);
+        if (with_db) {
+            http_auth *old_keys = srv.auth;
+            pthread_rwlock_wrlock(&srv.auth_lock);
+            srv.auth = with_db;
+            pthread_rwlock_unlock(&srv.auth_lock);
+            http_auth_fini(old_keys);
+            free(old_keys);
+        } else {
+            log_line("agent-traced serve: the database's keys are not read yet: %s", why);
+        }
+    }
     int sig = 0;
     for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
+        /* with --database, the keys are read again every few seconds: a key
+         * `db keys load` stored reaches every replica without a signal */
+        struct timespec tick = {DB_KEYS_EVERY_S, 0};
+        sig = database ? sigtimedwait(&sigs, NULL, &tick) : (sigwait(&sigs, &sig) == 0 ? sig : -1);
+        if (sig < 0 && !database)
             continue;
-        if (sig != SIGHUP)
+        if (sig >= 0 && sig != SIGHUP)
             break;
-        /* SIGHUP: the keys again (a bad file keeps the keys in use) */
         http_auth *fresh = load_keys(&srv, why, sizeof why);
         if (!fresh) {
-            log_line("agent-traced serve: SIGHUP: keys not reloaded, the old ones stay: %s", why);
+            if (sig == SIGHUP) /* a bad file keeps the keys in use */
+                log_line("agent-traced serve: SIGHUP: keys not reloaded, the old ones stay: %s", why);
             continue;
+        }
+        if (sig < 0) { /* the periodic reading: swap only when they changed */
+            pthread_rwlock_rdlock(&srv.auth_lock);
+            bool same = http_auth_same(srv.auth, fresh);
+            pthread_rwlock_unlock(&srv.auth_lock);
+            if (same) {
+                http_auth_fini(fresh);
+                free(fresh);
+                continue;
+            }
         }
         pthread_rwlock_wrlock(&srv.auth_lock);
         http_auth *old_keys = srv.auth;
@@ -1915,7 +1970,8 @@ int cli_serve(int argc, char **argv)
         pthread_rwlock_unlock(&srv.auth_lock);
         http_auth_fini(old_keys);
         free(old_keys);
-        log_line("agent-traced serve: SIGHUP: %zu keys loaded", fresh->n);
+        log_line("agent-traced serve: %s: %zu keys loaded", sig == SIGHUP ? "SIGHUP" : "the database's keys changed",
+                 fresh->n);
     }
     log_line("agent-traced serve: %s received, finishing %lld requests in flight",
              sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)metrics_inflight_now());

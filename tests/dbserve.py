@@ -287,6 +287,59 @@ st, _, b = dbsrv.call("GET", "/sessions/race/events")
 got = sorted(json.loads(x)["event_id"] for x in b.splitlines())
 t("each event once", got == sorted("erace-%d" % (k * 100 + i) for k in range(8) for i in range(10)), got[:5])
 
+# ---- keys in the database: every replica reads them ----
+def keygen(name, role, ws):
+    out = subprocess.run([BIN, "keygen", "--name", name, "--role", role, "--workspace", ws], capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    return out[0], out[1]
+
+
+alice, alice_line = keygen("alice", "writer", "team")
+bob, bob_line = keygen("bob", "reader", "default")
+kf = os.path.join(work, "keys.txt")
+with open(kf, "w") as f:
+    f.write("# the team's keys\n" + alice_line + "\n" + bob_line + "\n")
+out = subprocess.run([BIN, "db", "keys", "load", "--keys", kf, "--database", PGURL], capture_output=True, text=True)
+t("db keys load: {\"keys\": 2}", out.returncode == 0 and json.loads(out.stdout) == {"keys": 2}, out.stderr)
+out = subprocess.run([BIN, "db", "keys", "list", "--database", PGURL], capture_output=True, text=True)
+t("db keys list: the keys-file lines, by name", out.stdout.splitlines() == [alice_line, bob_line], out.stdout)
+
+
+def until(pred, secs=10):
+    end = time.time() + secs
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+t("the replica takes the database's keys within seconds: no key, 401",
+  until(lambda: dbsrv.call("GET", "/sessions")[0] == 401))
+t("bob (reader) reads", dbsrv.call("GET", "/sessions", key=bob)[0] == 200)
+st, _, b = dbsrv.call("POST", "/events", ev("keyed", 1), key=bob)
+t("bob cannot append: 403 with a JSON error", st == 403 and "error" in json.loads(b), b)
+st, _, b = dbsrv.call("POST", "/events", ev("keyed", 2), key=alice)
+t("alice (writer of team) appends in team", st == 200, b)
+st, _, b = dbsrv.call("GET", "/sessions/keyed/events", key=alice, headers={"X-Agent-Traced-Workspace": "default"})
+t("alice cannot read default: 403", st == 403, b)
+st, _, b = dbsrv.call("GET", "/sessions/keyed/events", key=alice)
+t("... and her event is in team", st == 200 and b"ekeyed-2" in b, b)
+with open(kf + ".bad", "w") as f:
+    f.write(alice_line + "\nbroken line\n")
+out = subprocess.run([BIN, "db", "keys", "load", "--keys", kf + ".bad", "--database", PGURL], capture_output=True,
+                     text=True)
+t("a bad keys file: exit 1 naming its line, nothing changed",
+  out.returncode == 1 and "line 2" in out.stderr and
+  subprocess.run([BIN, "db", "keys", "list", "--database", PGURL], capture_output=True,
+                 text=True).stdout.splitlines() == [alice_line, bob_line], out.stderr)
+out = subprocess.run([BIN, "db", "keys", "--database", PGURL], capture_output=True, text=True)
+t("db keys without an action: exit 2", out.returncode == 2 and "load or list" in out.stderr, out.stderr)
+with open(kf, "w") as f:
+    f.write("")
+subprocess.run([BIN, "db", "keys", "load", "--keys", kf, "--database", PGURL], check=True, capture_output=True)
+t("no keys left: the replica is open again within seconds", until(lambda: dbsrv.call("GET", "/sessions")[0] == 200))
+
 # ---- the database goes away, and comes back ----
 cluster = os.path.join(SRC, "tests", "pg", "cluster.sh")
 subprocess.run(["bash", cluster, "pause", PGDIR], check=True)

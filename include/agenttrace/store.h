@@ -78,6 +78,15 @@ bool at_store_is_database(const at_store *s);
  * AT_ERR_NOT_FOUND, or AT_ERR_CONFLICT for an ambiguous prefix. A database
  * store only (a directory's callers resolve through the catalog). */
 at_result at_store_resolve(at_store *s, const char *prefix, char **out, at_error *err) AT_WUR;
+/* A database store's named API keys (`agent-traced db keys load` stores a
+ * keys file's lines): fn gets each, by name. The layout is dbs_key's. */
+typedef struct {
+    const char *name, *role, *workspace;
+    uint8_t sha256[AT_SHA256_LEN];
+} at_key_row;
+typedef void (*at_key_fn)(void *ctx, const at_key_row *k);
+at_result at_store_api_keys(at_store *dflt, at_key_fn fn, void *ctx, at_error *err) AT_WUR;
+
 /* A database store's event index: the first line of each session (sid
  * NULL: every session, in byte order of their ids; else that one) whose
  * event has id event_id, at most max sessions (*more: there were more).

@@ -785,3 +785,41 @@ at_result dbs_link_find(db *d, const char *ws, const char *parent, const char *a
     PQclear(r);
     return rc == AT_OK ? AT_OK : at_error_set(err, rc, -1, "out of memory");
 }
+
+/* ---- API keys ---- */
+
+at_result dbs_keys_replace(db *d, const dbs_key *keys, size_t n, at_error *err)
+{
+    at_result rc = db_exec(d, "BEGIN", err);
+    if (rc == AT_OK)
+        rc = db_exec(d, "DELETE FROM api_keys", err);
+    for (size_t i = 0; i < n && rc == AT_OK; i++) {
+        const char *vals[4] = {keys[i].name, keys[i].role, keys[i].workspace, (const char *)keys[i].sha256};
+        int lens[4] = {0, 0, 0, AT_SHA256_LEN};
+        int fmts[4] = {0, 0, 0, 1};
+        PGresult *r = db_query(d, "INSERT INTO api_keys (name, role, workspace, sha256) VALUES ($1, $2, $3, $4)", 4,
+                               vals, lens, fmts, false, err);
+        rc = r ? AT_OK : err->code;
+        PQclear(r);
+    }
+    if (rc == AT_OK)
+        rc = db_exec(d, "COMMIT", err);
+    if (rc != AT_OK)
+        db_rollback(d);
+    return rc;
+}
+
+at_result dbs_keys(db *d, at_key_fn fn, void *ctx, at_error *err)
+{
+    PGresult *r = db_query(d, "SELECT name, role, workspace, sha256 FROM api_keys ORDER BY name COLLATE \"C\"", 0,
+                           NULL, NULL, NULL, true, err);
+    if (!r)
+        return err->code;
+    for (int i = 0; i < PQntuples(r); i++) {
+        dbs_key k = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), {0}};
+        if (db_col_bytes(r, i, 3, k.sha256, AT_SHA256_LEN))
+            fn(ctx, &k);
+    }
+    PQclear(r);
+    return AT_OK;
+}

@@ -91,6 +91,14 @@ at_result dbs_import_state(db *d, const char *ws, const char *sid, uint64_t vers
  * recorded none, or there is none. */
 at_result dbs_usage(db *d, const char *ws, const char *sid, at_buf *out, uint64_t *version, bool *found,
                     at_error *err) AT_WUR;
+/* Named API keys (api_keys): what a keys file holds, a row each (role:
+ * reader, writer or admin; workspace: an id or "*"; the SHA-256 of the
+ * key, never the key). */
+typedef at_key_row dbs_key;
+/* Replaces every key with keys[0, n), in one transaction. */
+at_result dbs_keys_replace(db *d, const dbs_key *keys, size_t n, at_error *err) AT_WUR;
+/* Calls fn with each key, by name. */
+at_result dbs_keys(db *d, at_key_fn fn, void *ctx, at_error *err) AT_WUR;
 /* Whether the workspace has a row (sessions were stored in it). */
 at_result dbs_workspace_exists(db *d, const char *ws, bool *exists, at_error *err) AT_WUR;
 

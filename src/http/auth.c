@@ -203,6 +203,26 @@ bool http_auth_load(http_auth *a, const char *path, char *why, size_t cap)
     return ok;
 }
 
+bool http_auth_add_named(http_auth *a, const char *name, const char *role, const char *workspace,
+                         const uint8_t digest[32], char *why, size_t cap)
+{
+    http_key key = {0};
+    if (!http_auth_name_ok(name) || !(key.role = http_role_parse(role)) ||
+        !(strcmp(workspace, "*") == 0 || http_auth_name_ok(workspace))) {
+        snprintf(why, cap, "key %.64s: a bad name, role or workspace", name);
+        return false;
+    }
+    snprintf(key.name, sizeof key.name, "%s", name);
+    snprintf(key.workspace, sizeof key.workspace, "%s", workspace);
+    memcpy(key.digest, digest, sizeof key.digest);
+    return push_key(a, &key, why, cap);
+}
+
+bool http_auth_same(const http_auth *a, const http_auth *b)
+{
+    return a->n == b->n && (a->n == 0 || memcmp(a->keys, b->keys, a->n * sizeof *a->keys) == 0);
+}
+
 http_auth_verdict http_auth_check(const http_auth *a, const char *h, const http_key **key)
 {
     *key = NULL;

@@ -49,6 +49,14 @@ bool http_auth_add_list(http_auth *a, const char *list, char *why, size_t cap);
  * why, when it cannot be read or a line is malformed (nothing is added). */
 bool http_auth_load(http_auth *a, const char *path, char *why, size_t cap);
 
+/* Adds a named key known by its digest (a row of the database's keys,
+ * already checked by `db keys load`): false, with why, for a bad field or
+ * too many keys. */
+bool http_auth_add_named(http_auth *a, const char *name, const char *role, const char *workspace,
+                         const uint8_t digest[32], char *why, size_t cap);
+/* Do a and b hold the same keys, in the same order? */
+bool http_auth_same(const http_auth *a, const http_auth *b);
+
 /* Role names: "reader", "writer", "admin"; 0 for anything else. */
 http_role http_role_parse(const char *s);
 const char *http_role_name(http_role r);

@@ -786,3 +786,15 @@ at_result sdb_usage(at_store *s, const char *sid, char **json, size_t *len, uint
     at_buf_fini(&b);
     return r;
 }
+
+at_result at_store_api_keys(at_store *s, at_key_fn fn, void *ctx, at_error *err)
+{
+    if (!s->db)
+        return store_db_unsupported(err, "keys in a storage directory");
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_result r = dbs_keys(d, fn, ctx, err);
+    give(s->db, d);
+    return r;
+}
