@@ -103,7 +103,7 @@ static const char serve_usage[] =
     "                     default: $AGENT_TRACED_DATABASE when set): replicas started\n"
     "                     on the same database share it (docs/scaling.md). Create the\n"
     "                     schema first with `agent-traced db migrate`; give every\n"
-    "                     replica the same --log-key. Not yet with it: gc\n"
+    "                     replica the same --log-key\n"
     "  --auth-key KEY     require `Authorization: Bearer KEY` (repeatable; default:\n"
     "                     the comma-separated keys of $AGENT_STRACE_AUTH_KEY); such\n"
     "                     keys are admins, named key1, key2, ... in the log\n"
@@ -1912,7 +1912,7 @@ int cli_serve(int argc, char **argv)
     pthread_t mt_thread;
     pthread_mutex_init(&mt.mu, NULL);
     pthread_cond_init(&mt.cv, NULL);
-    bool mt_running = gc_interval > 0 && !database && pthread_create(&mt_thread, NULL, maintenance_run, &mt) == 0;
+    bool mt_running = gc_interval > 0 && pthread_create(&mt_thread, NULL, maintenance_run, &mt) == 0;
     if (!ws_open_index(srv.ws, &err))
         log_line("agent-traced serve: event index unavailable: %s", err.message);
     if (database && at_store_probe_write(dctx->store, &err) != AT_OK)

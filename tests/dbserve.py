@@ -367,6 +367,49 @@ same("database back: the sessions are all there", "GET", "/sessions/col-1/events
 st, _, b = dbsrv.call("POST", "/events", ev("col-1", 8))
 t("database back: appends work", st == 200, b)
 
+# ---- gc and retention over the database ----
+st, _, b = dbsrv.call("GET", "/sessions/%s/versions" % sid_grow)
+before = json.loads(b)["versions"]
+old_digest = before[0]["events_sha256"]
+cur_events = dbsrv.call("GET", "/sessions/%s/events" % sid_grow)[2]
+gcs = Server(BIN, None, "--database", PGURL, "--no-log", "--keep-versions", "2", "--gc-interval", "0", env=env)
+st, _, b = gcs.call("POST", "/gc")
+rep = json.loads(b) if st == 200 else {}
+t("POST /gc on a replica with --keep-versions 2: versions and objects removed, the rest counted",
+  st == 200 and rep.get("versions_removed", 0) >= 3 and rep.get("objects_removed", 0) >= 1 and
+  rep.get("objects_kept", 0) > 0 and rep.get("bytes_freed", 0) > 0, b)
+st, _, b = dbsrv.call("GET", "/sessions/%s/versions" % sid_grow)
+after = json.loads(b)["versions"] if st == 200 else []
+t("... the session keeps its newest 2 versions", [v["version"] for v in after] ==
+  [v["version"] for v in before[-2:]], b[:300])
+t("... its current events are untouched", dbsrv.call("GET", "/sessions/%s/events" % sid_grow)[2] == cur_events)
+st, _, b = dbsrv.call("GET", "/sessions/%s/verify" % sid_grow)
+t("... and verify", st == 200 and json.loads(b)["ok"] is True and json.loads(b)["object_ok"] is True, b)
+t("... an object no version needs is gone", dbsrv.call("GET", "/objects/sha256/" + old_digest)[0] == 404 or
+  any(v["events_sha256"] == old_digest for v in after))
+st, _, b = dbsrv.call("GET", "/sessions/%s/events?version=%d" % (sid_grow, before[0]["version"]))
+t("... a retired version: 404", st == 404, b)
+all_ok = True
+for sid in json.loads(dbsrv.call("GET", "/sessions")[2]):
+    st, _, b = dbsrv.call("GET", "/sessions/%s/verify" % sid["session_id"])
+    all_ok &= st == 200 and json.loads(b)["ok"] is True and json.loads(b)["object_ok"] is True
+t("... every session still verifies (no base of a kept delta was taken)", all_ok)
+gcs.stop()
+n_before = len(json.loads(dbsrv.call("GET", "/sessions")[2]))
+newest = [m["session_id"] for m in json.loads(dbsrv.call("GET", "/sessions")[2])][:3]
+gcs = Server(BIN, None, "--database", PGURL, "--no-log", "--max-sessions", "3", "--gc-interval", "0", env=env)
+st, _, b = gcs.call("POST", "/gc")
+t("POST /gc on a replica with --max-sessions 3: the %d others removed" % (n_before - 3),
+  st == 200 and json.loads(b)["sessions_removed"] == n_before - 3, b)
+listed = [m["session_id"] for m in json.loads(dbsrv.call("GET", "/sessions")[2])]
+t("... the 3 newest stay", listed == newest, (listed, newest))
+st, _, b = gcs.call("POST", "/gc")
+t("... again: nothing to remove", st == 200 and json.loads(b)["sessions_removed"] == 0 and
+  json.loads(b)["objects_removed"] == 0, b)
+st, _, b = dbsrv.call("GET", "/sessions/%s/verify" % listed[0])
+t("... and they verify", st == 200 and json.loads(b)["ok"] is True, b)
+gcs.stop()
+
 t("the database server logged no crash", dbsrv.p.poll() is None, "".join(dbsrv.log[-5:]))
 dirsrv.stop()
 dbsrv.stop()

@@ -823,3 +823,115 @@ at_result dbs_keys(db *d, at_key_fn fn, void *ctx, at_error *err)
     PQclear(r);
     return AT_OK;
 }
+
+/* ---- gc ---- */
+
+at_result dbs_sessions_each(db *d, const char *ws, dbs_session_fn fn, void *ctx, at_error *err)
+{
+    PGresult *r = db_query(d,
+                           "SELECT s.id, s.meta, coalesce(v.size, 0)::bigint, "
+                           "extract(epoch FROM s.updated_at)::float8 FROM sessions s "
+                           "LEFT JOIN versions v ON v.workspace = s.workspace AND v.session = s.id "
+                           "AND v.version = s.current_version WHERE s.workspace = $1",
+                           1, &ws, NULL, NULL, true, err);
+    if (!r)
+        return err->code;
+    for (int i = 0; i < PQntuples(r); i++)
+        fn(ctx, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), db_col_u64(r, i, 2),
+           db_col_f64(r, i, 3));
+    PQclear(r);
+    return AT_OK;
+}
+
+/* Runs sql with $1 = ws (and $2 when given) and adds the rows it touched to
+ * *count (the first column's sum instead when sum). */
+static at_result gc_step(db *d, const char *sql, const char *ws, const char *p2, bool sum, uint64_t *count,
+                         at_error *err)
+{
+    const char *vals[2] = {ws, p2};
+    PGresult *r = db_query(d, sql, p2 ? 2 : 1, vals, NULL, NULL, false, err);
+    if (!r)
+        return err->code;
+    if (sum)
+        *count += PQntuples(r) && !PQgetisnull(r, 0, 0) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    else if (count)
+        *count += strtoull(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return AT_OK;
+}
+
+/* A text[] literal of ids ({"a","b"}: quotes and backslashes escaped). */
+static at_result id_array(char *const *ids, size_t n, at_buf *out)
+{
+    at_result r = at_buf_addc(out, '{');
+    for (size_t i = 0; i < n && r == AT_OK; i++) {
+        if (i)
+            r = at_buf_addc(out, ',');
+        if (r == AT_OK)
+            r = at_buf_addc(out, '"');
+        for (const char *p = ids[i]; r == AT_OK && *p; p++)
+            r = *p == '"' || *p == '\\' ? at_buf_printf(out, "\\%c", *p) : at_buf_addc(out, *p);
+        if (r == AT_OK)
+            r = at_buf_addc(out, '"');
+    }
+    if (r == AT_OK)
+        r = at_buf_addc(out, '}');
+    return r;
+}
+
+at_result dbs_gc(db *d, const char *ws, char *const *ids, size_t n, int64_t keep_versions, bool dry_run,
+                 dbs_gc_counts *c, at_error *err)
+{
+    memset(c, 0, sizeof *c);
+    at_buf arr;
+    at_buf_init(&arr, 0);
+    char keep[24];
+    snprintf(keep, sizeof keep, "%lld", (long long)(keep_versions > 0 ? keep_versions : 0));
+    at_result rc = id_array(ids, n, &arr);
+    if (rc != AT_OK) {
+        at_buf_fini(&arr);
+        return at_error_set(err, rc, -1, "out of memory");
+    }
+    /* writers wait (their commits would race the object sweep); readers go on */
+    if ((rc = db_exec(d, "BEGIN", err)) == AT_OK)
+        rc = db_exec(d, "LOCK TABLE sessions, versions, objects IN EXCLUSIVE MODE", err);
+    if (rc == AT_OK && n) /* the sessions' bytes: meta and current events */
+        rc = gc_step(d,
+                     "SELECT sum(length(s.meta) + coalesce(v.size, 0)) FROM sessions s LEFT JOIN versions v ON "
+                     "v.workspace = s.workspace AND v.session = s.id AND v.version = s.current_version "
+                     "WHERE s.workspace = $1 AND s.id = ANY($2::text[])",
+                     ws, arr.data, true, &c->bytes, err);
+    if (rc == AT_OK && n)
+        rc = gc_step(d, "DELETE FROM sessions WHERE workspace = $1 AND id = ANY($2::text[])", ws, arr.data, false,
+                     &c->sessions, err);
+    if (rc == AT_OK && keep_versions > 0)
+        rc = gc_step(d,
+                     "DELETE FROM versions v USING sessions s WHERE v.workspace = $1 AND s.workspace = v.workspace "
+                     "AND s.id = v.session AND v.version <= s.current_version - $2::bigint",
+                     ws, keep, false, &c->versions, err);
+    /* objects no version needs, itself or as a base */
+    if (rc == AT_OK)
+        rc = gc_step(d,
+                     "WITH RECURSIVE live(sha) AS ("
+                     " SELECT events_sha256 FROM versions WHERE workspace = $1"
+                     " UNION SELECT o.base FROM objects o JOIN live ON o.workspace = $1 AND o.sha256 = live.sha"
+                     " WHERE o.base IS NOT NULL) "
+                     "DELETE FROM objects WHERE workspace = $1 AND sha256 NOT IN (SELECT sha FROM live)",
+                     ws, NULL, false, &c->objects, err);
+    /* blobs no object names: those of the objects just removed, and those
+     * of writes whose object existed already (an identical version) */
+    if (rc == AT_OK)
+        rc = gc_step(d,
+                     "WITH gone AS (DELETE FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.blob = b.id) "
+                     "RETURNING size) SELECT sum(size) FROM gone WHERE $1::text IS NOT NULL",
+                     ws, NULL, true, &c->bytes, err);
+    if (rc == AT_OK)
+        rc = gc_step(d, "SELECT count(*) FROM objects WHERE workspace = $1", ws, NULL, true, &c->objects_kept,
+                     err);
+    if (rc == AT_OK && !dry_run)
+        rc = db_exec(d, "COMMIT", err);
+    else
+        db_rollback(d); /* a dry run, or a failure: nothing of it */
+    at_buf_fini(&arr);
+    return rc;
+}

@@ -91,6 +91,24 @@ at_result dbs_import_state(db *d, const char *ws, const char *sid, uint64_t vers
  * recorded none, or there is none. */
 at_result dbs_usage(db *d, const char *ws, const char *sid, at_buf *out, uint64_t *version, bool *found,
                     at_error *err) AT_WUR;
+/* ---- gc ---- */
+
+/* Each session of ws with its meta.json bytes, its current version's size
+ * and when its row last changed (seconds since the epoch). */
+typedef void (*dbs_session_fn)(void *ctx, const char *sid, const char *meta, size_t meta_len, uint64_t size,
+                               double updated);
+at_result dbs_sessions_each(db *d, const char *ws, dbs_session_fn fn, void *ctx, at_error *err) AT_WUR;
+/* In one transaction holding writers off (readers go on): removes sessions
+ * ids[0, n) with everything of theirs, keeps each other session's newest
+ * keep_versions versions (0: all), removes every object no version needs
+ * (itself or as a base) and its blob. dry_run: the same counts, nothing
+ * removed. */
+typedef struct {
+    uint64_t sessions, versions, objects, bytes, objects_kept;
+} dbs_gc_counts;
+at_result dbs_gc(db *d, const char *ws, char *const *ids, size_t n, int64_t keep_versions, bool dry_run,
+                 dbs_gc_counts *c, at_error *err) AT_WUR;
+
 /* Named API keys (api_keys): what a keys file holds, a row each (role:
  * reader, writer or admin; workspace: an id or "*"; the SHA-256 of the
  * key, never the key). */

@@ -798,3 +798,79 @@ at_result at_store_api_keys(at_store *s, at_key_fn fn, void *ctx, at_error *err)
     give(s->db, d);
     return r;
 }
+
+/* ---- gc ---- */
+
+typedef struct {
+    gc_session *v;
+    size_t n, cap;
+    bool oom;
+} gc_list;
+
+static void gc_collect(void *ctx, const char *sid, const char *meta, size_t meta_len, uint64_t size, double updated)
+{
+    gc_list *l = ctx;
+    if (l->oom)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        gc_session *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            l->oom = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    gc_session *g = &l->v[l->n];
+    memset(g, 0, sizeof *g);
+    if (!(g->sid = strdup(sid))) {
+        l->oom = true;
+        return;
+    }
+    at_meta m;
+    at_meta_init(&m);
+    if (at_meta_parse(&m, meta, meta_len, false, NULL) == AT_OK) {
+        g->started = at_meta_get_number(&m, AT_META_STARTED_AT, 0.0);
+        double ended = at_meta_get_number(&m, AT_META_ENDED_AT, 0.0);
+        g->when = ended > 0 ? ended : g->started;
+    }
+    at_meta_fini(&m);
+    if (!(g->when > 0))
+        g->when = updated; /* the directory's meta.json mtime */
+    if (g->started != g->started)
+        g->started = 0;
+    g->bytes = meta_len + size;
+    l->n++;
+}
+
+at_result sdb_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    gc_list l = {0};
+    at_result r = dbs_sessions_each(d, s->db->ws, gc_collect, &l, err);
+    if (r == AT_OK && l.oom)
+        r = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    char **ids = NULL;
+    size_t n = 0;
+    if (r == AT_OK) {
+        gc_choose(l.v, l.n, p, (double)time(NULL));
+        if (!(ids = calloc(l.n ? l.n : 1, sizeof *ids)))
+            r = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        for (size_t i = 0; ids && i < l.n; i++)
+            if (l.v[i].removed)
+                ids[n++] = l.v[i].sid;
+    }
+    dbs_gc_counts c;
+    if (r == AT_OK && (r = dbs_gc(d, s->db->ws, ids, n, p->keep_versions, p->dry_run, &c, err)) == AT_OK)
+        *rep = (at_gc_report){c.sessions, c.versions, c.objects, c.bytes, c.objects_kept};
+    give(s->db, d);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i].sid);
+    free(l.v);
+    free(ids);
+    return r;
+}

@@ -29,14 +29,6 @@
 #include <unistd.h>
 
 typedef struct {
-    char *sid;
-    double when;    /* for age: ended_at, else started_at, else meta.json's mtime */
-    double started; /* for count and size: newest first */
-    uint64_t bytes; /* meta.json + events.ndjson */
-    bool removed;
-} gc_session;
-
-typedef struct {
     char (*hex)[AT_SHA256_HEX];
     size_t n, cap;
 } hex_set;
@@ -281,11 +273,35 @@ static at_result sweep_objects(at_store *s, const hex_set *live, const at_gc_pol
     return AT_OK;
 }
 
+void gc_choose(gc_session *v, size_t n, const at_gc_policy *p, double now)
+{
+    if (p->max_age_days > 0)
+        for (size_t i = 0; i < n; i++)
+            if (v[i].when < now - p->max_age_days * 86400.0)
+                v[i].removed = true;
+    if (n) /* qsort of NULL is undefined, even for 0 elements */
+        qsort(v, n, sizeof *v, cmp_newest);
+    int64_t kept = 0;
+    for (size_t i = 0; p->max_sessions > 0 && i < n; i++)
+        if (!v[i].removed && ++kept > p->max_sessions)
+            v[i].removed = true;
+    if (p->max_size_mb > 0) {
+        uint64_t total = 0, limit = (uint64_t)(p->max_size_mb * 1024 * 1024);
+        for (size_t i = 0; i < n; i++)
+            total += v[i].removed ? 0 : v[i].bytes;
+        for (size_t i = n; total > limit && i-- > 0;)
+            if (!v[i].removed) {
+                total -= v[i].bytes;
+                v[i].removed = true;
+            }
+    }
+}
+
 at_result at_store_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_error *err)
 {
     memset(rep, 0, sizeof *rep);
     if (s->db)
-        return store_db_unsupported(err, "gc");
+        return sdb_gc(s, p, rep, err);
     int lk = lock_store(s, true);
     if (lk < 0)
         return sys_fail(err, "cannot lock", s->root);
@@ -296,27 +312,10 @@ at_result at_store_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_
     hex_set live = {0};
     at_result r = list_sessions(s, &v, &n, err);
     if (r == AT_OK) {
-        double now = (double)time(NULL);
-        if (p->max_age_days > 0)
-            for (size_t i = 0; i < n; i++)
-                if (v[i].when < now - p->max_age_days * 86400.0)
-                    remove_session(s, &v[i], p, rep);
-        if (n) /* qsort of NULL is undefined, even for 0 elements */
-            qsort(v, n, sizeof *v, cmp_newest);
-        int64_t kept = 0;
-        for (size_t i = 0; p->max_sessions > 0 && i < n; i++)
-            if (!v[i].removed && ++kept > p->max_sessions)
+        gc_choose(v, n, p, (double)time(NULL));
+        for (size_t i = 0; i < n; i++)
+            if (v[i].removed)
                 remove_session(s, &v[i], p, rep);
-        if (p->max_size_mb > 0) {
-            uint64_t total = 0, limit = (uint64_t)(p->max_size_mb * 1024 * 1024);
-            for (size_t i = 0; i < n; i++)
-                total += v[i].removed ? 0 : v[i].bytes;
-            for (size_t i = n; total > limit && i-- > 0;)
-                if (!v[i].removed) {
-                    total -= v[i].bytes;
-                    remove_session(s, &v[i], p, rep);
-                }
-        }
         for (size_t i = 0; r == AT_OK && i < n; i++)
             if (!v[i].removed)
                 r = trim_history(s, v[i].sid, p, &live, rep, err);

@@ -183,6 +183,19 @@ at_result history_drop_from(at_store *s, const char *sid, uint64_t v, at_error *
 /* Records the stamp of events.ndjson that belongs to version v. */
 at_result history_seen(at_store *s, const char *sid, uint64_t v, const file_stamp *fs, at_error *err) AT_WUR;
 
+/* ---- retention (gc.c) ---- */
+
+typedef struct {
+    char *sid;
+    double when;    /* for age: ended_at, else started_at, else meta.json's mtime (the database: updated_at) */
+    double started; /* for count and size: newest first */
+    uint64_t bytes; /* meta.json + events.ndjson */
+    bool removed;
+} gc_session;
+/* Marks the sessions retention removes, as agent-strace's retention applies
+ * its limits: age, then count, then size (gc.c); sorts v newest first. */
+void gc_choose(gc_session *v, size_t n, const at_gc_policy *p, double now);
+
 /* meta.json's bytes for m in this store: pretty JSON, stamped with the
  * workspace_id outside the default workspace. */
 at_result store_meta_bytes(const at_store *s, const at_meta *m, at_buf *out) AT_WUR;
@@ -207,6 +220,7 @@ at_result sdb_append(at_store *s, const char *sid, const at_event_json *ev, size
 at_result sdb_stage(at_store *s, at_stage *st, at_error *err) AT_WUR;
 /* Removes the staging files of writers that died (their lock is free). */
 unsigned sdb_sweep(at_store *s);
+at_result sdb_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_error *err) AT_WUR;
 at_result sdb_usage(at_store *s, const char *sid, char **json, size_t *len, uint64_t *version, at_error *err) AT_WUR;
 at_result sdb_resume_state(at_store *s, const char *sid, uint64_t offset, char **state, size_t *len,
                            int64_t *recorded, uint64_t *version, at_error *err) AT_WUR;
