@@ -63,49 +63,25 @@ at_result dbs_current_get(db *d, const char *ws, const char *sid, dbs_current *c
     return rc;
 }
 
-/* Writes object bytes [0, need) from the chain of objects it is made of:
- * object i is the first base_size_i bytes of object i-1, then its blob. */
 at_result dbs_object_read(db *d, const char *ws, const uint8_t sha256[AT_SHA256_LEN], db_write_fn write, void *ctx,
                           at_error *err)
 {
-    const char *vals[2] = {ws, (const char *)sha256};
-    int lens[2] = {0, AT_SHA256_LEN};
-    int fmts[2] = {0, 1};
-    PGresult *r = db_query(d,
-                           "WITH RECURSIVE c(sha256, blob, base, base_size, size, depth) AS ("
-                           " SELECT sha256, blob, base, base_size, size, 0 FROM objects"
-                           " WHERE workspace = $1 AND sha256 = $2"
-                           " UNION ALL"
-                           " SELECT o.sha256, o.blob, o.base, o.base_size, o.size, c.depth + 1"
-                           " FROM objects o JOIN c ON o.workspace = $1 AND o.sha256 = c.base)"
-                           " SELECT blob, base_size, size FROM c ORDER BY depth DESC",
-                           2, vals, lens, fmts, true, err);
-    if (!r)
-        return err->code;
-    int k = PQntuples(r);
-    if (k == 0) {
-        PQclear(r);
-        return at_error_set(err, AT_ERR_NOT_FOUND, -1, "no such object in workspace %s", ws);
+    dbs_reader *rd = NULL;
+    at_result rc = dbs_reader_open(d, ws, sha256, &rd, err);
+    char *buf = rc == AT_OK ? malloc(DB_CHUNK) : NULL;
+    if (rc == AT_OK && !buf)
+        rc = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+    for (uint64_t pos = 0; rc == AT_OK;) {
+        ssize_t k = dbs_reader_read(d, rd, pos, buf, DB_CHUNK, err);
+        if (k < 0)
+            rc = err->code;
+        else if (k == 0)
+            break;
+        else if ((rc = write(ctx, buf, (size_t)k, err)) == AT_OK)
+            pos += (uint64_t)k;
     }
-    /* need[i]: the bytes of object i the top one uses (rows are root first) */
-    uint64_t *need = malloc((size_t)k * sizeof *need);
-    if (!need) {
-        PQclear(r);
-        return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
-    }
-    need[k - 1] = db_col_u64(r, k - 1, 2);
-    for (int i = k - 1; i > 0; i--) {
-        uint64_t bs = db_col_u64(r, i, 1);
-        need[i - 1] = bs < need[i] ? bs : need[i];
-    }
-    at_result rc = AT_OK;
-    for (int i = 0; i < k && rc == AT_OK; i++) {
-        uint64_t bs = i ? db_col_u64(r, i, 1) : 0;
-        if (need[i] > bs)
-            rc = db_blob_read(d, (int64_t)db_col_u64(r, i, 0), need[i] - bs, write, ctx, err);
-    }
-    free(need);
-    PQclear(r);
+    free(buf);
+    dbs_reader_free(rd);
     return rc;
 }
 

@@ -522,6 +522,25 @@ static at_result upgrade_layout(at_store *s, at_error *err)
     return r;
 }
 
+/* A store of workspace ws (NULL or "default": the default one) at root
+ * (NULL: a database store), its locks ready. */
+static at_store *store_new(const char *root, const char *ws, at_error *err)
+{
+    at_store *s = calloc(1, sizeof *s);
+    if (!s || (root && !(s->root = strdup(root))) || (!is_default_workspace(ws) && !(s->workspace = strdup(ws)))) {
+        if (s)
+            free(s->root);
+        free(s);
+        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        return NULL;
+    }
+    sync_group_init(&s->sync);
+    pthread_mutex_init(&s->notify_mu, NULL);
+    for (size_t i = 0; i < SESSION_STRIPES; i++)
+        pthread_mutex_init(&s->stripes[i].mu, NULL);
+    return s;
+}
+
 at_store *at_store_open_database(const char *url, const char *ws, const char *tmp_dir, at_error *err)
 {
     if (!ws)
@@ -531,17 +550,8 @@ at_store *at_store_open_database(const char *url, const char *ws, const char *tm
                      ws, AT_MAX_WORKSPACE_ID);
         return NULL;
     }
-    at_store *s = calloc(1, sizeof *s);
-    if (!s || (!is_default_workspace(ws) && !(s->workspace = strdup(ws)))) {
-        free(s);
-        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
-        return NULL;
-    }
-    sync_group_init(&s->sync);
-    pthread_mutex_init(&s->notify_mu, NULL);
-    for (size_t i = 0; i < SESSION_STRIPES; i++)
-        pthread_mutex_init(&s->stripes[i].mu, NULL);
-    if (!(s->db = store_db_open(url, ws, tmp_dir, err))) {
+    at_store *s = store_new(NULL, ws, err);
+    if (s && !(s->db = store_db_open(url, ws, tmp_dir, err))) {
         at_store_free(s);
         return NULL;
     }
@@ -605,20 +615,8 @@ at_store *at_store_open_workspace(const char *storage, const char *ws, at_error 
             return NULL;
         }
     }
-    at_store *s = calloc(1, sizeof *s);
-    if (!s || !(s->root = strdup(root)) ||
-        (!is_default_workspace(ws) && !(s->workspace = strdup(ws)))) {
-        if (s)
-            free(s->root);
-        free(s);
-        at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
-        return NULL;
-    }
-    sync_group_init(&s->sync);
-    pthread_mutex_init(&s->notify_mu, NULL);
-    for (size_t i = 0; i < SESSION_STRIPES; i++)
-        pthread_mutex_init(&s->stripes[i].mu, NULL);
-    if (upgrade_layout(s, err) != AT_OK) {
+    at_store *s = store_new(root, ws, err);
+    if (s && upgrade_layout(s, err) != AT_OK) {
         at_store_free(s);
         return NULL;
     }
