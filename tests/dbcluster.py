@@ -218,9 +218,19 @@ slow = threading.Thread(target=slow_upload)
 slow.start()
 for x in threads:
     x.start()
-time.sleep(1.0)  # the slow upload is a few hundred KiB in
-cp_before = checkpoint(LB)
-staged = [f for f in os.listdir(tmpdir("r%d" % victim)) if f.startswith("agent-traced-import-")]
+# the slow upload is in (its staging file exists), the others are under way
+staged = []
+for _ in range(200):
+    staged = [f for f in os.listdir(tmpdir("r%d" % victim)) if f.startswith("agent-traced-import-")]
+    if staged:
+        break
+    time.sleep(0.05)
+cp_before = None
+for _ in range(200):  # a checkpoint signed by the replica about to die
+    cp_before = checkpoint(LB)
+    if cp_before:
+        break
+    time.sleep(0.05)
 reps[victim].p.send_signal(signal.SIGKILL)
 reps[victim].p.wait()
 t("the sequencing replica was SIGKILLed in the middle of an upload (its staging file was open)",
