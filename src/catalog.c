@@ -1231,6 +1231,39 @@ static bool passes(const entry *e, const at_catalog_query *q, at_buf *tmp)
     return true;
 }
 
+/* The page of listed entries v[0, k) (sorted here) that q asks for. */
+static at_result page_of(entry **v, size_t k, const at_catalog_query *q, const cursor *cur, at_buf *out,
+                         at_buf *next)
+{
+    if (k)
+        qsort(v, k, sizeof *v, cmp_listed);
+    at_buf tmp;
+    at_buf_init(&tmp, 0);
+    size_t shown = 0;
+    const entry *last = NULL;
+    bool more = false;
+    at_result r = at_buf_addc(out, '[');
+    for (size_t i = 0; r == AT_OK && i < k; i++) {
+        if ((cur && !after_cursor(v[i], cur)) || !passes(v[i], q, &tmp))
+            continue;
+        if (q->limit && shown == q->limit) {
+            more = true;
+            break;
+        }
+        if (shown && (r = at_buf_adds(out, ", ")) != AT_OK)
+            break;
+        r = at_buf_add(out, v[i]->json, v[i]->json_len);
+        last = v[i];
+        shown++;
+    }
+    if (r == AT_OK)
+        r = at_buf_addc(out, ']');
+    if (r == AT_OK && more && last)
+        r = cursor_write(last, next);
+    at_buf_fini(&tmp);
+    return r;
+}
+
 at_result at_catalog_list_page(at_catalog *c, const at_catalog_query *q, at_buf *out, at_buf *next)
 {
     cursor cur;
@@ -1250,36 +1283,67 @@ at_result at_catalog_list_page(at_catalog *c, const at_catalog_query *q, at_buf 
         for (entry *e = c->tab[i]; e; e = e->next)
             if (e->listed)
                 v[k++] = e;
-    if (v)
-        qsort(v, k, sizeof *v, cmp_listed);
-    at_buf tmp;
-    at_buf_init(&tmp, 0);
-    size_t shown = 0;
-    const entry *last = NULL;
-    bool more = false;
     if (r == AT_OK)
-        r = at_buf_addc(out, '[');
-    for (size_t i = 0; r == AT_OK && i < k; i++) {
-        if ((q->cursor && !after_cursor(v[i], &cur)) || !passes(v[i], q, &tmp))
-            continue;
-        if (q->limit && shown == q->limit) {
-            more = true;
-            break;
-        }
-        if (shown && (r = at_buf_adds(out, ", ")) != AT_OK)
-            break;
-        r = at_buf_add(out, v[i]->json, v[i]->json_len);
-        last = v[i];
-        shown++;
-    }
-    if (r == AT_OK)
-        r = at_buf_addc(out, ']');
-    if (r == AT_OK && more && last)
-        r = cursor_write(last, next);
-    at_buf_fini(&tmp);
+        r = page_of(v, k, q, q->cursor ? &cur : NULL, out, next);
     free(v);
     root_release(c);
     pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+at_result at_catalog_page_of(at_catalog_item *items, size_t n, const at_catalog_query *q, at_buf *out, at_buf *next)
+{
+    cursor cur;
+    if (q->cursor && !cursor_read(q->cursor, &cur))
+        return AT_ERR_INVALID;
+    entry **v = calloc(n ? n : 1, sizeof *v);
+    at_result r = v ? AT_OK : AT_ERR_NOMEM;
+    size_t k = 0;
+    at_buf key, js;
+    at_buf_init(&key, 0);
+    at_buf_init(&js, 0);
+    for (size_t i = 0; r == AT_OK && i < n; i++) {
+        /* an entry as reload_meta makes one for a listed session */
+        size_t nl = strlen(items[i].name);
+        entry *e = calloc(1, sizeof *e + nl + 1);
+        if (!e) {
+            r = AT_ERR_NOMEM;
+            break;
+        }
+        memcpy(e->name, items[i].name, nl + 1);
+        e->name_len = nl;
+        e->meta = *items[i].meta; /* a view: the item keeps it */
+        double s = at_meta_get_number(&e->meta, AT_META_STARTED_AT, 0.0);
+        e->started = s == s ? s : 0.0;
+        at_buf_reset(&key);
+        at_buf_reset(&js);
+        if (at_meta_get_string(&e->meta, AT_META_SESSION_ID, &key) != AT_OK) {
+            at_buf_reset(&key);
+            r = at_buf_add(&key, e->name, e->name_len);
+        }
+        if (r == AT_OK)
+            r = at_meta_write(&e->meta, &js, &AT_JSON_DEFAULT);
+        if (r == AT_OK && !js.data)
+            r = AT_ERR_NOMEM;
+        if (r == AT_OK && !key.data && (r = at_buf_reserve(&key, 1)) == AT_OK)
+            key.data[0] = 0; /* an empty session_id: an empty key */
+        if (r == AT_OK) {
+            e->key = at_buf_steal(&key, &e->key_len);
+            e->json = at_buf_steal(&js, &e->json_len);
+            e->listed = true;
+        }
+        v[k++] = e;
+    }
+    if (r == AT_OK)
+        r = page_of(v, k, q, q->cursor ? &cur : NULL, out, next);
+    for (size_t i = 0; i < k; i++) {
+        free(v[i]->key);
+        free(v[i]->json);
+        free(v[i]);
+    }
+    free(v);
+    at_buf_fini(&key);
+    at_buf_fini(&js);
     return r;
 }
 

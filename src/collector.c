@@ -181,16 +181,51 @@ static at_result add_param(at_buf *b, const char *name, const char *v)
     return r == AT_OK ? at_buf_addc(b, '&') : r;
 }
 
+/* A page of a database store's sessions: every session's meta, paged as
+ * the catalog pages (at_catalog_page_of). */
+static at_result store_page(server_ctx *ctx, const at_catalog_query *q, at_buf *out, at_buf *next)
+{
+    char **ids;
+    size_t n;
+    at_error err = {0};
+    at_result r = at_store_list(ctx->store, &ids, &n, &err);
+    if (r != AT_OK)
+        return r;
+    at_meta *metas = calloc(n ? n : 1, sizeof *metas);
+    at_catalog_item *items = calloc(n ? n : 1, sizeof *items);
+    size_t k = 0;
+    if (!metas || !items)
+        r = AT_ERR_NOMEM;
+    for (size_t i = 0; r == AT_OK && i < n; i++) {
+        at_meta_init(&metas[k]);
+        if (at_store_meta_load(ctx->store, ids[i], &metas[k], NULL) != AT_OK) {
+            at_meta_fini(&metas[k]); /* unreadable meta: left out, as a listing does */
+            continue;
+        }
+        items[k] = (at_catalog_item){ids[i], &metas[k]};
+        k++;
+    }
+    if (r == AT_OK)
+        r = at_catalog_page_of(items, k, q, out, next);
+    for (size_t i = 0; i < k; i++)
+        at_meta_fini(&metas[i]);
+    free(metas);
+    free(items);
+    at_store_list_free(ids, n);
+    return r;
+}
+
 void collector_list_sessions_page(server_ctx *ctx, const at_catalog_query *q, http_response *resp)
 {
-    if (!ctx->catalog) {
+    if (!ctx->catalog && ctx->root) {
         http_response_error(resp, 503, "the session catalog is not open: paging is unavailable");
         return;
     }
     at_buf next;
     at_buf_init(&next, 0);
     at_buf_reset(&resp->body);
-    at_result r = at_catalog_list_page(ctx->catalog, q, &resp->body, &next);
+    at_result r = ctx->catalog ? at_catalog_list_page(ctx->catalog, q, &resp->body, &next)
+                               : store_page(ctx, q, &resp->body, &next);
     if (r == AT_ERR_INVALID) {
         http_response_error(resp, 400, "invalid cursor: use the one a Link header gave");
     } else if (r != AT_OK) {

@@ -81,6 +81,19 @@ t("GET /sessions lists the imported sessions", status == 200 and len(ids) >= 10,
 
 # ---- reads ----
 same("GET /sessions", "GET", "/sessions")
+link = "/sessions?limit=3"
+for page in range(8):  # pages of the list: the same bytes, the same Link headers
+    a = dirsrv.call("GET", link)
+    b = dbsrv.call("GET", link)
+    t("page %d of GET /sessions?limit=3: the same body and Link" % page,
+      a[0] == b[0] == 200 and a[2] == b[2] and a[1].get("Link") == b[1].get("Link"), (a[1].get("Link"), b[1].get("Link")))
+    nxt = b[1].get("Link")
+    if not nxt:
+        break
+    link = nxt[1:nxt.index(">")]
+for qs in ("agent=claude-code&limit=2", "q=agent-&limit=50", "since=1770800000&until=1771000000",
+           "cursor=bogus", "limit=0", "q=%E2%80%94"):
+    same("GET /sessions?%s" % qs, "GET", "/sessions?" + qs)
 same("GET /health", "GET", "/health")
 for sid in ids:
     q = "/sessions/" + sid

@@ -20,6 +20,7 @@
 #ifndef AGENTTRACE_CATALOG_H
 #define AGENTTRACE_CATALOG_H
 
+#include "agenttrace/meta.h"
 #include "agenttrace/buf.h"
 #include "agenttrace/common.h"
 #include <stdbool.h>
@@ -79,6 +80,15 @@ typedef struct {
     double since, until; /* started_at >= since, < until (seconds since the epoch) */
 } at_catalog_query;
 at_result at_catalog_list_page(at_catalog *c, const at_catalog_query *q, at_buf *out, at_buf *next) AT_WUR;
+/* The same page over sessions given by the caller (a database store's:
+ * name and parsed meta each), without a catalog: the same order, filters,
+ * JSON and cursors. */
+typedef struct {
+    const char *name;
+    const at_meta *meta;
+} at_catalog_item;
+at_result at_catalog_page_of(at_catalog_item *items, size_t n, const at_catalog_query *q, at_buf *out,
+                             at_buf *next) AT_WUR;
 
 /* Resolves a session id as agent-strace's find_session does: an exact
  * directory name first, else a prefix that matches exactly one session.
