@@ -73,7 +73,7 @@ typedef struct {
  * in a directory; what it does not do yet answers AT_ERR_INVALID with a
  * message saying so (src/store/database.c). */
 at_store *at_store_open_database(const char *url, const char *ws, const char *tmp_dir, at_error *err);
-bool at_store_is_database(const at_store *s);
+bool at_store_is_database(const at_store *s); /* false for NULL */
 /* The session an exact id or an unambiguous prefix names (*out malloc'd):
  * AT_ERR_NOT_FOUND, or AT_ERR_CONFLICT for an ambiguous prefix. A database
  * store only (a directory's callers resolve through the catalog). */

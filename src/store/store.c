@@ -560,7 +560,7 @@ at_store *at_store_open_database(const char *url, const char *ws, const char *tm
 
 bool at_store_is_database(const at_store *s)
 {
-    return s->db != NULL;
+    return s && s->db;
 }
 
 at_result at_store_resolve(at_store *s, const char *prefix, char **out, at_error *err)
