@@ -81,6 +81,7 @@ void lookup_db(server_ctx *ctx, const char *event_id, const char *session, http_
             break;
         }
         if (n == 0) {
+            at_event_hits_free(hits, n);
             http_response_error(resp, 404, "event not found: %s", event_id);
             break;
         }
