@@ -438,16 +438,18 @@ static at_result fd_sink_write(void *ctx, const char *p, size_t n, at_error *err
     return AT_OK;
 }
 
-/* Writes path from the blob (or bytes) through a synced temporary file. */
-static at_result write_out(db *d, const char *path, int64_t blob, const char *bytes, size_t len, uint64_t *total,
-                           at_error *err)
+/* Writes path from the object (sha256 in workspace ws: its blobs, the
+ * chain of bases of a delta included) or from bytes, through a synced
+ * temporary file. */
+static at_result write_out(db *d, const char *path, const char *ws, const uint8_t *sha256, const char *bytes,
+                           size_t len, uint64_t *total, at_error *err)
 {
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     fd_sink s = {open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), 0};
     if (s.fd < 0)
         return at_error_set(err, AT_ERR_IO, -1, "cannot create %s: %s", tmp, strerror(errno));
-    at_result rc = blob >= 0 ? db_blob_read(d, blob, UINT64_MAX, fd_sink_write, &s, err) : fd_sink_write(&s, bytes, len, err);
+    at_result rc = sha256 ? dbs_object_read(d, ws, sha256, fd_sink_write, &s, err) : fd_sink_write(&s, bytes, len, err);
     if (rc == AT_OK && fsync(s.fd) < 0)
         rc = at_error_set(err, AT_ERR_IO, -1, "cannot sync %s: %s", tmp, strerror(errno));
     close(s.fd);
@@ -505,12 +507,11 @@ static int db_export(db *d, const char *storage)
         const char *vals[1] = {ws};
         /* the current version's object of each session (no events: NULL) */
         PGresult *r = db_query(d,
-                               "SELECT s.id, s.meta, o.blob, o.base IS NOT NULL FROM sessions s "
+                               "SELECT s.id, s.meta, v.events_sha256 FROM sessions s "
                                "LEFT JOIN versions v ON v.workspace = s.workspace AND v.session = s.id AND "
                                "v.version = s.current_version "
-                               "LEFT JOIN objects o ON o.workspace = v.workspace AND o.sha256 = v.events_sha256 "
                                "WHERE s.workspace = $1 ORDER BY s.id",
-                               1, vals, NULL, NULL, false, &err);
+                               1, vals, NULL, NULL, true, &err);
         if (!r) {
             cli_errorf("db", "export: workspace %s: %s", ws, err.message);
             failures++;
@@ -518,23 +519,21 @@ static int db_export(db *d, const char *storage)
         }
         for (int j = 0; j < PQntuples(r) && !failures; j++) {
             const char *sid = PQgetvalue(r, j, 0);
-            size_t mlen = 0;
-            unsigned char *meta = PQunescapeBytea((const unsigned char *)PQgetvalue(r, j, 1), &mlen);
+            const char *meta = PQgetvalue(r, j, 1);
+            size_t mlen = (size_t)PQgetlength(r, j, 1);
+            uint8_t sha[AT_SHA256_LEN];
+            bool have_events = !PQgetisnull(r, j, 2) && db_col_bytes(r, j, 2, sha, sizeof sha);
             char dir[PATH_MAX], p[PATH_MAX];
-            at_result rc = meta ? AT_OK : at_error_set(&err, AT_ERR_NOMEM, -1, "out of memory");
-            if (rc == AT_OK && (!at_session_id_ok(sid, strlen(sid)) ||
-                                at_storage_path(root, AT_PATH_SESSION, sid, dir, sizeof dir) != AT_OK))
+            at_result rc = AT_OK;
+            if (!at_session_id_ok(sid, strlen(sid)) ||
+                at_storage_path(root, AT_PATH_SESSION, sid, dir, sizeof dir) != AT_OK)
                 rc = at_error_set(&err, AT_ERR_INVALID, -1, "not a usable session id");
-            if (rc == AT_OK && strcmp(PQgetvalue(r, j, 3), "t") == 0)
-                rc = at_error_set(&err, AT_ERR_INVALID, -1, "delta objects are not exported yet");
             if (rc == AT_OK && mkdir(dir, 0700) < 0)
                 rc = at_error_set(&err, AT_ERR_IO, -1, "cannot create %s: %s", dir, strerror(errno));
-            if (rc == AT_OK && !PQgetisnull(r, j, 2) &&
-                at_storage_path(root, AT_PATH_EVENTS, sid, p, sizeof p) == AT_OK)
-                rc = write_out(d, p, strtoll(PQgetvalue(r, j, 2), NULL, 10), NULL, 0, &bytes, &err);
+            if (rc == AT_OK && have_events && at_storage_path(root, AT_PATH_EVENTS, sid, p, sizeof p) == AT_OK)
+                rc = write_out(d, p, ws, sha, NULL, 0, &bytes, &err);
             if (rc == AT_OK && at_storage_path(root, AT_PATH_META, sid, p, sizeof p) == AT_OK)
-                rc = write_out(d, p, -1, (const char *)meta, mlen, &bytes, &err);
-            PQfreemem(meta);
+                rc = write_out(d, p, NULL, NULL, meta, mlen, &bytes, &err);
             if (rc != AT_OK) {
                 cli_errorf("db", "export: workspace %s, session %s: %s", ws, sid, err.message);
                 failures++;

@@ -76,7 +76,7 @@ static int import_one(at_store *store, const char *file, const char *source_opt,
     }
 
     at_error err = {0};
-    at_stage st = {-1, NULL};
+    at_stage st = {-1, NULL, NULL};
     at_import *im = NULL;
     at_import_result res;
     int rc = 1;

@@ -703,6 +703,8 @@ static void sink(server *srv, request *rq, const char *p, size_t n)
         }
         if ((r = at_import_feed(rq->im, p, n, &err)) != AT_OK)
             import_failed(rq, r, &err, "import failed");
+        else if ((r = at_store_stage_flush(rq->ctx->store, &rq->stage, &err)) != AT_OK)
+            import_failed(rq, r, &err, "cannot store the upload");
         break;
     case H_POST_VERIFY:
         if ((r = at_verifier_feed(rq->verifier, p, n, &err)) != AT_OK)
@@ -944,6 +946,7 @@ static void finish_import(server *srv, request *rq, http_response *hr)
     /* the stage is consumed in every case */
     rq->stage.fd = -1;
     rq->stage.path = NULL;
+    rq->stage.db = NULL;
     if (r != AT_OK) {
         import_failed(rq, r, &err, "cannot store the session");
         goto out;

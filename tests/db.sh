@@ -44,11 +44,11 @@ check "import before migrate: exit 1, says to migrate first" \
     test "$rc" -eq 1 -a -n "$(grep 'db migrate first' <<< "$out")"
 for i in 1 2 3; do db migrate > "$work/m$i.out" 2>&1 & done
 wait
-check "three migrations at once all succeed" test "$(cat "$work"/m?.out | grep -c '"to": 6')" -eq 3
+check "three migrations at once all succeed" test "$(cat "$work"/m?.out | grep -c '"to": 7')" -eq 3
 check "exactly one of them applied the migrations" test "$(cat "$work"/m?.out | grep -c '"from": 0')" -eq 1
-check "at_migrations holds one row per migration" test "$(psql_q "select string_agg(version::text, ',' order by version) from at_migrations")" = "1,2,3,4,5,6"
+check "at_migrations holds one row per migration" test "$(psql_q "select string_agg(version::text, ',' order by version) from at_migrations")" = "1,2,3,4,5,6,7"
 out=$(db migrate)
-check "migrate again: from 6 to 6" test "$out" = '{"from": 6, "to": 6}'
+check "migrate again: from 7 to 7" test "$out" = '{"from": 7, "to": 7}'
 
 # ---- a storage directory: fixtures, a workspace, a session with two versions ------
 src=$work/src
@@ -153,7 +153,7 @@ check "the database's session kept its two versions" test \
 out=$("$BIN" db migrate 2>&1)
 check "no --database and no AGENT_TRACED_DATABASE: exit 2" test $? -eq 2 -a -n "$(grep AGENT_TRACED_DATABASE <<< "$out")"
 out=$(AGENT_TRACED_DATABASE=$PGURL "$BIN" db status 2>&1)
-check "AGENT_TRACED_DATABASE is the default" grep -q '"schema": 6' <<< "$out"
+check "AGENT_TRACED_DATABASE is the default" grep -q '"schema": 7' <<< "$out"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 out=$("$BIN" db status --database "postgres://u:hunter2@127.0.0.1:$port/x" 2>&1)
 rc=$?

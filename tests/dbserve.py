@@ -353,8 +353,160 @@ with open(kf, "w") as f:
 subprocess.run([BIN, "db", "keys", "load", "--keys", kf, "--database", PGURL], check=True, capture_output=True)
 t("no keys left: the replica is open again within seconds", until(lambda: dbsrv.call("GET", "/sessions")[0] == 200))
 
-# ---- the database goes away, and comes back ----
+# ---- an upload flows into the database as it arrives ----
 cluster = os.path.join(SRC, "tests", "pg", "cluster.sh")
+CHUNK = 1 << 20  # src/db/schema.h DB_CHUNK
+
+
+def psql(sql):
+    out = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-d", PGURL, "-c", sql], capture_output=True, text=True,
+                         timeout=60)
+    return out.stdout.strip() if out.returncode == 0 else "ERROR " + out.stderr.strip()
+
+
+def big_transcript(sid, mb):
+    """About mb MB of turns of one session (long texts: several chunks)."""
+    out, i = [], 0
+    while sum(map(len, out)) < mb * CHUNK:
+        role = "user" if i % 2 == 0 else "assistant"
+        msg = {"role": role, "content": "turn %d " % i + "lorem ipsum é ✓ " * 150}
+        if role == "assistant":
+            msg = {"role": role, "model": "claude-sonnet-4-5", "id": "msg_%s_%d" % (sid, i),
+                   "content": [{"type": "text", "text": msg["content"]}]}
+        out.append(json.dumps({"type": role, "sessionId": sid, "uuid": "%s-%08d" % (sid, i),
+                               "timestamp": "2027-02-01T00:%02d:%02d.000Z" % (i // 60 % 60, i % 60),
+                               "message": msg}).encode() + b"\n")
+        i += 1
+    return b"".join(out)
+
+
+class Upload:
+    """A chunked POST /import sent piece by piece (the client holds it open)."""
+
+    def __init__(self, srv, source):
+        import http.client
+        u = urllib.parse.urlsplit(srv.url)
+        self.c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        self.c.putrequest("POST", "/import?source=" + source)
+        self.c.putheader("Transfer-Encoding", "chunked")
+        self.c.endheaders()
+
+    def send(self, data):
+        for i in range(0, len(data), 256 * 1024):
+            piece = data[i:i + 256 * 1024]
+            self.c.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
+
+    def finish(self):
+        self.c.send(b"0\r\n\r\n")
+        r = self.c.getresponse()
+        return r.status, r.read()
+
+    def drop(self):
+        self.c.sock.shutdown(2)
+        self.c.close()
+
+
+def copy_progress():
+    """Chunks the open COPYs into blob_chunks took so far (None: no COPY)."""
+    v = psql("SELECT sum(p.tuples_processed) FROM pg_stat_progress_copy p JOIN pg_class c ON c.oid = p.relid "
+             "WHERE c.relname = 'blob_chunks'")
+    return int(v) if v.isdigit() else None
+
+
+def until_value(fn, pred, secs=15):
+    v = fn()
+    end = time.time() + secs
+    while not pred(v) and time.time() < end:
+        time.sleep(0.05)
+        v = fn()
+    return v
+
+
+ORPHANS = "SELECT count(*) FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.blob = b.id)"
+blobs0, orphans0 = psql("SELECT count(*) FROM blobs"), psql(ORPHANS)
+body = big_transcript("stream-1", 8)
+up = Upload(dbsrv, "stream.jsonl")
+up.send(body[:5 * CHUNK])
+v = until_value(copy_progress, lambda v: v is not None and v >= 3)
+t("an upload in flight (5 of 8 MB sent) is already in the database: a COPY into blob_chunks has taken %s chunks" % v,
+  v is not None and v >= 3, v)
+up.drop()
+v = until_value(copy_progress, lambda v: v is None)
+t("the client gone: its COPY ends", v is None, v)
+t("... and its transaction is rolled back: no blob, no session",
+  until_value(lambda: psql("SELECT count(*) FROM blobs"), lambda x: x == blobs0) == blobs0 and
+  dbsrv.call("GET", "/sessions/stream-1")[0] == 404, psql("SELECT count(*) FROM blobs"))
+t("... and no staging file left", until_value(
+    lambda: [f for f in os.listdir(work) if f.startswith("agent-traced-import")], lambda x: not x) == [],
+  os.listdir(work))
+up = Upload(dbsrv, "stream.jsonl")
+up.send(body[:5 * CHUNK])
+until_value(copy_progress, lambda v: v is not None and v >= 3)
+up.send(body[5 * CHUNK:])
+st, b = up.finish()
+t("the whole upload, sent piece by piece: 201", st == 201 and b'"created"' in b, b[:300])
+dirsrv.call("POST", "/import?source=stream.jsonl", body)
+same("... its events are the directory server's, byte for byte", "GET", "/sessions/stream-1/events")
+same("... and its verification", "GET", "/sessions/stream-1/verify")
+# the same transcript grown by two turns, uploaded whole: an extension whose
+# streamed blob is named from the first new byte on
+body2 = body + big_transcript("stream-1", 0.01).replace(b"stream-1-0000", b"stream-1-9999")
+r = same("the grown transcript uploaded whole: extended", "POST", "/import?source=stream.jsonl", body2)
+t("... extended", b'"extended"' in r[2], r[2][:300])
+row = psql("SELECT o.blob_start, o.base IS NOT NULL, (SELECT min(seq) FROM blob_chunks c WHERE c.blob = o.blob) "
+           "FROM versions v JOIN objects o ON o.workspace = v.workspace AND o.sha256 = v.events_sha256 "
+           "WHERE v.session = 'stream-1' AND v.version = 2").split("|")
+t("... stored as a delta on version 1, from its blob's byte blob_start on, the whole chunks before it dropped",
+  len(row) == 3 and row[1] == "t" and int(row[0]) > 5 * CHUNK and int(row[2]) == int(row[0]) // CHUNK, row)
+same("... its events, byte for byte", "GET", "/sessions/stream-1/events")
+same("... version 1 still reads", "GET", "/sessions/stream-1/events?version=1")
+same("the first transcript again: unchanged", "POST", "/import?source=stream.jsonl", body)
+same("a transcript of 8 MB of another session", "POST", "/import?source=other.jsonl", big_transcript("stream-3", 8))
+r = same("... replaced by a different one", "POST", "/import?source=other.jsonl",
+         big_transcript("stream-3", 8).replace(b"turn 1 ", b"turn one "))
+r = same("... and back to the first: its object is there already", "POST", "/import?source=other.jsonl",
+         big_transcript("stream-3", 8))
+t("... replaced", b'"replaced"' in r[2], r[2][:300])
+same("... its versions", "GET", "/sessions/stream-3/versions")
+t("no blob of an unchanged upload or of an object stored already is left behind",
+  psql(ORPHANS) == orphans0, (psql(ORPHANS), orphans0))
+# the database goes away in the middle of an upload
+up = Upload(dbsrv, "down.jsonl")
+body4 = big_transcript("stream-4", 6)
+up.send(body4[:4 * CHUNK])
+until_value(copy_progress, lambda v: v is not None and v >= 2)
+subprocess.run(["bash", cluster, "pause", PGDIR], check=True)
+try:
+    up.send(body4[4 * CHUNK:])
+    st, b = up.finish()
+except OSError as e:  # the server may answer and close before the rest is sent
+    st, b = 0, repr(e).encode()
+t("the database down in the middle of an upload: 503 with a JSON error", st == 503 and b"error" in b, (st, b[:300]))
+subprocess.run(["bash", cluster, "resume", PGDIR], check=True)
+until_value(lambda: dbsrv.call("GET", "/ready")[0], lambda x: x == 200)
+t("... back: nothing of it was kept", dbsrv.call("GET", "/sessions/stream-4")[0] == 404 and
+  psql(ORPHANS) == orphans0, psql(ORPHANS))
+for s in ("stream-1", "stream-3"):
+    same("... %s is whole" % s, "GET", "/sessions/%s/events" % s)
+
+# ---- db export: deltas (appends, incremental and streamed extensions) included ----
+out_dir = os.path.join(work, "exported")
+out = subprocess.run([BIN, "db", "export", "--database", PGURL, "--storage", out_dir], capture_output=True, text=True,
+                     timeout=300)
+t("db export of the database: exit 0", out.returncode == 0, out.stderr[-500:])
+diff, compared = [], 0
+for sid in sorted(os.listdir(out_dir)):
+    a, b = os.path.join(work, "store", sid, "events.ndjson"), os.path.join(out_dir, sid, "events.ndjson")
+    if os.path.isfile(a) and os.path.isfile(b):
+        compared += 1
+        if open(a, "rb").read() != open(b, "rb").read():
+            diff.append(sid)
+t("... every session's events.ndjson equal the directory server's (%d, deltas included)" % compared,
+  not diff and compared >= 20 and os.path.isfile(os.path.join(out_dir, "stream-1", "events.ndjson")) and
+  os.path.isfile(os.path.join(out_dir, sid_grow, "events.ndjson")), (diff, compared))
+subprocess.run(["rm", "-rf", out_dir])
+
+# ---- the database goes away, and comes back ----
 subprocess.run(["bash", cluster, "pause", PGDIR], check=True)
 st, _, b = dbsrv.call("GET", "/ready")
 t("database down: GET /ready 503", st == 503 and b"error" in b, b)

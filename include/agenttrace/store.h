@@ -175,10 +175,17 @@ void at_object_reader_free(at_object_reader *rd);
 typedef struct {
     int fd;
     char *path;
+    struct at_stage_db *db; /* a database store's upload transaction, or NULL */
 } at_stage;
 
 at_result at_store_stage(at_store *s, at_stage *st, at_error *err) AT_WUR;
-/* Closes and removes a staging file that will not be committed. */
+/* Hands the store what was written to the staging file so far (call it
+ * after each piece of input): a database store streams every whole chunk
+ * into the upload's open transaction as it arrives; a directory store has
+ * nothing to do. An error fails the upload (nothing of it is kept). */
+at_result at_store_stage_flush(at_store *s, at_stage *st, at_error *err) AT_WUR;
+/* Closes and removes a staging file that will not be committed (a
+ * database store's upload transaction is rolled back). */
 void at_stage_discard(at_stage *st);
 
 typedef enum {

@@ -455,7 +455,8 @@ at_result dbs_workspace_exists(db *d, const char *ws, bool *exists, at_error *er
 
 typedef struct {
     uint64_t start, len; /* object bytes [start, start + len) ... */
-    int64_t blob;        /* ... are this blob's first len bytes */
+    int64_t blob;        /* ... are this blob's len bytes from byte boff */
+    uint64_t boff;
 } extent;
 
 struct dbs_reader {
@@ -477,13 +478,13 @@ at_result dbs_reader_open(db *d, const char *ws, const uint8_t sha256[AT_SHA256_
     int fmts[2] = {0, 1};
     /* the same chain as dbs_object_read */
     PGresult *r = db_query(d,
-                           "WITH RECURSIVE c(sha256, blob, base, base_size, size, depth) AS ("
-                           " SELECT sha256, blob, base, base_size, size, 0 FROM objects"
+                           "WITH RECURSIVE c(sha256, blob, base, base_size, size, blob_start, depth) AS ("
+                           " SELECT sha256, blob, base, base_size, size, blob_start, 0 FROM objects"
                            " WHERE workspace = $1 AND sha256 = $2"
                            " UNION ALL"
-                           " SELECT o.sha256, o.blob, o.base, o.base_size, o.size, c.depth + 1"
+                           " SELECT o.sha256, o.blob, o.base, o.base_size, o.size, o.blob_start, c.depth + 1"
                            " FROM objects o JOIN c ON o.workspace = $1 AND o.sha256 = c.base)"
-                           " SELECT blob, base_size, size FROM c ORDER BY depth DESC",
+                           " SELECT blob, base_size, size, blob_start FROM c ORDER BY depth DESC",
                            2, vals, lens, fmts, true, err);
     if (!r)
         return err->code;
@@ -511,7 +512,7 @@ at_result dbs_reader_open(db *d, const char *ws, const uint8_t sha256[AT_SHA256_
     for (int i = 0; i < k; i++) {
         uint64_t bs = i ? db_col_u64(r, i, 1) : 0;
         if (need[i] > bs)
-            rd->ext[rd->n++] = (extent){bs, need[i] - bs, (int64_t)db_col_u64(r, i, 0)};
+            rd->ext[rd->n++] = (extent){bs, need[i] - bs, (int64_t)db_col_u64(r, i, 0), db_col_u64(r, i, 3)};
     }
     rd->size = need[k - 1];
     rd->chunk_blob = -1;
@@ -534,7 +535,7 @@ ssize_t dbs_reader_read(db *d, dbs_reader *rd, uint64_t pos, char *buf, size_t n
     while (i + 1 < rd->n && rd->ext[i + 1].start <= pos)
         i++;
     const extent *e = &rd->ext[i];
-    uint64_t in_blob = pos - e->start;
+    uint64_t in_blob = e->boff + (pos - e->start);
     uint32_t seq = (uint32_t)(in_blob / DB_CHUNK);
     if (rd->chunk_blob != e->blob || rd->chunk_seq != seq) {
         if (!rd->chunk && !(rd->chunk = malloc(DB_CHUNK))) {
@@ -617,7 +618,8 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
 {
     *lost = false;
     uint64_t version = cur ? cur->version + 1 : 1;
-    char nv[24], oldv[24], size[24], bsz[24], blob_s[24], evs[24], tb[24], tm[40];
+    char nv[24], oldv[24], size[24], bsz[24], blob_s[24], bst[24], evs[24], tb[24], tm[40];
+    bool streamed = im->blob > 0; /* in the caller's transaction */
     snprintf(nv, sizeof nv, "%llu", (unsigned long long)version);
     snprintf(oldv, sizeof oldv, "%llu", (unsigned long long)(cur ? cur->version : 0));
     snprintf(size, sizeof size, "%llu", (unsigned long long)im->v.size);
@@ -625,27 +627,46 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
     snprintf(evs, sizeof evs, "%llu", (unsigned long long)im->v.events);
     snprintf(tb, sizeof tb, "%lld", (long long)im->v.transcript_bytes);
     snprintf(tm, sizeof tm, "%.17g", im->v.time);
+    snprintf(bst, sizeof bst, "%llu", (unsigned long long)(streamed ? im->blob_start : 0));
     fd_src src = {im->fd, im->off, im->len};
     int64_t blob = 0;
     uint64_t blob_size = 0;
     const char *ev_sha = (const char *)im->v.events_sha256;
     const char *head = im->v.have_head ? (const char *)im->v.head : NULL;
     PGresult *r = NULL;
-    at_result rc = db_exec(d, "BEGIN", err);
+    at_result rc = db_exec(d, streamed ? "SAVEPOINT attempt" : "BEGIN", err);
     if (rc == AT_OK && !cur)
         rc = workspace_row(d, ws, err);
-    if (rc == AT_OK)
+    if (rc == AT_OK && streamed)
+        blob = im->blob;
+    else if (rc == AT_OK)
         rc = db_blob_write(d, fd_src_read, &src, &blob, &blob_size, err);
+    bool new_object = false;
     if (rc == AT_OK) {
         snprintf(blob_s, sizeof blob_s, "%lld", (long long)blob);
-        const char *vals[6] = {ws, ev_sha, size, blob_s, im->delta ? (const char *)cur->sha256 : NULL, bsz};
-        int lens[6] = {0, AT_SHA256_LEN, 0, 0, AT_SHA256_LEN, 0};
-        int fmts[6] = {0, 1, 0, 0, 1, 0};
+        const char *vals[7] = {ws, ev_sha, size, blob_s, im->delta ? (const char *)cur->sha256 : NULL, bsz, bst};
+        int lens[7] = {0, AT_SHA256_LEN, 0, 0, AT_SHA256_LEN, 0, 0};
+        int fmts[7] = {0, 1, 0, 0, 1, 0, 0};
         r = db_query(d,
-                     "INSERT INTO objects (workspace, sha256, size, blob, base, base_size) "
-                     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                     6, vals, lens, fmts, false, err);
+                     "INSERT INTO objects (workspace, sha256, size, blob, base, base_size, blob_start) "
+                     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                     7, vals, lens, fmts, false, err);
         rc = r ? AT_OK : err->code;
+        new_object = r && strcmp(PQcmdTuples(r), "1") == 0;
+        PQclear(r);
+    }
+    if (rc == AT_OK) {
+        /* the object was there already: this blob is nobody's; else the
+         * whole chunks an extension's streamed blob shares with its base */
+        char seq[24];
+        snprintf(seq, sizeof seq, "%llu", (unsigned long long)(streamed ? im->blob_start / DB_CHUNK : 0));
+        const char *vals[2] = {blob_s, seq};
+        r = !new_object ? db_query(d, "DELETE FROM blobs WHERE id = $1", 1, vals, NULL, NULL, false, err)
+            : streamed && im->blob_start >= DB_CHUNK
+                ? db_query(d, "DELETE FROM blob_chunks WHERE blob = $1 AND seq < $2", 2, vals, NULL, NULL, false, err)
+                : NULL;
+        if (!r && (!new_object || (streamed && im->blob_start >= DB_CHUNK)))
+            rc = err->code;
         PQclear(r);
     }
     if (rc == AT_OK) {
@@ -689,7 +710,11 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
     }
     if (rc == AT_OK && !*lost)
         rc = db_exec(d, "COMMIT", err);
-    if (rc != AT_OK || *lost)
+    if (rc == AT_OK && *lost && streamed)
+        rc = db_exec(d, "ROLLBACK TO SAVEPOINT attempt", err);
+    else if (rc != AT_OK || *lost)
+        db_rollback(d);
+    if (rc != AT_OK && streamed)
         db_rollback(d);
     if (rc == AT_OK && !*lost)
         im->v.version = version;

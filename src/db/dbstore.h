@@ -148,6 +148,11 @@ typedef struct {
     uint64_t off, len; /* ... after base_size bytes of the current object when delta */
     bool delta;
     uint64_t base_size;
+    /* > 0: the stored bytes are already in this blob from byte blob_start
+     * (an upload streamed as it arrived, in the caller's open transaction;
+     * fd still holds the whole events, for the event index) */
+    int64_t blob;
+    uint64_t blob_start;
     at_version v; /* the version: every field but .version, which dbs_commit sets */
     const char *state; /* the importer's state after it (for an incremental upload), or NULL */
     size_t state_len;
@@ -159,7 +164,9 @@ typedef struct {
  * is NULL, else moves it from cur (the compare-and-swap). The object's
  * bytes stream from im->fd by COPY inside the transaction. *lost: another
  * writer got there first; nothing is kept (read the current version
- * again, decide again, retry). */
+ * again, decide again, retry). With im->blob, the caller's transaction is
+ * open: the attempt runs in a savepoint (a lost one is rolled back to it,
+ * keeping the blob), and success commits the whole transaction. */
 at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *cur, dbs_import *im, bool *lost,
                      at_error *err) AT_WUR;
 

@@ -255,7 +255,11 @@ static void be64(char *p, uint64_t v)
     be32(p + 4, (uint32_t)v);
 }
 
-at_result db_blob_write(db *d, db_read_fn read, void *ctx, int64_t *blob, uint64_t *size, at_error *err)
+/* binary COPY: signature, flags, header extension; then per row the field
+ * count and each field as length + bytes; then -1 */
+enum { ROW_HEAD = 2 + 4 + 8 + 4 + 4 + 4 };
+
+at_result db_blob_begin(db *d, int64_t *blob, at_error *err)
 {
     PGresult *r = db_query(d, "INSERT INTO blobs DEFAULT VALUES RETURNING id", 0, NULL, NULL, NULL, false, err);
     if (!r)
@@ -268,19 +272,75 @@ at_result db_blob_write(db *d, db_read_fn read, void *ctx, int64_t *blob, uint64
         return fail(d, err, "COPY blob_chunks");
     }
     PQclear(r);
-    /* binary COPY: signature, flags, header extension; then per row the
-     * field count and each field as length + bytes; then -1 */
-    enum { ROW_HEAD = 2 + 4 + 8 + 4 + 4 + 4 };
-    char *buf = malloc(ROW_HEAD + DB_CHUNK);
-    at_result rc = buf ? AT_OK : at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
     static const char sig[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
-    if (rc == AT_OK && PQputCopyData(d->conn, sig, sizeof sig) != 1)
+    return PQputCopyData(d->conn, sig, sizeof sig) == 1 ? AT_OK : fail(d, err, "COPY blob_chunks");
+}
+
+at_result db_blob_put(db *d, int64_t blob, uint32_t seq, const char *p, size_t n, at_error *err)
+{
+    char head[ROW_HEAD];
+    be16(head, 3);
+    be32(head + 2, 8);
+    be64(head + 6, (uint64_t)blob);
+    be32(head + 14, 4);
+    be32(head + 18, seq);
+    be32(head + 22, (uint32_t)n);
+    if (n > DB_CHUNK || PQputCopyData(d->conn, head, sizeof head) != 1 || PQputCopyData(d->conn, p, (int)n) != 1)
+        return n > DB_CHUNK ? at_error_set(err, AT_ERR_INVALID, -1, "blob chunk larger than %d bytes", DB_CHUNK)
+                            : fail(d, err, "COPY blob_chunks");
+    return AT_OK;
+}
+
+void db_blob_abort(db *d)
+{
+    if (PQputCopyEnd(d->conn, "aborted by agent-traced") == 1) {
+        PGresult *r;
+        while ((r = PQgetResult(d->conn)))
+            PQclear(r);
+    }
+}
+
+at_result db_blob_end(db *d, int64_t blob, uint64_t size, at_error *err)
+{
+    at_result rc = AT_OK;
+    char trailer[2];
+    be16(trailer, 0xffff);
+    if (PQputCopyData(d->conn, trailer, 2) != 1)
         rc = fail(d, err, "COPY blob_chunks");
+    if (PQputCopyEnd(d->conn, rc == AT_OK ? NULL : "aborted by agent-traced") != 1 && rc == AT_OK)
+        rc = fail(d, err, "COPY blob_chunks");
+    PGresult *r;
+    while ((r = PQgetResult(d->conn))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == AT_OK)
+            rc = fail(d, err, "COPY blob_chunks");
+        PQclear(r);
+    }
+    if (rc != AT_OK)
+        return rc;
+    char id[24], sz[24];
+    snprintf(id, sizeof id, "%lld", (long long)blob);
+    snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
+    const char *vals[2] = {id, sz};
+    if (!(r = db_query(d, "UPDATE blobs SET size = $2, complete = true WHERE id = $1", 2, vals, NULL, NULL, false,
+                       err)))
+        return err ? err->code : AT_ERR_IO;
+    PQclear(r);
+    return AT_OK;
+}
+
+at_result db_blob_write(db *d, db_read_fn read, void *ctx, int64_t *blob, uint64_t *size, at_error *err)
+{
+    at_result rc = db_blob_begin(d, blob, err);
+    if (rc != AT_OK)
+        return rc;
+    char *buf = malloc(DB_CHUNK);
+    if (!buf)
+        rc = at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
     uint64_t total = 0;
     for (uint32_t seq = 0; rc == AT_OK; seq++) {
         size_t got = 0;
         while (got < DB_CHUNK) {
-            ssize_t k = read(ctx, buf + ROW_HEAD + got, DB_CHUNK - got, err);
+            ssize_t k = read(ctx, buf + got, DB_CHUNK - got, err);
             if (k < 0) {
                 rc = err && err->code != AT_OK ? err->code : AT_ERR_IO;
                 break;
@@ -291,68 +351,15 @@ at_result db_blob_write(db *d, db_read_fn read, void *ctx, int64_t *blob, uint64
         }
         if (rc != AT_OK || (got == 0 && seq > 0))
             break;
-        be16(buf, 3);
-        be32(buf + 2, 8);
-        be64(buf + 6, (uint64_t)*blob);
-        be32(buf + 14, 4);
-        be32(buf + 18, seq);
-        be32(buf + 22, (uint32_t)got);
-        if (PQputCopyData(d->conn, buf, (int)(ROW_HEAD + got)) != 1)
-            rc = fail(d, err, "COPY blob_chunks");
+        rc = db_blob_put(d, *blob, seq, buf, got, err);
         total += got;
         if (got < DB_CHUNK)
             break;
     }
     free(buf);
-    char trailer[2];
-    be16(trailer, 0xffff);
-    if (rc == AT_OK && PQputCopyData(d->conn, trailer, 2) != 1)
-        rc = fail(d, err, "COPY blob_chunks");
-    if (PQputCopyEnd(d->conn, rc == AT_OK ? NULL : "aborted by agent-traced") != 1 && rc == AT_OK)
-        rc = fail(d, err, "COPY blob_chunks");
-    while ((r = PQgetResult(d->conn))) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == AT_OK)
-            rc = fail(d, err, "COPY blob_chunks");
-        PQclear(r);
-    }
     if (rc != AT_OK)
-        return rc;
-    char id[24], sz[24];
-    snprintf(id, sizeof id, "%lld", (long long)*blob);
-    snprintf(sz, sizeof sz, "%llu", (unsigned long long)total);
-    const char *vals[2] = {id, sz};
-    if (!(r = db_query(d, "UPDATE blobs SET size = $2, complete = true WHERE id = $1", 2, vals, NULL, NULL, false,
-                       err)))
-        return err ? err->code : AT_ERR_IO;
-    PQclear(r);
-    *size = total;
-    return AT_OK;
-}
-
-at_result db_blob_read(db *d, int64_t blob, uint64_t limit, db_write_fn write, void *ctx, at_error *err)
-{
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)blob);
-    for (uint32_t seq = 0; limit > 0; seq++) {
-        char sq[16];
-        snprintf(sq, sizeof sq, "%u", seq);
-        const char *vals[2] = {id, sq};
-        PGresult *r = db_query(d, "SELECT data FROM blob_chunks WHERE blob = $1 AND seq = $2", 2, vals, NULL, NULL,
-                               true, err);
-        if (!r)
-            return err ? err->code : AT_ERR_IO;
-        if (PQntuples(r) == 0) {
-            PQclear(r);
-            return AT_OK;
-        }
-        size_t n = (size_t)PQgetlength(r, 0, 0);
-        if (n > limit)
-            n = (size_t)limit;
-        at_result rc = write(ctx, PQgetvalue(r, 0, 0), n, err);
-        PQclear(r);
-        if (rc != AT_OK)
-            return rc;
-        limit -= n;
-    }
-    return AT_OK;
+        db_blob_abort(d);
+    else if ((rc = db_blob_end(d, *blob, total, err)) == AT_OK)
+        *size = total;
+    return rc;
 }

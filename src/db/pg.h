@@ -56,9 +56,15 @@ at_result db_migrate(db *d, int *from, int *to, at_error *err) AT_WUR;
  * the count, 0 at the end, -1 on error (with err set by read). */
 typedef ssize_t (*db_read_fn)(void *ctx, char *buf, size_t cap, at_error *err);
 at_result db_blob_write(db *d, db_read_fn read, void *ctx, int64_t *blob, uint64_t *size, at_error *err) AT_WUR;
-/* Streams a blob's first `limit` bytes (UINT64_MAX: all) to write, chunk
- * by chunk (one query per chunk: a chunk at a time in memory). */
+/* The same, fed by the caller as bytes arrive (an upload): begin (a new
+ * blob, COPY open: the connection is busy until end or abort), put each
+ * chunk (seq from 0, DB_CHUNK bytes but the last), then end (size: the
+ * bytes put), or abort (the COPY fails, and with it the transaction). */
+at_result db_blob_begin(db *d, int64_t *blob, at_error *err) AT_WUR;
+at_result db_blob_put(db *d, int64_t blob, uint32_t seq, const char *p, size_t n, at_error *err) AT_WUR;
+at_result db_blob_end(db *d, int64_t blob, uint64_t size, at_error *err) AT_WUR;
+void db_blob_abort(db *d);
+/* Takes bytes read from the database (a sink): AT_OK, or an error in err. */
 typedef at_result (*db_write_fn)(void *ctx, const char *p, size_t n, at_error *err);
-at_result db_blob_read(db *d, int64_t blob, uint64_t limit, db_write_fn write, void *ctx, at_error *err) AT_WUR;
 
 #endif

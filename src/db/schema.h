@@ -13,7 +13,10 @@
  *   objects          content-addressed event versions: (workspace, SHA-256)
  *                    -> size, and either a blob of all the bytes or, as
  *                    the directory's deltas, the first base_size bytes of
- *                    object base followed by the blob; the SHA-256 midstate
+ *                    object base followed by the blob from its byte
+ *                    blob_start (0 but for a streamed upload's extension,
+ *                    whose blob also holds what it shares with base and
+ *                    lacks the whole chunks of it); the SHA-256 midstate
  *                    after its last byte, so an append hashes only its own
  *   sessions         meta.json's bytes and the current version: the row
  *                    an append compares and swaps (current_version, head)
@@ -176,6 +179,13 @@ static const db_migration db_migrations[] = {
     /* The token usage an import recorded with its version (usage.h's
      * JSON): the directory's history/<id>/usage.<N>.json. */
     {6, "usage per version", "ALTER TABLE versions ADD COLUMN usage bytea;\n"},
+    /* Where an object's own bytes begin in its blob. An upload streams its
+     * events into a blob as they arrive, before it is known how many of
+     * them the current version already holds (the importer decides at the
+     * end); an extension then names the streamed blob from that point on
+     * (the whole chunks before it are dropped). */
+    {7, "blob offsets",
+     "ALTER TABLE objects ADD COLUMN blob_start bigint NOT NULL DEFAULT 0 CHECK (blob_start >= 0);\n"},
 };
 
 #define DB_NMIGRATIONS ((int)(sizeof db_migrations / sizeof db_migrations[0]))

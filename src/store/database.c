@@ -14,17 +14,25 @@
  * after the database comes back the next request connects again. Nothing
  * else is kept between requests: a replica holds no state.
  *
- * An import is staged in a local temporary file (tmp_dir) as the importer
- * writes it, then streamed into the database by COPY in the commit's
- * transaction: memory stays bounded and a failed upload leaves nothing.
+ * An upload flows into the database as it arrives. The importer writes its
+ * events to a local staging file (tmp_dir: it reads them back to resolve
+ * subagent links, and the commit compares them with the current version);
+ * from the first whole chunk on, every whole chunk is COPYed into a new
+ * blob inside the upload's own transaction (struct at_stage_db), and the
+ * commit sends the rest and decides in that same transaction. Memory
+ * stays one chunk per upload, and a failed, abandoned or killed upload
+ * leaves nothing: its transaction is rolled back (by us, or by the
+ * database when the connection dies). An upload of less than a chunk
+ * holds no connection while it arrives; its bytes go in at the commit.
+ * What an upload's blob holds beyond what it adds to the current version
+ * (a full upload that extends it) is named from its offset on (blob_start)
+ * and the whole chunks before it are dropped at the commit.
  *
  * An incremental upload (POST /import?session=&offset=) resumes the
  * importer state kept with the current version (import_states); its
  * commit rebuilds the whole events (the current version's first bytes,
  * then the new ones) in a staging file and decides as for a full upload.
- *
- * Not here yet (answered "not available with --database"): usage, the
- * event index, gc. */
+ */
 #include "store_int.h"
 
 #include "db/dbindex.h"
@@ -359,11 +367,105 @@ at_result sdb_append(at_store *s, const char *sid, const at_event_json *ev, size
     return r;
 }
 
+/* ---- an upload streamed into its transaction ---- */
+
+struct at_stage_db {
+    struct store_db *pool;
+    db *d;           /* the upload's connection: its transaction is open */
+    int64_t blob;    /* the blob being written */
+    uint64_t sent;   /* the staging file's first bytes in it */
+    bool copying;    /* the COPY is open */
+    bool failed;     /* the transaction is lost: the upload fails */
+    char *buf;       /* one chunk */
+};
+
+static at_result read_at(int fd, char *p, size_t n, uint64_t off, at_error *err)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t k = pread(fd, p + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return at_error_set(err, AT_ERR_IO, k < 0 ? errno : -1, "cannot read the staged events");
+        got += (size_t)k;
+    }
+    return AT_OK;
+}
+
+/* Sends the staging file's bytes [sent, upto) as chunks of the blob. */
+static at_result stream_to(struct at_stage_db *sd, int fd, uint64_t upto, at_error *err)
+{
+    at_result r = AT_OK;
+    while (r == AT_OK && sd->sent < upto) {
+        size_t n = upto - sd->sent < DB_CHUNK ? (size_t)(upto - sd->sent) : DB_CHUNK;
+        if ((r = read_at(fd, sd->buf, n, sd->sent, err)) == AT_OK &&
+            (r = db_blob_put(sd->d, sd->blob, (uint32_t)(sd->sent / DB_CHUNK), sd->buf, n, err)) == AT_OK)
+            sd->sent += n;
+    }
+    if (r != AT_OK)
+        sd->failed = true;
+    return r;
+}
+
+at_result sdb_stage_flush(at_store *s, at_stage *st, at_error *err)
+{
+    struct stat sb;
+    if (fstat(st->fd, &sb) < 0)
+        return sys_fail(err, "cannot stat", st->path);
+    uint64_t whole = (uint64_t)sb.st_size / DB_CHUNK * DB_CHUNK;
+    struct at_stage_db *sd = st->db;
+    if (sd && sd->failed)
+        return at_error_set(err, AT_ERR_IO, -1, "the upload's database transaction failed");
+    if (whole == 0 || (sd && sd->sent >= whole))
+        return AT_OK;
+    if (!sd) {
+        if (!(sd = st->db = calloc(1, sizeof *sd)) || !(sd->buf = malloc(DB_CHUNK)))
+            return at_error_set(err, AT_ERR_NOMEM, -1, "out of memory");
+        sd->pool = s->db;
+        at_result r = (sd->d = take(s->db, err)) ? db_exec(sd->d, "BEGIN", err) : err->code;
+        if (r == AT_OK && (r = db_blob_begin(sd->d, &sd->blob, err)) == AT_OK)
+            sd->copying = true;
+        if (r != AT_OK) {
+            sd->failed = true;
+            return r;
+        }
+    }
+    return stream_to(sd, st->fd, whole, err);
+}
+
+void sdb_stage_abort(struct at_stage_db *sd)
+{
+    if (!sd)
+        return;
+    if (sd->d) {
+        if (sd->copying)
+            db_blob_abort(sd->d);
+        db_rollback(sd->d);
+        give(sd->pool, sd->d);
+    }
+    free(sd->buf);
+    free(sd);
+}
+
+/* The commit's side: sends what remains and closes the blob (size bytes). */
+static at_result stream_finish(struct at_stage_db *sd, int fd, uint64_t size, at_error *err)
+{
+    if (sd->failed)
+        return at_error_set(err, AT_ERR_IO, -1, "the upload's database transaction failed");
+    at_result r = stream_to(sd, fd, size, err);
+    if (r == AT_OK && (r = db_blob_end(sd->d, sd->blob, sd->sent, err)) != AT_OK)
+        sd->failed = true;
+    if (r == AT_OK)
+        sd->copying = false; /* else aborted with the stage */
+    return r;
+}
+
 at_result sdb_stage(at_store *s, at_stage *st, at_error *err)
 {
     char p[4096];
     st->fd = -1;
     st->path = NULL;
+    st->db = NULL;
     int k = snprintf(p, sizeof p, "%s/agent-traced-import-XXXXXX", s->db->tmp);
     if (k < 0 || (size_t)k >= sizeof p)
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "temporary directory path too long");
@@ -428,9 +530,10 @@ static at_result object_to_file(at_store *s, db *d, const uint8_t sha[AT_SHA256_
     return r;
 }
 
-static at_result decide_and_store(at_store *s, db *d, at_stage *stg, uint64_t staged, at_import_result *res,
-                                  const char *meta, size_t meta_len, const dbs_current *curp, bool exists,
-                                  at_commit_info *info, bool *lost, at_error *err);
+static at_result decide_and_store(at_store *s, db *d, at_stage *stg, uint64_t staged, int64_t blob,
+                                  at_import_result *res, const char *meta, size_t meta_len,
+                                  const dbs_current *curp, bool exists, at_commit_info *info, bool *lost,
+                                  at_error *err);
 
 /* One attempt at the commit: decides against the current version, then
  * stores the new one unless nothing changed. *lost: another writer moved
@@ -462,7 +565,8 @@ static at_result commit_once(at_store *s, db *d, at_stage *stg, uint64_t staged,
                             "the session changed during this upload (it resumed version %llu, now %llu): "
                             "send the transcript from the offset GET /sessions/%s/versions gives",
                             (unsigned long long)info->resumed_from, (unsigned long long)cur.version, sid);
-    at_stage whole = {-1, NULL};
+    at_stage whole = {-1, NULL, NULL};
+    int64_t blob = stg->db ? stg->db->blob : 0; /* the upload streamed into it */
     if (res->body_bytes) {
         /* the whole events: the current version's first body_bytes, then the new ones */
         struct stat sb;
@@ -477,15 +581,18 @@ static at_result commit_once(at_store *s, db *d, at_stage *stg, uint64_t staged,
         stg = &whole;
         staged = res->body_bytes + (uint64_t)sb.st_size;
     }
-    r = decide_and_store(s, d, stg, staged, res, meta, meta_len, &cur, exists, info, lost, err);
+    r = decide_and_store(s, d, stg, staged, blob, res, meta, meta_len, &cur, exists, info, lost, err);
     at_stage_discard(&whole);
     return r;
 }
 
-/* commit_once with the whole events staged in stg. */
-static at_result decide_and_store(at_store *s, db *d, at_stage *stg, uint64_t staged, at_import_result *res,
-                                  const char *meta, size_t meta_len, const dbs_current *curp, bool exists,
-                                  at_commit_info *info, bool *lost, at_error *err)
+/* commit_once with the whole events staged in stg (blob > 0: the upload's
+ * own bytes, the resumed ones only for an incremental upload, are in that
+ * blob already). */
+static at_result decide_and_store(at_store *s, db *d, at_stage *stg, uint64_t staged, int64_t blob,
+                                  at_import_result *res, const char *meta, size_t meta_len,
+                                  const dbs_current *curp, bool exists, at_commit_info *info, bool *lost,
+                                  at_error *err)
 {
     const char *sid = res->session_id;
     dbs_current cur = *curp;
@@ -506,7 +613,7 @@ static at_result decide_and_store(at_store *s, db *d, at_stage *stg, uint64_t st
         }
         st.cur = vs[nv - 1];
         free(vs);
-        at_stage curf = {-1, NULL};
+        at_stage curf = {-1, NULL, NULL};
         events_facts f;
         if ((r = object_to_file(s, d, cur.sha256, &curf, err)) != AT_OK)
             return r;
@@ -544,6 +651,14 @@ static at_result decide_and_store(at_store *s, db *d, at_stage *stg, uint64_t st
                 .time = now_seconds(),
             },
     };
+    if (blob > 0 && res->body_bytes) { /* the blob holds what follows cur's first body_bytes */
+        im.blob = blob;
+        im.delta = true;
+        im.base_size = res->body_bytes;
+    } else if (blob > 0) { /* the blob holds all of it: the object is its bytes from keep on */
+        im.blob = blob;
+        im.blob_start = keep;
+    }
     memcpy(im.v.events_sha256, res->events_sha256, AT_SHA256_LEN);
     memcpy(im.v.head, res->head, AT_SHA256_LEN);
     memcpy(im.v.transcript_sha256, res->transcript_sha256, AT_SHA256_LEN);
@@ -571,15 +686,20 @@ at_result sdb_commit_import(at_store *s, at_stage *stg, at_import_result *res, a
         r = sys_fail(err, "cannot stat", stg->path);
     else if ((r = store_meta_bytes(s, &res->meta, &meta)) != AT_OK)
         at_error_set(err, r, -1, "cannot serialize session metadata");
+    else if (stg->db) /* decided in the upload's transaction, which holds its bytes */
+        r = stream_finish(stg->db, stg->fd, (uint64_t)sb.st_size, err);
     else if (!(d = take(s->db, err)))
         r = err->code;
+    if (r == AT_OK && stg->db)
+        d = stg->db->d;
     bool lost = true;
     for (unsigned t = 0; r == AT_OK && lost && t < DBS_MAX_TRIES; t++)
         r = commit_once(s, d, stg, (uint64_t)sb.st_size, res, meta.data, meta.len, info, &lost, err);
     if (r == AT_OK && lost)
         r = at_error_set(err, AT_ERR_CONFLICT, -1, "session %s: %d writers in a row got there first", sid,
                          DBS_MAX_TRIES);
-    give(s->db, d);
+    if (!stg->db) /* else the stage's, given back (rolled back unless committed) with it */
+        give(s->db, d);
     at_buf_fini(&meta);
     at_stage_discard(stg);
     return r;

@@ -653,6 +653,7 @@ const char *at_store_root(const at_store *s)
 
 at_result at_store_stage(at_store *s, at_stage *st, at_error *err)
 {
+    st->db = NULL;
     if (s->db)
         return sdb_stage(s, st, err);
     char p[PATH_MAX];
@@ -676,8 +677,15 @@ at_result at_store_stage(at_store *s, at_stage *st, at_error *err)
     return AT_OK;
 }
 
+at_result at_store_stage_flush(at_store *s, at_stage *st, at_error *err)
+{
+    return s->db ? sdb_stage_flush(s, st, err) : AT_OK;
+}
+
 void at_stage_discard(at_stage *st)
 {
+    sdb_stage_abort(st->db);
+    st->db = NULL;
     if (st->fd >= 0)
         close(st->fd);
     if (st->path)

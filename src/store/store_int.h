@@ -218,6 +218,8 @@ at_result sdb_open_object(at_store *s, const char *hex, at_object_reader **out, 
 at_result sdb_append(at_store *s, const char *sid, const at_event_json *ev, size_t n, uint64_t *version,
                      at_error *err) AT_WUR;
 at_result sdb_stage(at_store *s, at_stage *st, at_error *err) AT_WUR;
+at_result sdb_stage_flush(at_store *s, at_stage *st, at_error *err) AT_WUR;
+void sdb_stage_abort(struct at_stage_db *sd); /* NULL: nothing */
 /* Removes the staging files of writers that died (their lock is free). */
 unsigned sdb_sweep(at_store *s);
 at_result sdb_gc(at_store *s, const at_gc_policy *p, at_gc_report *rep, at_error *err) AT_WUR;
