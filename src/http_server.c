@@ -1978,9 +1978,14 @@ int cli_serve(int argc, char **argv)
     }
     log_line("agent-traced serve: %s received, finishing %lld requests in flight",
              sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)metrics_inflight_now());
+    /* Quiesced, the pool's threads drop the listening socket from their
+     * epoll sets one by one: it must stay open until MHD_stop_daemon (closed
+     * here, a thread's EPOLL_CTL_DEL failed and libmicrohttpd aborted the
+     * process). shutdown() stops it listening now: new clients are refused
+     * while the requests in flight finish. It is lfd, closed once below. */
     MHD_socket ls = MHD_quiesce_daemon(srv.daemon);
     if (ls != MHD_INVALID_SOCKET)
-        close(ls);
+        shutdown(ls, SHUT_RDWR);
     uint64_t deadline = now_usec() + shutdown_timeout * 1000000u;
     while (metrics_inflight_now() > 0 && now_usec() < deadline) {
         struct timespec ts = {0, 10 * 1000 * 1000};
