@@ -506,6 +506,25 @@ t("... every session's events.ndjson equal the directory server's (%d, deltas in
   os.path.isfile(os.path.join(out_dir, sid_grow, "events.ndjson")), (diff, compared))
 subprocess.run(["rm", "-rf", out_dir])
 
+# ---- a database restart between requests: the pool's idle connections
+# died with it; the next requests must not be the ones to find out ----
+def reads(k):
+    for _ in range(5):
+        res.append(dbsrv.call("GET", "/sessions/col-1/events")[0])
+
+
+res = []
+th = [threading.Thread(target=reads, args=(k,)) for k in range(10)]
+for x in th:
+    x.start()
+for x in th:
+    x.join()
+subprocess.run(["bash", cluster, "pause", PGDIR], check=True)
+subprocess.run(["bash", cluster, "resume", PGDIR], check=True)
+res = [dbsrv.call("GET", "/sessions/col-1/events")[0] for _ in range(12)]
+t("after a restart of the database, unseen by the replica: its next 12 reads are all 200 (no dead pooled "
+  "connection is used)", res == [200] * 12, res)
+
 # ---- the database goes away, and comes back ----
 subprocess.run(["bash", cluster, "pause", PGDIR], check=True)
 st, _, b = dbsrv.call("GET", "/ready")

@@ -4,6 +4,7 @@
 #include "db/schema.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,19 @@ void db_close(db *d)
 PGconn *db_conn(db *d)
 {
     return d->conn;
+}
+
+bool db_idle_alive(db *d)
+{
+    PGconn *c = d->conn;
+    if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
+        return false;
+    /* An idle connection has nothing to read unless the server spoke on
+     * its own: a shutdown's FATAL message and the end of the stream (we
+     * LISTEN to nothing). Anything there: not trusted, dropped; a new
+     * connection costs a few milliseconds, a failed request more. */
+    struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
 }
 
 const char *db_name(const db *d)

@@ -23,6 +23,11 @@ const char *db_default_url(const char *url);
 db *db_connect(const char *url, at_error *err);
 void db_close(db *d);
 PGconn *db_conn(db *d);
+/* Whether an idle connection can still be used: false when it is not
+ * idle, or the server spoke on it unasked (a restart's goodbye waits on
+ * the socket, unread), so a pool drops it instead of failing a request
+ * with it. Does not block. */
+bool db_idle_alive(db *d);
 /* The URL with any password replaced by "***", for messages. */
 const char *db_name(const db *d);
 

@@ -66,7 +66,7 @@ static db *take(struct store_db *p, at_error *err)
     pthread_mutex_lock(&p->mu);
     while (!d && p->nidle > 0) {
         d = p->idle[--p->nidle];
-        if (PQstatus(db_conn(d)) != CONNECTION_OK) {
+        if (!db_idle_alive(d)) {
             db_close(d);
             d = NULL;
         }
@@ -81,8 +81,7 @@ static void give(struct store_db *p, db *d)
 {
     if (!d)
         return;
-    PGconn *c = db_conn(d);
-    if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE) {
+    if (db_idle_alive(d)) {
         pthread_mutex_lock(&p->mu);
         if (p->nidle < POOL_IDLE) {
             p->idle[p->nidle++] = d;
