@@ -726,9 +726,49 @@ def test_keys():
               p.returncode != 0 and kf in p.stderr and "line" in p.stderr and "listening" not in p.stderr)
 
 
+def test_client_gone():
+    """A client that sends part of an upload and goes while the server is
+    busy, so that its last bytes and its end arrive together: the server
+    drops the request at once, not at its connection timeout. (With
+    libmicrohttpd's edge-triggered epoll the end went unseen: a short read
+    was taken for "nothing more to read", and no new edge came for the end
+    already there. A database upload held its transaction open that long.)"""
+    s = Server("gone", "--timeout", "120")
+    tmp = os.path.join(s.storage, ".agent-traced", "tmp")
+    line = json.dumps({"type": "user", "sessionId": "gone", "uuid": "u", "timestamp": "2026-01-01T00:00:00.000Z",
+                       "message": {"role": "user", "content": "x" * 3000}}).encode() + b"\n"
+    body = line * 700  # 2 MB
+    for trial in range(3):
+        c = connect(s.port, timeout=30)
+        c.sendall(b"POST /import?source=gone.jsonl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        c.sendall(b"%x\r\n%s\r\n" % (len(line), line))
+        end = time.time() + 10
+        while not (os.path.isdir(tmp) and os.listdir(tmp)) and time.time() < end:
+            time.sleep(0.02)
+        staged = os.path.isdir(tmp) and bool(os.listdir(tmp))
+        os.kill(s.p.pid, signal.SIGSTOP)  # busy: nothing is read until the end is there too
+        time.sleep(0.2)
+        for piece in pieces(body, 1 << 18):
+            c.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        c.close()
+        time.sleep(0.2)
+        t0 = time.time()
+        os.kill(s.p.pid, signal.SIGCONT)
+        end = t0 + 20
+        while os.listdir(tmp) and time.time() < end:
+            time.sleep(0.05)
+        check("a client gone in the middle of an upload (its last 2 MB and its end arriving together, trial %d): "
+              "the server drops the request within 5 s, not at its 120 s timeout (%.1f s)" % (trial + 1,
+                                                                                       time.time() - t0),
+              staged and not os.listdir(tmp) and time.time() - t0 < 5, os.listdir(tmp))
+    st, _, _ = req(s.port, "GET", "/sessions/gone")
+    check("... and nothing of it is stored (GET /sessions/gone: 404)", st == 404, st)
+    s.stop()
+
+
 def main():
     tests = [test_startup_errors, test_port_in_use, test_url_and_headers, test_auth, test_session_ids,
-             test_bodies, test_connections, test_shutdown, test_hygiene, test_ops, test_keys]
+             test_bodies, test_client_gone, test_connections, test_shutdown, test_hygiene, test_ops, test_keys]
     only = os.environ.get("HOSTILE_ONLY")
     for t in tests:
         if only and only not in t.__name__:
