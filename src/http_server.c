@@ -468,7 +468,10 @@ static int64_t version_param(struct MHD_Connection *c)
 /* Gauges and counters owned by other modules, after metrics.c's own. */
 static at_result render_module_metrics(server *srv, at_buf *out)
 {
-    event_index *ix = server_index(ws_default(srv->ws));
+    server_ctx *dctx = ws_default(srv->ws);
+    event_index *ix = server_index(dctx);
+    /* with --database the index is the database's: there while it is */
+    bool available = ix != NULL || at_store_is_database(dctx->store);
     tree_cost_stats ts;
     tree_cost_cache_stats(&ts);
     return at_buf_printf(
@@ -484,7 +487,7 @@ static at_result render_module_metrics(server *srv, at_buf *out)
         "agent_traced_tree_cost_total{how=\"cached\"} %llu\n"
         "agent_traced_tree_cost_total{how=\"appended\"} %llu\n"
         "agent_traced_tree_cost_total{how=\"counted\"} %llu\n",
-        ix != NULL, event_index_pending(ix), (unsigned long long)ts.hits, (unsigned long long)ts.resumes,
+        available, event_index_pending(ix), (unsigned long long)ts.hits, (unsigned long long)ts.resumes,
         (unsigned long long)ts.counts);
 }
 

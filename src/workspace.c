@@ -117,7 +117,8 @@ static workspace *ws_open(const ws_config *c, const char *id, bool defer_index, 
                                 .signer = signer,
                                 .catalog = ctx->catalog,
                                 .witnesses = c->witnesses,
-                                .n_witnesses = c->n_witnesses};
+                                .n_witnesses = c->n_witnesses,
+                                .held = defer_index /* until ws_open_index: serve's first line first */};
         if (!(ctx->ledger = at_ledger_start(ctx->store, &lo, err)))
             goto fail;
         if (!deflt)
@@ -174,6 +175,7 @@ server_ctx *ws_default(ws_set *w)
 bool ws_open_index(ws_set *w, at_error *err)
 {
     server_ctx *ctx = ws_default(w);
+    at_ledger_release(ctx->ledger);
     unsigned swept = at_store_sweep(ctx->store);
     if (swept)
         log_line("agent-traced serve: removed %u staging entries left by killed writers", swept);

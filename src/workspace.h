@@ -33,7 +33,8 @@ typedef struct {
 
 typedef struct ws_set ws_set;
 
-/* Opens the default workspace (its event index waits for ws_open_index).
+/* Opens the default workspace (its event index, and a database log's
+ * sequencer, wait for ws_open_index).
  * NULL with err set when it cannot be. The config is borrowed for the
  * set's life. */
 ws_set *ws_set_new(const ws_config *c, at_error *err);
@@ -42,8 +43,9 @@ void ws_set_free(ws_set *w);
 
 /* The default workspace's context. */
 server_ctx *ws_default(ws_set *w);
-/* Sweeps what killed writers left in the default workspace and opens its
- * event index (slow on a large store: after the port is listening). false
+/* Lets the default workspace's log go, sweeps what killed writers left in
+ * it and opens its event index (slow on a large store: after the port is
+ * listening, and after serve's first line). false
  * with err set when the index cannot be opened: the event lookups then
  * answer 503. */
 bool ws_open_index(ws_set *w, at_error *err);

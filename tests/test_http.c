@@ -3,7 +3,13 @@
  * drives it with libcurl under timeouts: chunked and gzip uploads of every
  * fixture (stored bytes = the reference storage), re-upload, grown
  * transcripts, each error case, client disconnects, auth, concurrency, the
- * other routes, the route table against openapi.yaml, and SIGTERM. */
+ * other routes, the route table against openapi.yaml, and SIGTERM.
+ *
+ * With AT_TEST_PGURL set (tests/http_db.sh, a private PostgreSQL cluster)
+ * every server runs on `serve --database` instead: each server name its
+ * own database, staging in <work>/<name>.tmp ($TMPDIR), and the storage
+ * directory the checks read written by `db export` (stored()) right before
+ * they read it. The same checks, the same reference bytes. */
 #include "testlib.h"
 
 #include "http_routes.h"
@@ -20,6 +26,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -31,6 +38,8 @@
 
 static char bin[4096];
 static char work[] = "/tmp/test_http.XXXXXX";
+static const char *pgurl; /* AT_TEST_PGURL: the servers run on the database */
+static char log_key[4200]; /* ... with this --log-key */
 
 /* ---- the daemon --------------------------------------------------------- */
 
@@ -41,6 +50,8 @@ typedef struct {
     pthread_t drain;
     char storage[4200];
     char log[4200];
+    char tmp[4200]; /* the staging directory */
+    char url[4400]; /* the database, with AT_TEST_PGURL */
 } daemon_t;
 
 static void *drain_stderr(void *arg)
@@ -59,18 +70,73 @@ static void *drain_stderr(void *arg)
     return NULL;
 }
 
+/* Runs a shell command quietly; true when it exits 0. */
+static bool run_quiet(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool run_quiet(const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return system(cmd) == 0;
+}
+
+/* With AT_TEST_PGURL: the server name's database of that cluster, created
+ * (and migrated) when it is not there yet; a restart reuses it. */
+static bool database_for(daemon_t *d, const char *name)
+{
+    char db[128];
+    size_t k = 0;
+    for (const char *c = name; *c && k < 60; c++)
+        db[k++] = (*c == '-' || *c == '.') ? '_' : *c;
+    db[k] = 0;
+    const char *slash = strrchr(pgurl, '/');
+    if (!slash)
+        return false;
+    snprintf(d->url, sizeof d->url, "%.*s/at_%s", (int)(slash - pgurl), pgurl, db);
+    /* CREATE DATABASE fails when it exists: a restart of the same server */
+    run_quiet("psql -X -q -d '%s' -c 'CREATE DATABASE at_%s' > /dev/null 2>&1", pgurl, db);
+    return run_quiet("'%s' db migrate --database '%s' > /dev/null", bin, d->url);
+}
+
+/* The storage directory as the server holds it, for the checks that read
+ * its files: with AT_TEST_PGURL, written afresh by `db export`. */
+static const char *stored(daemon_t *d)
+{
+    if (pgurl && !(run_quiet("rm -rf '%s'", d->storage) &&
+                   run_quiet("'%s' db export --database '%s' --storage '%s' > /dev/null", bin, d->url, d->storage)))
+        fprintf(stderr, "test_http: db export of %s failed\n", d->url);
+    return d->storage;
+}
+
 /* Starts `agent-traced serve --port 0 --storage <work>/<name> extra...`
- * with env (NAME=VALUE or NULL) set; false when it did not come up. */
+ * (--database, see stored()) with env (NAME=VALUE or NULL) set; false when
+ * it did not come up. */
 static bool start(daemon_t *d, const char *name, const char *env, const char *const *extra)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->storage, sizeof d->storage, "%s/%s", work, name);
     snprintf(d->log, sizeof d->log, "%s/%s.log", work, name);
+    if (pgurl) {
+        snprintf(d->tmp, sizeof d->tmp, "%s/%s.tmp", work, name);
+        mkdir(d->tmp, 0700);
+        if (!database_for(d, name))
+            return false;
+    } else {
+        snprintf(d->tmp, sizeof d->tmp, "%s/.agent-traced/tmp", d->storage);
+    }
     int p[2];
     if (pipe(p) < 0)
         return false;
     const char *argv[32] = {bin, "serve", "--port", "0", "--storage", d->storage, "--threads", "4"};
     int n = 8;
+    if (pgurl) {
+        argv[4] = "--database";
+        argv[5] = d->url;
+        argv[n++] = "--log-key"; /* what every replica is started with */
+        argv[n++] = log_key;
+    }
     for (int i = 0; extra && extra[i] && n < 30; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -80,6 +146,8 @@ static bool start(daemon_t *d, const char *name, const char *env, const char *co
         close(p[0]);
         close(p[1]);
         unsetenv("AGENT_STRACE_AUTH_KEY");
+        if (pgurl)
+            setenv("TMPDIR", d->tmp, 1);
         if (env)
             putenv((char *)env);
         execv(bin, (char *const *)argv);
@@ -276,9 +344,7 @@ static int count_files(const char *dir)
 
 static int tmp_files(daemon_t *d)
 {
-    char p[4400];
-    snprintf(p, sizeof p, "%s/.agent-traced/tmp", d->storage);
-    return count_files(p);
+    return count_files(d->tmp);
 }
 
 /* Waits up to `secs` s for the staging directory to empty. */
@@ -414,6 +480,7 @@ static void test_fixtures(daemon_t *d, bool redacted)
                           redacted ? "tests/fixtures/expected-edge-redacted"
                                    : "tests/fixtures/expected-edge"};
     int compared = 0;
+    stored(d);
     for (int s = 0; s < 2; s++) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", t_src(sets[s]));
@@ -426,7 +493,7 @@ static void test_fixtures(daemon_t *d, bool redacted)
             for (int f = 0; f < 2; f++) {
                 const char *file = f ? "meta.json" : "events.ndjson";
                 snprintf(a, sizeof a, "%s/%s/%s", dir, e->d_name, file);
-                snprintf(b, sizeof b, "%s/%s/%s", d->storage, e->d_name, file);
+                snprintf(b, sizeof b, "%s/%s/%s", d->storage, e->d_name, file); /* stored() above */
                 CHECK(files_equal(a, b), "%s/%s differs from the reference", e->d_name, file);
                 compared++;
             }
@@ -475,7 +542,7 @@ static void test_redaction(daemon_t *d)
           "no usable line: %ld %s", r.status, r.body.data);
     at_buf_fini(&r.body);
     char p[4400];
-    snprintf(p, sizeof p, "%s/junk", d->storage);
+    snprintf(p, sizeof p, "%s/junk", stored(d));
     CHECK(access(p, F_OK) != 0, "no session from a body without transcript lines");
     CHECK(tmp_clean(d), "no staging after a 422");
 
@@ -512,7 +579,7 @@ static void test_redaction(daemon_t *d)
     }
     CHECK(posted == 7, "posted %d events", posted);
     char a[4400], b[4400];
-    snprintf(a, sizeof a, "%s/%s/events.ndjson", c.storage, sid);
+    snprintf(a, sizeof a, "%s/%s/events.ndjson", stored(&c), sid);
     snprintf(
         b, sizeof b, "%s",
         t_src("tests/fixtures/expected-edge-redacted/0e0e0e0e-0000-4000-8000-000000000006/events.ndjson"));
@@ -557,7 +624,7 @@ static void test_redaction(daemon_t *d)
         CHECK(r.status == 201, "env-off upload: %ld %s", r.status, r.body.data);
         at_buf_fini(&r.body);
         free(data);
-        snprintf(a, sizeof a, "%s/%s/events.ndjson", off.storage, sid);
+        snprintf(a, sizeof a, "%s/%s/events.ndjson", stored(&off), sid);
         snprintf(b, sizeof b, "%s",
                  t_src("tests/fixtures/expected-edge/0e0e0e0e-0000-4000-8000-000000000006/events.ndjson"));
         CHECK(files_equal(b, a), "AGENT_TRACE_NO_REDACT=1: secrets kept as the reference keeps them");
@@ -666,7 +733,7 @@ static void test_reupload_gzip_grow(daemon_t *d)
     CHECK(r.status == 304, "If-None-Match: %ld", r.status);
     at_buf_fini(&r.body);
     char a[4400];
-    snprintf(a, sizeof a, "%s/55604662-cf2a-4331-851a-ec234028f8ca/events.ndjson", d->storage);
+    snprintf(a, sizeof a, "%s/55604662-cf2a-4331-851a-ec234028f8ca/events.ndjson", stored(d));
     CHECK(files_equal(t_src("tests/fixtures/expected/55604662-cf2a-4331-851a-ec234028f8ca/events.ndjson"), a),
           "the stored events are the reference again");
     /* a grown transcript extends: a fresh store, half then whole */
@@ -681,7 +748,7 @@ static void test_reupload_gzip_grow(daemon_t *d)
         CHECK(r.status == 201 && body_has(&r, "\"result\": \"extended\", \"version\": 2"), "grown: %ld %s",
               r.status, r.body.data);
         at_buf_fini(&r.body);
-        snprintf(a, sizeof a, "%s/55604662-cf2a-4331-851a-ec234028f8ca/events.ndjson", g.storage);
+        snprintf(a, sizeof a, "%s/55604662-cf2a-4331-851a-ec234028f8ca/events.ndjson", stored(&g));
         CHECK(files_equal(t_src("tests/fixtures/expected/55604662-cf2a-4331-851a-ec234028f8ca/events.ndjson"),
                           a),
               "extended events equal a direct import");
@@ -745,7 +812,7 @@ static void test_errors(daemon_t *d)
         at_buf_fini(&r.body);
         CHECK(tmp_clean(&small), "staging files left after 413");
         char sess[4400];
-        snprintf(sess, sizeof sess, "%s/0e0e0e0e-0000-4000-8000-000000000002", small.storage);
+        snprintf(sess, sizeof sess, "%s/0e0e0e0e-0000-4000-8000-000000000002", stored(&small));
         CHECK(access(sess, F_OK) != 0, "no session after 413");
         CHECK(stop(&small, SIGINT) == 0, "SIGINT exits 0");
     } else {
@@ -830,9 +897,7 @@ static void test_disconnect(daemon_t *d)
 /* Sets the mtime of every entry of the staging directory back by secs. */
 static void age_tmp(daemon_t *d, int secs)
 {
-    char p[4400];
-    snprintf(p, sizeof p, "%s/.agent-traced/tmp", d->storage);
-    DIR *dir = opendir(p);
+    DIR *dir = opendir(d->tmp);
     struct dirent *e;
     struct timespec ts[2];
     clock_gettime(CLOCK_REALTIME, &ts[0]);
@@ -868,26 +933,35 @@ static void test_killed_upload(void)
         close(s);
     CHECK(tmp_files(&d) == 1, "the killed upload left its staging file (%d)", tmp_files(&d));
 
-    /* a restart right away keeps entries younger than a minute */
-    CHECK(start(&d, "killed", NULL, NULL), "restart");
-    CHECK(tmp_files(&d) == 1, "a fresh staging file is not swept");
-    CHECK(stop(&d, SIGTERM) == 0, "stopped");
-
-    /* later (aged by hand), the next start sweeps it, and a session a
-     * killed writer was building aside */
-    char built[4500], f[4600];
-    snprintf(built, sizeof built, "%s/.agent-traced/tmp/session-dead01", d.storage);
-    snprintf(f, sizeof f, "%s/meta.json", built);
-    CHECK(mkdir(built, 0700) == 0, "a session built aside");
-    FILE *mf = fopen(f, "w");
-    if (mf)
-        fclose(mf);
-    age_tmp(&d, 7200);
-    CHECK(start(&d, "killed", NULL, NULL), "second restart");
     reply r;
-    http(&d, "GET", "/health", NULL, 0, NULL, 0, &r); /* the sweep runs before requests are counted */
-    at_buf_fini(&r.body);
-    CHECK(tmp_clean(&d), "the dead upload's staging file and session are removed (%d left)", tmp_files(&d));
+    if (pgurl) {
+        /* a replica's staging files are its own ($TMPDIR), each locked by
+         * its writer: a restart removes a dead writer's at once */
+        CHECK(start(&d, "killed", NULL, NULL), "restart");
+        http(&d, "GET", "/health", NULL, 0, NULL, 0, &r);
+        at_buf_fini(&r.body);
+        CHECK(tmp_clean(&d), "the dead upload's staging file is removed (%d left)", tmp_files(&d));
+    } else {
+        /* a restart right away keeps entries younger than a minute */
+        CHECK(start(&d, "killed", NULL, NULL), "restart");
+        CHECK(tmp_files(&d) == 1, "a fresh staging file is not swept");
+        CHECK(stop(&d, SIGTERM) == 0, "stopped");
+
+        /* later (aged by hand), the next start sweeps it, and a session a
+         * killed writer was building aside */
+        char built[4500], f[4600];
+        snprintf(built, sizeof built, "%s/.agent-traced/tmp/session-dead01", d.storage);
+        snprintf(f, sizeof f, "%s/meta.json", built);
+        CHECK(mkdir(built, 0700) == 0, "a session built aside");
+        FILE *mf = fopen(f, "w");
+        if (mf)
+            fclose(mf);
+        age_tmp(&d, 7200);
+        CHECK(start(&d, "killed", NULL, NULL), "second restart");
+        http(&d, "GET", "/health", NULL, 0, NULL, 0, &r); /* the sweep runs before requests are counted */
+        at_buf_fini(&r.body);
+        CHECK(tmp_clean(&d), "the dead upload's staging file and session are removed (%d left)", tmp_files(&d));
+    }
     http(&d, "GET", "/sessions", NULL, 0, NULL, 0, &r);
     CHECK(r.status == 200 && strcmp(r.body.data, "[]") == 0, "nothing of it stored: %s", r.body.data);
     at_buf_fini(&r.body);
@@ -913,7 +987,9 @@ static void test_killed_upload(void)
     free(data);
     CHECK(stop(&d, SIGTERM) == 0, "exits 0");
     char *log = t_read_file(d.log, NULL);
-    CHECK(log && strstr(log, "removed 2 staging entries left by killed writers"), "the sweep is logged");
+    CHECK(log && strstr(log, pgurl ? "removed 1 staging entries left by killed writers"
+                                   : "removed 2 staging entries left by killed writers"),
+          "the sweep is logged");
     free(log);
 }
 
@@ -1111,7 +1187,7 @@ static void test_concurrency(void)
     }
     CHECK(fails == 0, "%d concurrent requests failed", fails);
     char a[4400];
-    snprintf(a, sizeof a, "%s/258c7280-ae70-4798-800f-63464d01a85d/events.ndjson", d.storage);
+    snprintf(a, sizeof a, "%s/258c7280-ae70-4798-800f-63464d01a85d/events.ndjson", stored(&d));
     CHECK(
         files_equal(
             t_src("tests/fixtures/expected-redacted/258c7280-ae70-4798-800f-63464d01a85d/events.ndjson"), a),
@@ -1385,6 +1461,13 @@ int main(void)
         return 99;
     }
     setenv("TZ", "UTC", 1);
+    if ((pgurl = getenv("AT_TEST_PGURL")) && !*pgurl)
+        pgurl = NULL;
+    snprintf(log_key, sizeof log_key, "%s/log.key", work);
+    if (pgurl && !run_quiet("'%s' log keygen --origin test-http.example/log --out '%s' > /dev/null", bin, log_key)) {
+        CHECK(0, "log keygen failed");
+        return t_done("test_http_db");
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     test_keygen();
     daemon_t d;
@@ -1413,7 +1496,7 @@ int main(void)
     test_killed_upload();
     test_concurrency();
     curl_global_cleanup();
-    int rc = t_done("test_http");
+    int rc = t_done(pgurl ? "test_http_db" : "test_http");
     if (rc == 0) {
         char cmd[256];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);

@@ -47,6 +47,10 @@ typedef struct {
     const at_ledger_witness *witnesses;
     size_t n_witnesses;
     unsigned witness_timeout_ms; /* the limit of one round of submissions (default 2000) */
+    /* A database store's sequencer waits for at_ledger_release before its
+     * first turn (and its first message: serve's first line on standard
+     * error stays `listening on`). */
+    bool held;
 } at_ledger_options;
 
 /* Loads the log's private key from path (Go's note private-key form),
@@ -62,6 +66,8 @@ at_note_signer *at_ledger_key(const char *path, const char *origin, bool create,
  * smaller tree would fork the log) or cannot be read. */
 at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *err);
 void at_ledger_stop(at_ledger *l);
+/* Lets a held log (at_ledger_options.held) go; NULL or not held: nothing. */
+void at_ledger_release(at_ledger *l);
 
 /* The log's files (a directory store's log only: use the functions below,
  * which a database store's log answers too). */

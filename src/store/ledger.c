@@ -913,6 +913,12 @@ at_ledger *at_ledger_start(at_store *s, const at_ledger_options *o, at_error *er
     return l;
 }
 
+void at_ledger_release(at_ledger *l)
+{
+    if (l && l->db)
+        ledger_db_release(l->db);
+}
+
 void at_ledger_stop(at_ledger *l)
 {
     if (!l)

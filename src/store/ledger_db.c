@@ -34,6 +34,7 @@ struct ledger_db {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
+    bool held; /* until ledger_db_release */
     pthread_t thread;
     bool running;
 };
@@ -81,6 +82,8 @@ static void *sequencer(void *arg)
     uint64_t cosigned = UINT64_MAX; /* the size whose checkpoint every witness cosigned */
     dblog_config c = {sdb_ws(l->store), l->origin, l->signer};
     pthread_mutex_lock(&l->mu);
+    while (l->held && !l->stop)
+        pthread_cond_wait(&l->cv, &l->mu);
     while (!l->stop) {
         pthread_mutex_unlock(&l->mu);
         at_error err = {0};
@@ -134,6 +137,7 @@ struct ledger_db *ledger_db_start(at_ledger *owner, at_store *s, const at_ledger
     l->owner = owner;
     l->store = s;
     l->signer = o->signer;
+    l->held = o->held;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     if (pthread_create(&l->thread, NULL, sequencer, l) != 0) {
@@ -143,6 +147,14 @@ struct ledger_db *ledger_db_start(at_ledger *owner, at_store *s, const at_ledger
     }
     l->running = true;
     return l;
+}
+
+void ledger_db_release(struct ledger_db *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->held = false;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
 }
 
 void ledger_db_stop(struct ledger_db *l)

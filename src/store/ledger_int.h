@@ -26,6 +26,7 @@ struct ledger_db;
  * witnesses it asks (ledger_cosign). */
 struct ledger_db *ledger_db_start(at_ledger *owner, at_store *s, const at_ledger_options *o, at_error *err);
 void ledger_db_stop(struct ledger_db *l);
+void ledger_db_release(struct ledger_db *l);
 at_result ledger_db_checkpoint(struct ledger_db *l, at_buf *out, uint64_t *size) AT_WUR;
 at_result ledger_db_wait(struct ledger_db *l, const char *sid, uint64_t v, uint64_t *index, unsigned timeout_ms,
                          at_error *err) AT_WUR;
