@@ -34,6 +34,28 @@ class Checks:
         return 1 if self.failed else 0
 
 
+def backend(storage, bin_path, work):
+    """The serve options and environment for the storage directory storage:
+    (["--storage", storage], {}), or, with AT_TEST_PGURL set (a suite run
+    again on PostgreSQL: tests/pg/run.sh), a database of that cluster for
+    this storage (created and migrated the first time; a restart reuses
+    it), a log key in work, and TMPDIR for the uploads' staging."""
+    pg = os.environ.get("AT_TEST_PGURL")
+    if not pg:
+        return ["--storage", storage], {}
+    name = "at_" + re.sub(r"[^a-z0-9_]", "_", os.path.basename(storage.rstrip("/")).lower())[:50]
+    url = pg.rsplit("/", 1)[0] + "/" + name
+    subprocess.run(["psql", "-X", "-q", "-d", pg, "-c", "CREATE DATABASE " + name], capture_output=True)
+    subprocess.run([bin_path, "db", "migrate", "--database", url], check=True, capture_output=True)
+    key = os.path.join(work, "log.key")
+    if not os.path.exists(key):
+        subprocess.run([bin_path, "log", "keygen", "--origin", "test.example/agent-traced", "--out", key],
+                       check=True, capture_output=True)
+    tmp = os.path.join(work, name + ".tmp")
+    os.makedirs(tmp, exist_ok=True)
+    return ["--database", url, "--log-key", key], {"TMPDIR": tmp}
+
+
 LISTENING = re.compile(r"listening on \S*?:(\d+)")  # serve's and witness's first line, text or JSON
 
 

@@ -14,6 +14,24 @@ check() { # check DESCRIPTION COMMAND...
     local what=$1; shift
     if "$@"; then ok "$what"; else not_ok "$what"; fi
 }
+# serve_backend STORE DIR: sets the array `backend` to the serve options of
+# the storage STORE: `--storage STORE`, or with AT_TEST_PGURL (a suite run
+# again on PostgreSQL: tests/pg/run.sh) `--database` with a log key made in
+# DIR for the log origin $origin (or test.example/agent-traced); uploads are
+# staged in DIR/tmp then (export TMPDIR=... before serve: see serve_env).
+serve_backend() {
+    if [ -n "${AT_TEST_PGURL:-}" ]; then
+        mkdir -p "$2/tmp"
+        [ -f "$2/log.key" ] ||
+            "$BIN" log keygen --origin "${origin:-test.example/agent-traced}" --out "$2/log.key" > /dev/null ||
+            return 1
+        backend=(--database "$AT_TEST_PGURL" --log-key "$2/log.key")
+        serve_tmp=$2/tmp
+    else
+        backend=(--storage "$1")
+        serve_tmp=${TMPDIR:-/tmp}
+    fi
+}
 finish() {
     echo "$1: $t_pass passed, $t_fail failed"
     [ "$t_fail" -eq 0 ]

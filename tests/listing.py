@@ -20,6 +20,9 @@ import urllib.parse
 import urllib.request
 import urllib.error
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atserver import backend  # noqa: E402
+
 BIN = sys.argv[1] if len(sys.argv) > 1 else "./agent-traced"
 SRC = sys.argv[2] if len(sys.argv) > 2 else "."
 passed = failed = 0
@@ -37,8 +40,9 @@ def check(what, cond, detail=""):
 
 
 def start():
-    p = subprocess.Popen([BIN, "serve", "--port", "0", "--storage", os.path.join(WORK, "s")],
-                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    args, env = backend(os.path.join(WORK, "s"), BIN, WORK)
+    p = subprocess.Popen([BIN, "serve", "--port", "0", *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         env=dict(os.environ, **env))
     line = p.stderr.readline().decode()
     threading.Thread(target=lambda: [None for _ in iter(lambda: p.stderr.read(65536), b"")], daemon=True).start()
     return p, "http://127.0.0.1:%s" % line.rsplit(":", 1)[1].strip()
@@ -138,7 +142,7 @@ def main():
     finally:
         p.terminate()
         p.wait(20)
-    print("listing: %d passed, %d failed" % (passed, failed))
+    print("listing%s: %d passed, %d failed" % ("_db" if os.environ.get("AT_TEST_PGURL") else "", passed, failed))
     if not failed:
         shutil.rmtree(WORK, ignore_errors=True)
     sys.exit(1 if failed else 0)

@@ -59,7 +59,8 @@ C() { curl -sS --noproxy '*' --max-time 20 "$@"; }
 start_server() {
     starts=$((starts + 1))
     local err="$work/serve.$starts.err" i port
-    "$BIN" serve --host 127.0.0.1 --port 0 --storage "$store" --log-origin "$origin" 2> "$err" &
+    serve_backend "$store" "$work" || exit 99
+    TMPDIR=$serve_tmp "$BIN" serve --host 127.0.0.1 --port 0 "${backend[@]}" --log-origin "$origin" 2> "$err" &
     srv_pid=$!
     for i in $(seq 200); do # at most ~10 s
         grep -q 'verifier key ' "$err" && break
@@ -474,4 +475,4 @@ expect_fail "Go refuses: checkpoint B under a key named other.example/log" "$G" 
 expect_fail "Go refuses: consistency with A and B swapped" "$G" tiles "$URL" "$vkey" "$work/B" "$work/A"
 
 echo "# $((SECONDS - t_start)) s, $nproof proofs, log of $nB entries, $starts server starts"
-finish log_go.sh
+finish "log_go${AT_TEST_PGURL:+_db}.sh"

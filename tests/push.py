@@ -22,6 +22,9 @@ import urllib.error
 import urllib.request
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atserver import backend  # noqa: E402
+
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "./agent-traced")
 FIX = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "tests/fixtures/claude")
 WORK = tempfile.mkdtemp(prefix="push.")
@@ -54,8 +57,9 @@ class Server:
     def __init__(self, name, *extra):
         self.storage = os.path.join(WORK, name)
         self.log = open(os.path.join(WORK, name + ".log"), "wb")
-        self.p = subprocess.Popen([BIN, "serve", "--port", "0", "--storage", self.storage, *extra],
-                                  stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env())
+        args, benv = backend(self.storage, BIN, WORK)
+        self.p = subprocess.Popen([BIN, "serve", "--port", "0", *args, *extra],
+                                  stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env(**benv))
         SERVERS.append(self)
         line = self.p.stderr.readline().decode()
         if not line.startswith("listening on "):
@@ -725,7 +729,7 @@ def main():
     if "push" in results:
         (ct, cb), (wt, wb) = results["push"]
         print("# fixtures: cold %.2fs %s bytes, warm %.2fs %s bytes" % (ct, cb, wt, wb))
-    print("push: %d passed, %d failed" % (passed, failed))
+    print("push%s: %d passed, %d failed" % ("_db" if os.environ.get("AT_TEST_PGURL") else "", passed, failed))
     if not failed:
         shutil.rmtree(WORK, ignore_errors=True)
     else:
