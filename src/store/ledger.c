@@ -5,6 +5,7 @@
 #include "agenttrace/catalog.h"
 #include "agenttrace/merkle.h"
 #include "agenttrace/witness.h"
+#include "log_line.h"
 #include "ledger_int.h"
 
 #include <curl/curl.h>
@@ -262,7 +263,7 @@ static void submission_end(at_ledger *l, submission *s)
             return;
         }
         if (w->backoff_ms)
-            fprintf(stderr, "agent-traced: log: witness %s cosigns again (size %llu)\n", w->key,
+            log_line("agent-traced: log: witness %s cosigns again (size %llu)", w->key,
                     (unsigned long long)l->bare_size);
         w->has_line = true;
         w->size = l->bare_size;
@@ -525,7 +526,7 @@ static void witness_retry(at_ledger *l)
     at_buf_init(&note, 0);
     at_error err = {0};
     if (assemble(l, &note) != AT_OK || publish(l, &note, l->bare_size, &err) != AT_OK)
-        fprintf(stderr, "agent-traced: log: cannot publish the cosigned checkpoint: %s\n",
+        log_line("agent-traced: log: cannot publish the cosigned checkpoint: %s",
                 err.message[0] ? err.message : "out of memory");
     at_buf_fini(&note);
 }
@@ -761,7 +762,7 @@ static void *run(void *arg)
                 uint64_t size = at_tlog_size(l->log);
                 at_error err = {0};
                 if (size > l->signed_size && sign_checkpoint(l, size, true, &err) != AT_OK)
-                    fprintf(stderr, "agent-traced: %s\n", err.message);
+                    log_line("agent-traced: %s", err.message);
                 if (l->n_wit)
                     witness_retry(l);
                 pthread_mutex_lock(&l->mu);
@@ -792,7 +793,7 @@ static void *run(void *arg)
              * of the next write), and once a newer one is logged the
              * older ones count as logged. */
             if (at_store_each_unlogged(l->store, it->sid, batch_add, &bt, &err) != AT_OK) {
-                fprintf(stderr, "agent-traced: log: %s\n", err.message);
+                log_line("agent-traced: log: %s", err.message);
                 if (it->v.version)
                     batch_add(&bt, it->sid, &it->v);
             }
@@ -822,7 +823,7 @@ static void *run(void *arg)
         if (r == AT_OK && size > l->signed_size)
             r = sign_checkpoint(l, size, true, &err);
         if (r != AT_OK)
-            fprintf(stderr, "agent-traced: log: %s\n", err.message);
+            log_line("agent-traced: log: %s", err.message);
         for (size_t i = 0; i < bt.n; i++)
             free(bt.b[i].sid);
         free(bt.b);

@@ -14,6 +14,7 @@
 #include "ledger_int.h"
 
 #include "db/dblog.h"
+#include "log_line.h"
 #include "db/dbstore.h"
 
 #include "agenttrace/merkle.h"
@@ -65,7 +66,7 @@ static void cosign_latest(struct ledger_db *l, db *d, const char *ws, uint64_t *
         bool all = ledger_cosign(l->owner, &note, text_len, size, &out);
         bool changed = out.len != stored || memcmp(out.data, note.data, stored) != 0;
         if (out.len > note.len && changed && dblog_checkpoint_set(d, ws, size, &out, &err) != AT_OK)
-            fprintf(stderr, "agent-traced: log: workspace %s: cannot store the cosigned checkpoint: %s\n", ws,
+            log_line("agent-traced: log: workspace %s: cannot store the cosigned checkpoint: %s", ws,
                     err.message);
         else if (all)
             *cosigned = size;
@@ -96,13 +97,13 @@ static void *sequencer(void *arg)
             now = false;
         }
         if (now && !leading) {
-            fprintf(stderr, "agent-traced: log: workspace %s: this replica sequences the transparency log\n", c.ws);
+            log_line("agent-traced: log: workspace %s: this replica sequences the transparency log", c.ws);
             cosigned = UINT64_MAX; /* what the last sequencer got is not known here */
         }
         leading = now;
         uint64_t logged, size;
         if (leading && dblog_sequence(lead, &c, SEQ_BATCH, &logged, &size, &err) != AT_OK) {
-            fprintf(stderr, "agent-traced: log: workspace %s: sequencing failed: %s\n", c.ws, err.message);
+            log_line("agent-traced: log: workspace %s: sequencing failed: %s", c.ws, err.message);
             db_close(lead);
             lead = NULL;
             leading = false;
