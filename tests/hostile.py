@@ -24,6 +24,9 @@ import threading
 import time
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from atserver import backend  # noqa: E402
+
 BIN = sys.argv[1] if len(sys.argv) > 1 else "./agent-traced"
 passed = failed = 0
 WORK = tempfile.mkdtemp(prefix="hostile.")
@@ -49,13 +52,17 @@ SERVERS = []
 class Server:
     def __init__(self, name, *extra, env=None, umask=None):
         self.storage = os.path.join(WORK, name)
+        args, benv = backend(self.storage, BIN, WORK)
+        self.db = args[1] if args[0] == "--database" else None  # AT_TEST_PGURL: on a database
+        self.tmp = benv.get("TMPDIR", os.path.join(self.storage, ".agent-traced", "tmp"))  # the staging
         self.logpath = os.path.join(WORK, name + ".log")
         e = dict(os.environ)
         e.pop("AGENT_STRACE_AUTH_KEY", None)
+        e.update(benv)
         e.update(env or {})
         self.log = open(self.logpath, "w+b")
         self.p = subprocess.Popen(
-            [BIN, "serve", "--port", "0", "--storage", self.storage, "--threads", "4", *extra],
+            [BIN, "serve", "--port", "0", *args, "--threads", "4", *extra],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=e,
             preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
         SERVERS.append(self)
@@ -211,8 +218,24 @@ def pieces(data, n=65536):
         yield data[i:i + n]
 
 
-def sessions_on_disk(storage):
-    return sorted(e for e in os.listdir(storage) if not e.startswith(".") and e != "objects")
+def sessions_on_disk(srv):
+    """The sessions srv stored: its storage's session directories, or its
+    database's sessions."""
+    if srv.db:
+        out = subprocess.run(["psql", "-X", "-q", "-t", "-A", "-d", srv.db, "-c",
+                              "SELECT id FROM sessions WHERE workspace = 'default' ORDER BY id"],
+                             capture_output=True, text=True, check=True).stdout
+        return sorted(x for x in out.splitlines() if x)
+    return sorted(e for e in os.listdir(srv.storage) if not e.startswith(".") and e != "objects")
+
+
+def stored_events(srv, sid):
+    """The events.ndjson bytes of session sid, as srv stored them."""
+    if srv.db:  # the database's bytes, as the server reads them out
+        st, _, body = req(srv.port, "GET", "/sessions/%s/events" % sid)
+        return body if st == 200 else b""
+    with open(os.path.join(srv.storage, sid, "events.ndjson"), "rb") as f:
+        return f.read()
 
 
 # ---------------------------------------------------------------------------------
@@ -285,10 +308,9 @@ def test_url_and_headers():
         check("invalid chunked framing (%s): 400 or closed (%d)" % (what, st), st in (0, 400, 413))
     st, _, _ = req(s.port, "GET", "/health")
     check("still serving after the framing cases", st == 200 and s.alive())
-    with open(os.path.join(s.storage, sid, "events.ndjson"), "rb") as f:
-        n = f.read().count(b"\n")
+    n = stored_events(s, sid).count(b"\n")
     check("none of the refused requests stored anything (events: %d)" % n, n == 1)
-    check("no other session was made", sessions_on_disk(s.storage) == [sid], sessions_on_disk(s.storage))
+    check("no other session was made", sessions_on_disk(s) == [sid], sessions_on_disk(s))
     s.stop()
 
 
@@ -381,8 +403,8 @@ def test_session_ids():
         st, _, b = req(s.port, "POST", "/import?source=bad.jsonl", tr)
         check("upload whose sessionId is %s: 4xx, not stored (%d %s)" % (what, st, (error_of(b) or "")[:50]),
               400 <= st < 500 or (st in (200, 201) and json.loads(b)["session_id"] not in (sid,)))
-    check("no session directory was made (%s)" % sessions_on_disk(s.storage)[:5],
-          all(x.startswith("bad") or x == "upload" for x in sessions_on_disk(s.storage)))
+    check("no session directory was made (%s)" % sessions_on_disk(s)[:5],
+          all(x.startswith("bad") or x == "upload" for x in sessions_on_disk(s)))
     st, _, _ = req(s.port, "GET", "/health")
     check("still serving", st == 200)
     s.stop()
@@ -445,8 +467,8 @@ def test_bodies():
         check("100 MB without a newline to %s: %s (got %d %s)" % (path, want, st, b[:80]), st in want)
     check("... memory stays under %d MB (peak %.0f MB)" % (RSS_CAP_MB, s.hwm_mb()), s.hwm_mb() < RSS_CAP_MB)
 
-    check("no session from the bombs", not any("bomb" in x for x in sessions_on_disk(s.storage)))
-    tmp = os.path.join(s.storage, ".agent-traced", "tmp")
+    check("no session from the bombs", not any("bomb" in x for x in sessions_on_disk(s)))
+    tmp = s.tmp
     time.sleep(0.5)
     left = [x for x in os.listdir(tmp)] if os.path.isdir(tmp) else []
     check("no staging file left (%s)" % left, not left)
@@ -567,11 +589,14 @@ def test_shutdown():
     check("SIGTERM with a stuck upload: exits 0 after ~--shutdown-timeout 2 s (rc %s, %.1f s)" % (rc, dt),
           rc == 0 and 1.5 < dt < 8)
     s2 = Server("shutdown")  # the same storage
-    check("nothing of the stuck upload is left", sessions_on_disk(s2.storage) == [])
+    check("nothing of the stuck upload is left", sessions_on_disk(s2) == [])
     s2.stop()
 
 
 def test_hygiene():
+    if os.environ.get("AT_TEST_PGURL"):
+        print("# test_hygiene: the storage directory's modes and key file: not on a database")
+        return
     key = "ast_feedfacefeedface"
     secret_aws = "AKIAIOSFODNN7EXAMPLE"
     secret_gh = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
@@ -692,7 +717,7 @@ def test_keys():
         check("%s (%s) %s %s: %d (%d %s)" % (who, [l.split()[1] for l in lines if l.startswith(who + " ")][0], method,
                                               path, want, st, error_of(b) or ""),
               st == want and (want != 403 or (who in error_of(b) and "forbidden" in error_of(b))))
-    check("nothing a refused key sent was stored", not any(x in sessions_on_disk(s.storage) for x in ("r1", "o1")))
+    check("nothing a refused key sent was stored", not any(x in sessions_on_disk(s) for x in ("r1", "o1")))
     # SIGHUP: rita revoked, a new key added
     rc, out, _ = keygen("--name", "nina", "--role", "reader")
     keys["nina"] = out[0]
@@ -734,7 +759,7 @@ def test_client_gone():
     was taken for "nothing more to read", and no new edge came for the end
     already there. A database upload held its transaction open that long.)"""
     s = Server("gone", "--timeout", "120")
-    tmp = os.path.join(s.storage, ".agent-traced", "tmp")
+    tmp = s.tmp
     line = json.dumps({"type": "user", "sessionId": "gone", "uuid": "u", "timestamp": "2026-01-01T00:00:00.000Z",
                        "message": {"role": "user", "content": "x" * 3000}}).encode() + b"\n"
     body = line * 700  # 2 MB
@@ -784,7 +809,7 @@ def main():
     for srv in SERVERS:  # those a failed case left running
         if srv.alive():
             srv.stop(signal.SIGKILL)
-    print("hostile: %d passed, %d failed" % (passed, failed))
+    print("hostile%s: %d passed, %d failed" % ("_db" if os.environ.get("AT_TEST_PGURL") else "", passed, failed))
     if failed == 0:
         shutil.rmtree(WORK, ignore_errors=True)
     else:
