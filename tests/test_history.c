@@ -26,12 +26,17 @@
  *   7. the storage after the uploads equals the reference directories;
  * and the versions listing, ?version= and /objects/sha256/ errors.
  *
+ * With AT_TEST_PGURL (tests/history_db.sh) the server half again on
+ * `serve --database` (testdaemon.h): 1, 2 and 3 over HTTP, 6 and 7 through
+ * `db export`; the in-process cut records are computed, not counted.
+ *
  * The in-process loops run on tmpfs (/dev/shm) when there is one, on as
  * many threads as cores (2 to 4). One bug fails many cuts, so those checks
  * print the first few failures of each kind and a table of counts.
  * For debugging: HISTORY_ONLY=<part of a fixture name>, HISTORY_THREADS=N,
  * HISTORY_SKIP_HTTP=1. */
 #include "testlib.h"
+#include "testdaemon.h"
 
 #include "agenttrace/buf.h"
 #include "agenttrace/importer.h"
@@ -1048,7 +1053,10 @@ static int cmp_size_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-static void test_library_loops(void)
+/* cuts_only: phase A alone (every cut imported in-process: the cut
+ * records the HTTP tests upload and compare against), its passed checks
+ * not counted (test_history counts them; a failure still counts). */
+static void test_library_loops(bool cuts_only)
 {
     double t0 = now_mono();
     pool p = {.fi = calloc(nfx + 1, sizeof(size_t))};
@@ -1063,8 +1071,15 @@ static void test_library_loops(void)
     size_t cuts = 0;
     for (size_t i = 0; i < p.n; i++)
         cuts += fx[p.fi[i]].nbound;
+    int passed0 = t_passed;
     run_pool(&p, threads);
     double t1 = now_mono();
+    if (cuts_only) {
+        t_passed = passed0;
+        free(p.fi);
+        printf("in-process: %zu cuts of %zu fixtures (%.1f s), for the cut records\n", cuts, nfx, t1 - t0);
+        return;
+    }
     p.phase = 1;
     run_pool(&p, threads);
     free(p.fi);
@@ -1091,104 +1106,6 @@ static void test_library_loops(void)
         free(e);
         free(v);
     }
-}
-
-/* ---- the daemon ------------------------------------------------------------------- */
-
-typedef struct {
-    pid_t pid;
-    int port;
-    int errfd;
-    pthread_t drain;
-    char storage[PATH_MAX];
-    char log[PATH_MAX + 8];
-} daemon_t;
-
-static void *drain_stderr(void *arg)
-{
-    daemon_t *d = arg;
-    FILE *f = fopen(d->log, "a");
-    char b[4096];
-    ssize_t k;
-    while ((k = read(d->errfd, b, sizeof b)) > 0 || (k < 0 && errno == EINTR))
-        if (k > 0 && f) {
-            fwrite(b, 1, (size_t)k, f);
-            fflush(f);
-        }
-    if (f)
-        fclose(f);
-    return NULL;
-}
-
-/* Starts `agent-traced serve --port 0 --storage <work>/<name> extra...`;
- * false when it did not come up. */
-static bool start(daemon_t *d, const char *name, const char *const *extra)
-{
-    memset(d, 0, sizeof *d);
-    snprintf(d->storage, sizeof d->storage, "%s/%s", work, name);
-    snprintf(d->log, sizeof d->log, "%s.log", d->storage);
-    int p[2];
-    if (pipe(p) < 0)
-        return false;
-    const char *argv[32] = {bin, "serve", "--port", "0", "--storage", d->storage, "--threads", "4"};
-    int n = 8;
-    for (int i = 0; extra && extra[i] && n < 30; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    d->pid = fork();
-    if (d->pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        unsetenv("AGENT_STRACE_AUTH_KEY");
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    d->errfd = p[0];
-    char line[256];
-    size_t len = 0;
-    while (len < sizeof line - 1) {
-        struct pollfd pfd = {d->errfd, POLLIN, 0};
-        if (poll(&pfd, 1, 10000) <= 0)
-            break;
-        ssize_t k = read(d->errfd, line + len, 1);
-        if (k <= 0 || line[len] == '\n')
-            break;
-        len++;
-    }
-    line[len] = 0;
-    const char *colon = strrchr(line, ':');
-    if (strncmp(line, "listening on ", 13) != 0 || !colon) {
-        fprintf(stderr, "server did not start: [%s]\n", line);
-        kill(d->pid, SIGKILL);
-        waitpid(d->pid, NULL, 0);
-        close(d->errfd);
-        return false;
-    }
-    d->port = (int)strtol(colon + 1, NULL, 10);
-    pthread_create(&d->drain, NULL, drain_stderr, d);
-    return d->port > 0;
-}
-
-/* Sends sig and returns the exit status (-1 if it did not exit in 20 s). */
-static int stop(daemon_t *d, int sig)
-{
-    kill(d->pid, sig);
-    int st = 0;
-    for (int i = 0; i < 2000; i++) {
-        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-            pthread_join(d->drain, NULL);
-            close(d->errfd);
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        usleep(10000);
-    }
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, NULL, 0);
-    pthread_join(d->drain, NULL);
-    close(d->errfd);
-    return -1;
 }
 
 /* ---- HTTP with libcurl -------------------------------------------------------------- */
@@ -1849,8 +1766,19 @@ static void http_snapshots(daemon_t *d, fixture *f)
 
 /* The storage equals the reference directories (events.ndjson, meta.json),
  * "empty" aside (an empty body is a 400 over HTTP). */
+/* Does d store these bytes as <sid>/<file>? (testdaemon.h stored_file) */
+static bool stored_is(const daemon_t *d, const char *sid, const char *file, const char *p, size_t n)
+{
+    size_t sn = 0;
+    char *sp = stored_file(d, sid, file, &sn);
+    bool eq = same_bytes(sp, sn, p, n);
+    free(sp);
+    return eq;
+}
+
 static void check_parity(const daemon_t *d, bool redacted)
 {
+    stored(d); /* with AT_TEST_PGURL: written out by db export */
     const char *sets[2] = {redacted ? "tests/fixtures/expected-redacted" : "tests/fixtures/expected",
                            redacted ? "tests/fixtures/expected-edge-redacted"
                                     : "tests/fixtures/expected-edge"};
@@ -1898,7 +1826,7 @@ static void test_http_snapshots(void)
 {
     double t0 = now_mono();
     daemon_t d;
-    if (!start(&d, "prefix", NULL)) {
+    if (!start(&d, "prefix", NULL, NULL)) {
         CHECK(0, "server did not start");
         return;
     }
@@ -1910,7 +1838,7 @@ static void test_http_snapshots(void)
 
     /* with redaction off: a few snapshots of each, then the reference */
     const char *args[] = {"--no-redact", NULL};
-    if (!start(&d, "plain", args)) {
+    if (!start(&d, "plain", NULL, args)) {
         CHECK(0, "--no-redact server did not start");
         return;
     }
@@ -2040,12 +1968,10 @@ static void http_two_step(daemon_t *d, const fixture *f, size_t off, int mode, c
           p && only_end_differs(p, pn, de, den) ? " (growth that only moves session_end)" : "", r.status,
           body_of(&r));
     reply_fini(&r);
-    char path[PATH_MAX + 400];
-    snprintf(path, sizeof path, "%s/%s/events.ndjson", d->storage, vsid);
-    CHECK(file_is(path, de, den), "%s: %s at %zu: events.ndjson is not the direct import", f->name, what,
-          off);
-    snprintf(path, sizeof path, "%s/%s/meta.json", d->storage, vsid);
-    CHECK(file_is(path, dm, dmn), "%s: %s at %zu: meta.json is not the direct import", f->name, what, off);
+    CHECK(stored_is(d, vsid, "events.ndjson", de, den), "%s: %s at %zu: events.ndjson is not the direct import",
+          f->name, what, off);
+    CHECK(stored_is(d, vsid, "meta.json", dm, dmn), "%s: %s at %zu: meta.json is not the direct import", f->name,
+          what, off);
     /* the listing: the whole transcript's length and digest */
     json_t *vl = versions(d, vsid);
     size_t nv = vl ? json_array_size(vl) : 0;
@@ -2237,10 +2163,8 @@ static void http_utf8_cut(daemon_t *d, const fixture *f)
     CHECK(r.status == 201 && strcmp(jstr(&r, "result"), "extended") == 0, "%s: the rest from %zu: %ld %s",
           f->name, m, r.status, body_of(&r));
     reply_fini(&r);
-    char fp[PATH_MAX + 400];
-    snprintf(fp, sizeof fp, "%s/%s/events.ndjson", d->storage, vsid);
-    CHECK(de && file_is(fp, de, den), "%s: after the refused cut, the events are not the direct import",
-          f->name);
+    CHECK(de && stored_is(d, vsid, "events.ndjson", de, den),
+          "%s: after the refused cut, the events are not the direct import", f->name);
     free(de);
     free(dm);
     free(v);
@@ -2302,7 +2226,7 @@ static void http_race(void)
     if (!f || (nr = resumable(f, &first)) < 4)
         return;
     daemon_t d;
-    if (!start(&d, "race", NULL)) {
+    if (!start(&d, "race", NULL, NULL)) {
         CHECK(0, "race server did not start");
         return;
     }
@@ -2334,9 +2258,7 @@ static void http_race(void)
              vsid, a, f->n - a);
     size_t half = (f->n - a) / 2;
     CHECK(s >= 0 && send_all(s, hdr, strlen(hdr)) && send_all(s, t + a, half), "race: half a tail sent");
-    char tmpdir[PATH_MAX + 40];
-    snprintf(tmpdir, sizeof tmpdir, "%s/.agent-traced/tmp", d.storage);
-    for (int i = 0; i < 500 && count_dir(tmpdir) == 0; i++)
+    for (int i = 0; i < 500 && count_dir(d.tmp) == 0; i++)
         usleep(10000);
     upload(&d, f->name, u, f->n, SEND_LENGTH, &r);
     CHECK(r.status == 201 && strcmp(jstr(&r, "result"), "replaced") == 0, "race: the other upload: %ld %s",
@@ -2390,7 +2312,7 @@ static void test_http_incremental(void)
 {
     double t0 = now_mono();
     daemon_t d;
-    if (!start(&d, "incr", NULL)) {
+    if (!start(&d, "incr", NULL, NULL)) {
         CHECK(0, "incr server did not start");
         return;
     }
@@ -2449,8 +2371,9 @@ static void test_http_incremental(void)
               r.status, body_of(&r), f->n);
         reply_fini(&r);
     }
-    /* a version imported by the command line continues over HTTP */
-    for (size_t i = 0; i < nfx; i++) {
+    /* a version imported by the command line continues over HTTP (the
+     * command line imports into a directory) */
+    for (size_t i = 0; i < nfx && !pgurl; i++) {
         fixture *f = &fx[i];
         size_t first, nr;
         if (!f->events || strcmp(f->name, "tools.jsonl") != 0 || (nr = resumable(f, &first)) == 0)
@@ -2525,7 +2448,7 @@ static void test_reupload_after_appends(void)
     fixture *f = fixture_named("short.jsonl");
     const cut_rec *c = f ? middle_cut(f) : NULL;
     daemon_t d;
-    if (!c || !start(&d, "reup", NULL)) {
+    if (!c || !start(&d, "reup", NULL, NULL)) {
         CHECK(0, "re-upload: no fixture or no server");
         return;
     }
@@ -2562,13 +2485,15 @@ static void test_reupload_after_appends(void)
               has(v3, n3, "\"reupappend0001\""),
           "re-upload after appends: the appended events are still served");
     free(v3);
-    int st;
-    json_t *j = cli_import(d.storage, f->name, f->data, c->off, &st);
-    CHECK(st == 0 && strcmp(jv_str(j, "result"), "unchanged") == 0 &&
-              json_is_true(json_object_get(j, "stale")) &&
-              json_integer_value(json_object_get(j, "version")) == 2,
-          "CLI re-import after appends: exit %d, %s", st, j ? jv_str(j, "result") : "(no JSON)");
-    json_decref(j);
+    if (!pgurl) { /* the command line imports into a directory */
+        int st;
+        json_t *j = cli_import(d.storage, f->name, f->data, c->off, &st);
+        CHECK(st == 0 && strcmp(jv_str(j, "result"), "unchanged") == 0 &&
+                  json_is_true(json_object_get(j, "stale")) &&
+                  json_integer_value(json_object_get(j, "version")) == 2,
+              "CLI re-import after appends: exit %d, %s", st, j ? jv_str(j, "result") : "(no JSON)");
+        json_decref(j);
+    }
     /* an older snapshot too */
     const cut_rec *older = NULL;
     for (size_t i = 0; i < f->nbound && &f->cut[i] < c; i++)
@@ -2815,7 +2740,7 @@ static void test_external(void)
 
     /* serve sees it on the next read */
     daemon_t d;
-    if (!start(&d, "ext", NULL)) {
+    if (!start(&d, "ext", NULL, NULL)) {
         CHECK(0, "ext server did not start");
         return;
     }
@@ -2880,7 +2805,7 @@ static void test_torn_external(void)
 {
     fixture *f = fixture_named("short.jsonl");
     daemon_t d;
-    if (!f || !start(&d, "torn", NULL)) {
+    if (!f || !start(&d, "torn", NULL, NULL)) {
         CHECK(0, "torn: no fixture or no server");
         return;
     }
@@ -3133,7 +3058,7 @@ static void test_gc(void)
     double t0 = now_mono();
     fixture *tools = fixture_named("tools.jsonl"), *shortf = fixture_named("short.jsonl");
     daemon_t d;
-    if (!tools || !shortf || !start(&d, "gc", NULL)) {
+    if (!tools || !shortf || !start(&d, "gc", NULL, NULL)) {
         CHECK(0, "gc: no fixtures or no server");
         return;
     }
@@ -3261,7 +3186,7 @@ static void test_gc(void)
     json_decref(j);
     tree_digest(d.storage, t_after);
     CHECK(strcmp(t_before, t_after) == 0, "gc --dry-run changed the storage");
-    if (!start(&d, "gc", NULL)) {
+    if (!start(&d, "gc", NULL, NULL)) {
         CHECK(0, "gc server did not restart");
         free(before.v);
         return;
@@ -3361,7 +3286,7 @@ static void test_gc(void)
 
     /* serve collects periodically, with the same retention */
     const char *args[] = {"--gc-interval", "1", "--keep-versions", "2", NULL};
-    if (!start(&d, "gcserve", args)) {
+    if (!start(&d, "gcserve", NULL, args)) {
         CHECK(0, "gcserve server did not start");
         return;
     }
@@ -3396,6 +3321,15 @@ static void test_verify_everything(void)
     for (int i = 0; names[i]; i++) {
         char storage[PATH_MAX];
         snprintf(storage, sizeof storage, "%s/%s", work, names[i]);
+        if (pgurl) { /* the database written out as a directory, for the command line */
+            daemon_t x = {0};
+            snprintf(x.storage, sizeof x.storage, "%s", storage);
+            if (!file_exists(x.storage) && strcmp(names[i], "prefix") != 0 && strcmp(names[i], "plain") != 0 &&
+                strcmp(names[i], "incr") != 0 && strcmp(names[i], "reup") != 0)
+                continue;
+            if (database_for(&x, names[i]))
+                stored(&x);
+        }
         if (!file_exists(storage))
             continue;
         size_t ns;
@@ -3449,7 +3383,7 @@ static void test_verify_everything(void)
         free(out);
         /* over HTTP, every version (the snapshots checked theirs already) */
         daemon_t d;
-        if (strcmp(names[i], "prefix") != 0 && start(&d, names[i], NULL)) {
+        if (strcmp(names[i], "prefix") != 0 && start(&d, names[i], NULL, NULL)) {
             for (size_t k = 0; k < ns; k++)
                 check_all_versions(&d, sess[k], names[i]);
             CHECK(stop(&d, SIGTERM) == 0, "%s server exits 0", names[i]);
@@ -3482,23 +3416,33 @@ int main(void)
         return 99;
     }
     setenv("TZ", "UTC", 1);
+    if (!daemon_setup(bin, work)) {
+        CHECK(0, "log keygen failed");
+        return t_done("test_history_db");
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     double t0 = now_mono();
     setup_fixtures();
-    test_library_loops();
+    /* With AT_TEST_PGURL (tests/history_db.sh) what goes through the
+     * server, on the database; the library loops, external appends (a file
+     * appended to) and the command line's gc are a directory's. */
+    test_library_loops(pgurl != NULL);
     if (!getenv("HISTORY_SKIP_HTTP")) {
         test_reupload_after_appends();
-        test_external();
-        test_torn_external();
+        if (!pgurl) {
+            test_external();
+            test_torn_external();
+        }
         test_http_snapshots();
         test_http_incremental();
-        test_gc();
+        if (!pgurl)
+            test_gc();
         test_verify_everything();
     }
     curl_global_cleanup();
     rm_rf(fast);
     printf("test_history: %.1f s\n", now_mono() - t0);
-    int rc = t_done("test_history");
+    int rc = t_done(pgurl ? "test_history_db" : "test_history");
     if (rc == 0)
         rm_rf(work);
     else
