@@ -217,6 +217,11 @@ server_ctx *ws_get(ws_set *w, const char *id, bool create, at_error *err)
             at_error_set(err, AT_ERR_TOO_BIG, -1, "this server keeps at most %d workspaces", WS_MAX);
         else {
             workspace *x = ws_open(w->cfg, id, false, err);
+            /* made now, it is listed (a directory's is made by the open) */
+            if (x && create && at_store_workspace_create(x->ctx.store, err) != AT_OK) {
+                ws_close(x);
+                x = NULL;
+            }
             if (x) {
                 w->ws[w->n] = x;
                 __atomic_store_n(&w->n, w->n + 1, __ATOMIC_RELEASE);

@@ -95,8 +95,14 @@ class Server:
     def __init__(self, binary, storage, *args, env=None, cwd=None, base_env=None):
         e = dict(os.environ if base_env is None else base_env)
         e.pop("AGENT_STRACE_AUTH_KEY", None)
+        self.binary, self.storage, self.db = binary, storage, None
+        where = []
+        if storage is not None:  # --storage, or with AT_TEST_PGURL a database (backend)
+            where, benv = backend(storage, binary, os.path.dirname(os.path.abspath(storage)))
+            self.db = where[1] if where[0] == "--database" else None
+            e.update(benv)
         e.update(env or {})
-        argv = [binary, "serve", "--port", "0"] + (["--storage", storage] if storage is not None else [])
+        argv = [binary, "serve", "--port", "0"] + where
         self.p = subprocess.Popen(argv + list(args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   env=e, cwd=cwd)
         first = self.p.stderr.readline().decode()
@@ -108,6 +114,17 @@ class Server:
         self.pid = self.p.pid
         self.url = "http://127.0.0.1:%d" % self.port
         threading.Thread(target=self._drain, daemon=True).start()
+
+    def stored(self):
+        """The storage directory as this server holds it: its --storage, or
+        with AT_TEST_PGURL its database written out afresh by db export."""
+        if not self.db:
+            return self.storage
+        out = self.storage.rstrip("/") + ".export"
+        subprocess.run(["rm", "-rf", out], check=True)
+        subprocess.run([self.binary, "db", "export", "--database", self.db, "--storage", out], check=True,
+                       capture_output=True)
+        return out
 
     def _drain(self):
         for line in iter(self.p.stderr.readline, b""):

@@ -26,7 +26,7 @@ SRC = sys.argv[2] if len(sys.argv) > 2 else "."
 FIX = os.path.join(SRC, "tests", "fixtures", "claude")
 WORK = tempfile.mkdtemp(prefix="workspaces.")
 STORE = os.path.join(WORK, "s")
-check = Checks("workspaces")
+check = Checks("workspaces_db" if os.environ.get("AT_TEST_PGURL") else "workspaces")
 WS_HEADER = "X-Agent-Traced-Workspace"
 
 
@@ -81,7 +81,8 @@ def main():
               (v.get("log") or {}).get("included"), b[:300])
     finally:
         srv.stop()
-    cli()
+    if not os.environ.get("AT_TEST_PGURL"):  # the command line works on a directory
+        cli()
     shutil.rmtree(WORK, ignore_errors=True)
     return check.summary()
 
@@ -95,14 +96,15 @@ def run(srv, keys, legacy):
     # --- uploads land in the key's workspace --------------------------------
     st, _, b = c("POST", "/import?source=%s.jsonl" % SID, transcript(SID), key=keys["a-w"])
     check("team-a's writer imports (201)", st == 201, (st, b[:200]))
-    meta_p = os.path.join(STORE, "workspaces", "team-a", SID, "meta.json")
+    store = srv.stored()
+    meta_p = os.path.join(store, "workspaces", "team-a", SID, "meta.json")
     check("the session is stored under workspaces/team-a/", os.path.isfile(meta_p))
-    check("and not in the default workspace", not os.path.exists(os.path.join(STORE, SID)))
+    check("and not in the default workspace", not os.path.exists(os.path.join(store, SID)))
     meta = json.load(open(meta_p)) if os.path.isfile(meta_p) else {}
     check("its meta.json says workspace_id team-a", meta.get("workspace_id") == "team-a", meta)
     st, _, b = c("POST", "/import?source=%s.jsonl" % OTHER, transcript(OTHER), key=keys["d-w"])
     check("the default workspace's writer imports (201)", st == 201, (st, b[:200]))
-    dmeta = json.load(open(os.path.join(STORE, OTHER, "meta.json")))
+    dmeta = json.load(open(os.path.join(srv.stored(), OTHER, "meta.json")))
     check("a default-workspace session has no workspace_id (agent-strace's bytes)", "workspace_id" not in dmeta)
 
     # --- readers see their own workspace only --------------------------------
@@ -161,7 +163,7 @@ def run(srv, keys, legacy):
     st, _, b = c("GET", "/sessions", key=keys["adm"], headers={WS_HEADER: "nope"})
     check("reading a workspace that does not exist: 404 naming it",
           st == 404 and "nope" in (body_json(b) or {}).get("error", ""), (st, b[:200]))
-    check("and it was not made", not os.path.exists(os.path.join(STORE, "workspaces", "nope")))
+    check("and it was not made", not os.path.exists(os.path.join(srv.stored(), "workspaces", "nope")))
     st, _, b = c("GET", "/sessions", key=keys["adm"], headers={WS_HEADER: "../etc"})
     check("a bad workspace name: 400 JSON error", st == 400 and body_json(b) and "error" in body_json(b),
           (st, b[:200]))
@@ -187,11 +189,12 @@ def run(srv, keys, legacy):
           "data": {"prompt": "hi"}}
     st, _, b = c("POST", "/events", (json.dumps(ev) + "\n").encode(), key=keys["a-w"])
     check("POST /events by team-a's writer", st in (200, 201), (st, b[:200]))
-    cm = os.path.join(STORE, "workspaces", "team-a", "ws-collector-1", "meta.json")
+    store = srv.stored()
+    cm = os.path.join(store, "workspaces", "team-a", "ws-collector-1", "meta.json")
     check("the collector's session is in team-a with its workspace_id",
           os.path.isfile(cm) and json.load(open(cm)).get("workspace_id") == "team-a")
     check("and its event too",
-          os.path.isfile(os.path.join(STORE, "workspaces", "team-a", "ws-collector-1", "events.ndjson")))
+          os.path.isfile(os.path.join(store, "workspaces", "team-a", "ws-collector-1", "events.ndjson")))
     st, _, b = c("GET", "/events/e1", key=keys["a-r"])
     check("team-a's event index finds the event", st == 200, (st, b[:200]))
     st, _, b = c("GET", "/events/e1", key=keys["d-r"])

@@ -104,6 +104,10 @@ at_result at_workspaces_list(const char *storage, at_workspace_fn fn, void *ctx,
 /* The same from the default workspace's store (a database store lists the
  * workspaces its sessions are in). */
 at_result at_store_workspaces(at_store *dflt, at_workspace_fn fn, void *ctx, at_error *err) AT_WUR;
+/* Makes the store's workspace one that at_store_workspaces lists, before
+ * any session is in it (a directory store's is from at_store_open on; a
+ * database store's gets its row). */
+at_result at_store_workspace_create(at_store *s, at_error *err) AT_WUR;
 
 /* Is id usable as a session id (and directory name)? Rejects empty ids and
  * ids of whitespace only, ids longer than AT_MAX_SESSION_ID bytes, with '/',

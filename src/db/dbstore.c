@@ -129,17 +129,24 @@ at_result dbs_versions(db *d, const char *ws, const char *sid, at_version **out,
 
 /* ---- writing --------------------------------------------------------------- */
 
+at_result dbs_workspace_create(db *d, const char *ws, at_error *err)
+{
+    PGresult *r = db_query(d, "INSERT INTO workspaces VALUES ($1) ON CONFLICT DO NOTHING", 1, &ws, NULL, NULL, false,
+                           err);
+    PQclear(r);
+    return r ? AT_OK : err->code;
+}
+
 at_result dbs_session_create(db *d, const char *ws, const char *sid, const char *meta, size_t meta_len,
                              bool *created, at_error *err)
 {
     const char *vals[3] = {ws, sid, meta};
     int lens[3] = {0, 0, (int)meta_len};
     int fmts[3] = {0, 0, 1};
-    PGresult *r = db_query(d, "INSERT INTO workspaces VALUES ($1) ON CONFLICT DO NOTHING", 1, vals, NULL, NULL, false,
-                           err);
-    if (!r)
-        return err->code;
-    PQclear(r);
+    at_result rc = dbs_workspace_create(d, ws, err);
+    if (rc != AT_OK)
+        return rc;
+    PGresult *r;
     if (!(r = db_query(d, "INSERT INTO sessions (workspace, id, meta) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                        3, vals, lens, fmts, false, err)))
         return err->code;
@@ -322,15 +329,6 @@ at_result dbs_meta_lock(db *d, const char *ws, const char *sid, at_buf *meta, bo
     return rc;
 }
 
-/* Adds the workspace's row (a session's foreign key). */
-static at_result workspace_row(db *d, const char *ws, at_error *err)
-{
-    PGresult *r = db_query(d, "INSERT INTO workspaces VALUES ($1) ON CONFLICT DO NOTHING", 1, &ws, NULL, NULL, false,
-                           err);
-    PQclear(r);
-    return r ? AT_OK : err->code;
-}
-
 at_result dbs_meta_store(db *d, const char *ws, const char *sid, const char *meta, size_t len, bool create,
                          bool *lost, at_error *err)
 {
@@ -338,7 +336,7 @@ at_result dbs_meta_store(db *d, const char *ws, const char *sid, const char *met
     const char *vals[3] = {ws, sid, meta};
     int lens[3] = {0, 0, (int)len};
     int fmts[3] = {0, 0, 1};
-    at_result rc = create ? workspace_row(d, ws, err) : AT_OK;
+    at_result rc = create ? dbs_workspace_create(d, ws, err) : AT_OK;
     PGresult *r = NULL;
     if (rc == AT_OK)
         r = db_query(d,
@@ -636,7 +634,7 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
     PGresult *r = NULL;
     at_result rc = db_exec(d, streamed ? "SAVEPOINT attempt" : "BEGIN", err);
     if (rc == AT_OK && !cur)
-        rc = workspace_row(d, ws, err);
+        rc = dbs_workspace_create(d, ws, err);
     if (rc == AT_OK && streamed)
         blob = im->blob;
     else if (rc == AT_OK)

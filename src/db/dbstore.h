@@ -81,6 +81,9 @@ at_result dbs_session_ids(db *d, const char *ws, const char *prefix, size_t limi
 at_result dbs_version_object(db *d, const char *ws, const char *sid, uint64_t version,
                              uint8_t sha256[AT_SHA256_LEN], at_error *err) AT_WUR;
 /* Calls fn with each workspace that has a row, in id order. */
+/* Adds workspace ws's row (a session's foreign key; nothing when it is
+ * there). */
+at_result dbs_workspace_create(db *d, const char *ws, at_error *err) AT_WUR;
 at_result dbs_workspaces(db *d, void (*fn)(void *ctx, const char *ws), void *ctx, at_error *err) AT_WUR;
 /* The importer state kept with version `version` of a session (appended
  * to out); *found false when none was kept. */

@@ -810,6 +810,16 @@ at_result sdb_workspaces(at_store *s, at_workspace_fn fn, void *ctx, at_error *e
     return r;
 }
 
+at_result sdb_workspace_create(at_store *s, at_error *err)
+{
+    db *d = take(s->db, err);
+    if (!d)
+        return err->code;
+    at_result r = dbs_workspace_create(d, s->db->ws, err);
+    give(s->db, d);
+    return r;
+}
+
 at_result sdb_resume_state(at_store *s, const char *sid, uint64_t offset, char **state, size_t *len,
                            int64_t *recorded, uint64_t *version, at_error *err)
 {

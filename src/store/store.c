@@ -441,6 +441,11 @@ at_result at_store_workspaces(at_store *s, at_workspace_fn fn, void *ctx, at_err
     return s->db ? sdb_workspaces(s, fn, ctx, err) : at_workspaces_list(s->root, fn, ctx, err);
 }
 
+at_result at_store_workspace_create(at_store *s, at_error *err)
+{
+    return s->db ? sdb_workspace_create(s, err) : AT_OK;
+}
+
 const char *at_store_workspace(const at_store *s)
 {
     return s->workspace ? s->workspace : AT_DEFAULT_WORKSPACE;

@@ -227,6 +227,7 @@ at_result sdb_usage(at_store *s, const char *sid, char **json, size_t *len, uint
 at_result sdb_resume_state(at_store *s, const char *sid, uint64_t offset, char **state, size_t *len,
                            int64_t *recorded, uint64_t *version, at_error *err) AT_WUR;
 at_result sdb_workspaces(at_store *s, at_workspace_fn fn, void *ctx, at_error *err) AT_WUR;
+at_result sdb_workspace_create(at_store *s, at_error *err) AT_WUR;
 at_result sdb_commit_import(at_store *s, at_stage *st, at_import_result *res, at_commit_info *info,
                             at_error *err) AT_WUR;
 at_result store_db_unsupported(at_error *err, const char *what) AT_WUR;
