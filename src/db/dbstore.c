@@ -659,13 +659,16 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
         char seq[24];
         snprintf(seq, sizeof seq, "%llu", (unsigned long long)(streamed ? im->blob_start / DB_CHUNK : 0));
         const char *vals[2] = {blob_s, seq};
-        r = !new_object ? db_query(d, "DELETE FROM blobs WHERE id = $1", 1, vals, NULL, NULL, false, err)
-            : streamed && im->blob_start >= DB_CHUNK
-                ? db_query(d, "DELETE FROM blob_chunks WHERE blob = $1 AND seq < $2", 2, vals, NULL, NULL, false, err)
-                : NULL;
-        if (!r && (!new_object || (streamed && im->blob_start >= DB_CHUNK)))
-            rc = err->code;
-        PQclear(r);
+        bool drop_blob = !new_object, drop_shared = new_object && streamed && im->blob_start >= DB_CHUNK;
+        if (drop_blob || drop_shared) {
+            if (drop_blob)
+                r = db_query(d, "DELETE FROM blobs WHERE id = $1", 1, vals, NULL, NULL, false, err);
+            else
+                r = db_query(d, "DELETE FROM blob_chunks WHERE blob = $1 AND seq < $2", 2, vals, NULL, NULL, false,
+                             err);
+            rc = r ? AT_OK : err->code;
+            PQclear(r);
+        }
     }
     if (rc == AT_OK) {
         const char *vals[6] = {ws, sid, oldv, nv, head, im->meta};

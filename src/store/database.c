@@ -464,7 +464,7 @@ at_result sdb_stage(at_store *s, at_stage *st, at_error *err)
     char p[4096];
     st->fd = -1;
     st->path = NULL;
-    st->db = NULL;
+    st->db = NULL; /* object_to_file stages without at_store_stage */
     int k = snprintf(p, sizeof p, "%s/agent-traced-import-XXXXXX", s->db->tmp);
     if (k < 0 || (size_t)k >= sizeof p)
         return at_error_set(err, AT_ERR_TOO_BIG, -1, "temporary directory path too long");
