@@ -4,7 +4,8 @@ behind haproxy, against `serve --storage` (the baseline, same run), on a
 private PostgreSQL cluster (tests/pg/cluster.sh):
 
   * upload MB/s: transcripts of about --mb MB each (the fixtures' lines
-    with fresh ids, one session each), --clients at a time;
+    with fresh ids, one session each), --clients at a time, and the peak
+    RSS of a server (VmHWM) by then;
   * appends/s: --clients writers for --seconds, one event per POST /events,
     each on its own session, then all on one session;
   * lookups/s: GET /sessions/{id} over keep-alive connections, 4 processes;
@@ -217,6 +218,12 @@ try:
     time.sleep(0.5)
     LB = "http://127.0.0.1:%d" % lb_port
     targets = [("directory", d.url), ("database, 1 replica", one.url), ("database, 3 replicas", LB)]
+    serving = {"directory": [d], "database, 1 replica": [one], "database, 3 replicas": [one] + more}
+
+    def hwm_mb(srv):
+        """The server's peak RSS so far (VmHWM), MB."""
+        with open("/proc/%d/status" % srv.pid) as f:
+            return next(int(x.split()[1]) for x in f if x.startswith("VmHWM:")) / 1024
 
     uploaded = 0
     print("# transcripts: %d files of %d MB, %d clients, %.0f s runs" % (a.files, a.mb, a.clients, a.seconds))
@@ -225,6 +232,7 @@ try:
         files = make_set("t%d" % i)
         res[name]["upload"], bad = upload_mbps(url, files)
         res[name]["errors"] = len(bad)
+        res[name]["rss"] = max(hwm_mb(x) for x in serving[name])
         if "database" in name:
             uploaded += sum(os.path.getsize(f) for f in files)
         for f in files:
@@ -239,8 +247,9 @@ try:
         res[name]["errors"] += e1 + e2
     for name, _ in targets:
         r = res[name]
-        print("%-22s upload %6.1f MB/s   appends/s own %6.0f  same session %6.0f   lookups/s %6.0f   errors %d"
-              % (name, r["upload"], r["own"], r["shared"], r["lookups"], r["errors"]), flush=True)
+        print("%-22s upload %6.1f MB/s (peak RSS %3.0f MB)   appends/s own %6.0f  same session %6.0f   "
+              "lookups/s %6.0f   errors %d"
+              % (name, r["upload"], r["rss"], r["own"], r["shared"], r["lookups"], r["errors"]), flush=True)
     print("bytes in the database per byte of transcript: %.3f (%d bytes for %d of transcripts)"
           % (total / uploaded, total, uploaded))
     lb.terminate()
