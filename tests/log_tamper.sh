@@ -7,6 +7,10 @@
 # a storage rolled back to an older log, and a server killed with SIGKILL in
 # the middle of uploads, whose log after restart must extend every checkpoint
 # it signed before.
+#
+# With AT_TEST_PGURL (tests/log_tamper_db.sh) the server runs on the
+# database, loaded from the storage by `db import`; the storage directory's
+# own log (its files, their rollback) is not a database's and is skipped.
 . "${top_srcdir:-.}/tests/lib.sh"
 export LC_ALL=C
 command -v curl > /dev/null || { echo "SKIP: no curl"; exit 77; }
@@ -22,7 +26,8 @@ S="$work/storage"
 # start_server: serve $S on a free port; sets srv_pid and URL.
 start_server() {
     : > "$work/server.log"
-    "$BIN" serve --storage "$S" --port 0 --threads 2 2> "$work/server.log" &
+    serve_backend "$S" "$work" || exit 99
+    TMPDIR=$serve_tmp "$BIN" serve "${backend[@]}" --port 0 --threads 2 2> "$work/server.log" &
     srv_pid=$!
     local i
     for i in $(seq 100); do
@@ -81,6 +86,9 @@ EOF
     not_ok "import the fixtures"
     cat "$work/err"
 }
+if [ -n "${AT_TEST_PGURL:-}" ]; then
+    check "db import of the storage" "$BIN" db import --database "$AT_TEST_PGURL" --storage "$S"
+fi
 start_server
 check "the server started" test -n "$URL"
 VK=$(curl -sf "$URL/log/key")
@@ -91,7 +99,7 @@ for d in "$S"/*/; do
     [ -f "$d/events.ndjson" ] && sessions+=("${d%/}")
 done
 check "five sessions stored" test "${#sessions[@]}" -eq 5
-vlog 0 "every session is in the log (storage)" --log "$S" --vkey "$VK"
+[ -n "${AT_TEST_PGURL:-}" ] || vlog 0 "every session is in the log (storage)" --log "$S" --vkey "$VK"
 vlog 0 "every session is in the log (server)" --log "$URL" --vkey "$VK" "${sessions[@]}"
 vlog 0 "the verifier key may be a file" --log "$URL" --vkey "$work/vkey" "${sessions[0]}"
 
@@ -169,16 +177,20 @@ size0=$(sed -n 2p "$work/cp0")
 size1=$(sed -n 2p "$work/cp1")
 check "uploads grew the log ($size0 -> $size1)" test "$size1" -gt "$size0"
 vlog 0 "the grown log extends the first checkpoint" --log "$URL" --vkey "$VK" --checkpoint "$work/cp0" "$a"
-vlog 0 "... and the storage's log too" --log "$S" --vkey "$VK" --checkpoint "$work/cp1"
 stop_server
-rm -rf "$S/.agent-traced/log"
-cp -a "$work/log-before" "$S/.agent-traced/log"
-vlog 1 "a rolled-back storage fails against the later checkpoint" \
-    --log "$S" --vkey "$VK" --checkpoint "$work/cp1" "$a"
+if [ -z "${AT_TEST_PGURL:-}" ]; then
+    vlog 0 "... and the storage's log too" --log "$S" --vkey "$VK" --checkpoint "$work/cp1"
+    rm -rf "$S/.agent-traced/log"
+    cp -a "$work/log-before" "$S/.agent-traced/log"
+    vlog 1 "a rolled-back storage fails against the later checkpoint" \
+        --log "$S" --vkey "$VK" --checkpoint "$work/cp1" "$a"
+fi
 
 # ---- SIGKILL in the middle of uploads ---------------------------------------
-rm -rf "$S"
-"$BIN" import --storage "$S" "$FIX"/claude/*.jsonl > /dev/null 2>&1
+if [ -z "${AT_TEST_PGURL:-}" ]; then # the database keeps what it has
+    rm -rf "$S"
+    "$BIN" import --storage "$S" "$FIX"/claude/*.jsonl > /dev/null 2>&1
+fi
 start_server
 VK=$(curl -sf "$URL/log/key")
 curl -sf "$URL/log/checkpoint" > "$work/cpk0"
@@ -210,8 +222,19 @@ vlog 0 "after restart, the log extends the checkpoint before the uploads" \
     --log "$URL" --vkey "$VK" --checkpoint "$work/cpk0" "${sessions[0]}"
 vlog 0 "after restart, the log extends the last checkpoint signed before the kill" \
     --log "$URL" --vkey "$VK" --checkpoint "$work/cpk1" "${sessions[0]}"
+if [ -n "${AT_TEST_PGURL:-}" ]; then
+    ids=$(curl -sf "$URL/sessions?limit=1000" | grep -o '"session_id": "[^"]*"' | cut -d'"' -f4)
+    rm -rf "$work/export"
+    "$BIN" db export --database "$AT_TEST_PGURL" --storage "$work/export" > /dev/null
+    dirs=()
+    for id in $ids; do dirs+=("$work/export/$id"); done
+    check "the uploads that answered are there ($(echo "$ids" | wc -w) sessions)" test "${#dirs[@]}" -gt 5
+    vlog 0 "after restart, every session (the uploads that answered, and more) is in the log" \
+        --log "$URL" --vkey "$VK" --checkpoint "$work/cpk1" "${dirs[@]}"
+fi
 stop_server
-vlog 0 "after restart, every session (the uploads that answered, and more) is in the log" \
-    --log "$S" --vkey "$VK" --checkpoint "$work/cpk1"
+[ -n "${AT_TEST_PGURL:-}" ] ||
+    vlog 0 "after restart, every session (the uploads that answered, and more) is in the log" \
+        --log "$S" --vkey "$VK" --checkpoint "$work/cpk1"
 
-finish log_tamper
+finish "log_tamper${AT_TEST_PGURL:+_db}"
