@@ -310,10 +310,16 @@ static at_result import_session(db *d, at_store *st, const char *ws, const char 
         int fd = at_store_session_path(st, sid, "events.ndjson", ep, sizeof ep) == AT_OK
                      ? open(ep, O_RDONLY | O_CLOEXEC)
                      : -1;
-        if (fd < 0 || fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != vs[nv - 1].size)
+        if (fd < 0 || fstat(fd, &sb) < 0)
             rc = at_error_set(err, AT_ERR_IO, -1, "cannot read the events of %s to index them", sid);
-        else
-            rc = dbi_index_file(d, ws, sid, fd, (uint64_t)sb.st_size, err);
+        else if ((uint64_t)sb.st_size != vs[nv - 1].size ||
+                 (rc = dbi_index_file(d, ws, sid, fd, (uint64_t)sb.st_size, vs[nv - 1].events_sha256, err)) ==
+                     AT_ERR_CONFLICT)
+            /* changed since at_store_versions read it (a writer at work):
+             * the index must be of the object the version names */
+            rc = at_error_set(err, AT_ERR_CONFLICT, -1,
+                              "events.ndjson changed while it was imported (a writer at work?): run db import "
+                              "again");
         if (fd >= 0)
             close(fd);
     }

@@ -10,12 +10,14 @@
  * do not disturb each other. */
 #include "testlib.h"
 
+#include "db/dbindex.h"
 #include "db/dbstore.h"
 
 #include "agenttrace/verify.h"
 
 #include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,6 +189,33 @@ int main(void)
         at_buf_fini(&one.b);
     }
     CHECK(bad == 0, "every 7th version's object reads back to its SHA-256, as a prefix of the last (%d bad)", bad);
+
+    /* the event index of a file must be of the object it names: bytes that
+     * are not (a file edited in between) are refused, nothing indexed */
+    char tmpl[] = "/tmp/test_dbstore.XXXXXX";
+    int fd = mkstemp(tmpl);
+    CHECK(fd >= 0 && m.b.len && write(fd, m.b.data, m.b.len) == (ssize_t)m.b.len, "write the object to a file");
+    uint8_t wrong[AT_SHA256_LEN];
+    memcpy(wrong, nv ? vs[nv - 1].events_sha256 : wrong, AT_SHA256_LEN);
+    wrong[0] ^= 1;
+    CHECK(db_exec(d, "BEGIN", &err) == AT_OK, "begin: %s", err.message);
+    at_result ir = dbi_index_file(d, "default", "cas-one", fd, m.b.len, wrong, &err);
+    CHECK(ir == AT_ERR_CONFLICT, "indexing bytes that are not the named object: AT_ERR_CONFLICT (%d: %s)", ir,
+          err.message);
+    db_rollback(d);
+    CHECK(nv && db_exec(d, "BEGIN", &err) == AT_OK &&
+              dbi_index_file(d, "default", "cas-one", fd, m.b.len, vs[nv - 1].events_sha256, &err) == AT_OK &&
+              db_exec(d, "COMMIT", &err) == AT_OK,
+          "indexing the object itself: %s", err.message);
+    const char *sv[1] = {"cas-one"};
+    PGresult *rows = db_query(d, "SELECT count(*) FROM event_index WHERE workspace = 'default' AND session = $1", 1,
+                              sv, NULL, NULL, false, &err);
+    CHECK(rows && strtoull(PQgetvalue(rows, 0, 0), NULL, 10) == (unsigned long long)WRITERS * APPENDS * EVENTS,
+          "one row per line: %s", rows ? PQgetvalue(rows, 0, 0) : err.message);
+    PQclear(rows);
+    if (fd >= 0)
+        close(fd);
+    unlink(tmpl);
     at_buf_fini(&m.b);
     free(vs);
 

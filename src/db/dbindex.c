@@ -148,7 +148,8 @@ at_result dbi_index_lines(db *d, const char *ws, const char *sid, const char *p,
     return copy_end(&c, err);
 }
 
-at_result dbi_index_file(db *d, const char *ws, const char *sid, int fd, uint64_t size, at_error *err)
+at_result dbi_index_file(db *d, const char *ws, const char *sid, int fd, uint64_t size,
+                         const uint8_t want[AT_SHA256_LEN], at_error *err)
 {
     const char *vals[2] = {ws, sid};
     PGresult *q = db_query(d, "DELETE FROM event_index WHERE workspace = $1 AND session = $2", 2, vals, NULL, NULL,
@@ -164,17 +165,20 @@ at_result dbi_index_file(db *d, const char *ws, const char *sid, int fd, uint64_
     at_buf carry;
     at_buf_init(&carry, 0);
     char *buf = malloc(1 << 16);
+    at_sha256 *h = want ? at_sha256_new() : NULL;
     uint64_t pos = 0, no = 0, line_off = 0;
-    if (!buf)
+    if (!buf || (want && !h))
         c.failed = AT_ERR_NOMEM;
     while (!c.failed && pos < size) {
-        size_t want = size - pos < (1 << 16) ? (size_t)(size - pos) : (1 << 16);
-        ssize_t k = pread(fd, buf, want, (off_t)pos);
+        size_t ask = size - pos < (1 << 16) ? (size_t)(size - pos) : (1 << 16);
+        ssize_t k = pread(fd, buf, ask, (off_t)pos);
         if (k <= 0) {
             c.failed = AT_ERR_IO;
             break;
         }
         pos += (uint64_t)k;
+        if (h)
+            at_sha256_update(h, buf, (size_t)k);
         size_t i = 0;
         while (i < (size_t)k && !c.failed) {
             const char *nl = memchr(buf + i, '\n', (size_t)k - i);
@@ -202,7 +206,14 @@ at_result dbi_index_file(db *d, const char *ws, const char *sid, int fd, uint64_
         copy_line(&c, no, line_off, carry.data, carry.len);
     free(buf);
     at_buf_fini(&carry);
-    return copy_end(&c, err);
+    uint8_t got[AT_SHA256_LEN];
+    if (h)
+        at_sha256_final(h, got);
+    at_sha256_free(h);
+    r = copy_end(&c, err);
+    if (r == AT_OK && want && memcmp(got, want, AT_SHA256_LEN) != 0)
+        r = at_error_set(err, AT_ERR_CONFLICT, -1, "the events read are not the object they should index");
+    return r;
 }
 
 at_result dbi_lookup(db *d, const char *ws, const char *event_id, size_t idn, const char *sid, size_t max,

@@ -17,8 +17,11 @@
 #include "agenttrace/store.h"
 
 /* Replaces session sid's rows with those of the lines of fd[0, size) (a
- * whole events file), inside the caller's transaction. */
-at_result dbi_index_file(db *d, const char *ws, const char *sid, int fd, uint64_t size, at_error *err) AT_WUR;
+ * whole events file), inside the caller's transaction. With want (not
+ * NULL) the bytes read must have that SHA-256 (the object the rows index):
+ * AT_ERR_CONFLICT when they have not, and the caller rolls back. */
+at_result dbi_index_file(db *d, const char *ws, const char *sid, int fd, uint64_t size,
+                         const uint8_t want[AT_SHA256_LEN], at_error *err) AT_WUR;
 /* Adds the rows of lines p[0, n) that follow `lines` lines and `bytes`
  * bytes of the session's events, inside the caller's transaction. */
 at_result dbi_index_lines(db *d, const char *ws, const char *sid, const char *p, size_t n, uint64_t lines,

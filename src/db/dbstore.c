@@ -700,7 +700,7 @@ at_result dbs_commit(db *d, const char *ws, const char *sid, const dbs_current *
         PQclear(r);
     }
     if (rc == AT_OK && !*lost) /* the event index: the session's rows, of the whole new version */
-        rc = dbi_index_file(d, ws, sid, im->fd, im->v.size, err);
+        rc = dbi_index_file(d, ws, sid, im->fd, im->v.size, NULL, err); /* the staged events, hashed as staged */
     if (rc == AT_OK && !*lost && im->state) {
         const char *vals[4] = {ws, sid, nv, im->state};
         int lens[4] = {0, 0, 0, (int)im->state_len};
