@@ -32,6 +32,14 @@ serve_backend() {
         serve_tmp=${TMPDIR:-/tmp}
     fi
 }
+# pg_database NAME: prints the URL of database NAME on AT_TEST_PGURL's
+# cluster, created and migrated the first time.
+pg_database() {
+    local url=${AT_TEST_PGURL%/*}/$1
+    psql -X -q -d "$AT_TEST_PGURL" -c "CREATE DATABASE $1" > /dev/null 2>&1
+    "$BIN" db migrate --database "$url" > /dev/null || return 1
+    echo "$url"
+}
 finish() {
     echo "$1: $t_pass passed, $t_fail failed"
     [ "$t_fail" -eq 0 ]

@@ -11,6 +11,12 @@
 # installs them). Without them the test fails; AT_SKIP_NODE=1 or
 # AT_SKIP_UI=1 makes it skip (77) instead. UI_BIG_MB (default 250) sets
 # the size of the big session's events.
+#
+# With AT_TEST_PGURL (tests/ui_db.sh) the three servers run on databases of
+# that cluster instead, each loaded from its storage by `db import` (the
+# tampered file comes in as the session's newest version, of cause
+# external, as the directory's store records it); the big session is
+# UI_BIG_MB (default 60) MB there.
 . "${top_srcdir:-.}/tests/lib.sh"
 export LC_ALL=C
 UI="$top_srcdir/tests/ui"
@@ -30,7 +36,7 @@ command -v node > /dev/null || missing "node is not installed"
 [ -x "$CHROMIUM" ] || missing "$CHROMIUM is missing (apt-get install chromium)"
 
 work=$(mktemp -d) || exit 99
-out="$top_builddir/tests/ui-out"
+out="$top_builddir/tests/ui-out${AT_TEST_PGURL:+-db}"
 rm -rf "$out"
 mkdir -p "$out" || exit 99
 pids=()
@@ -69,6 +75,7 @@ PY
 cp -a "$work/main" "$work/auth"
 
 big_mb=${UI_BIG_MB:-250}
+[ -n "${AT_TEST_PGURL:-}" ] && big_mb=${UI_BIG_MB:-60}
 t0=$(date +%s%N)
 # events are ~0.73 of the transcript's size
 node "$UI/gen.mjs" "$work/big.jsonl" $((big_mb * 100 / 73)) > "$work/gen.out" || { not_ok "gen.mjs"; finish ui; exit 1; }
@@ -86,11 +93,27 @@ big_bytes=$(wc -c < "$work/big/$big_id/events.ndjson")
 echo "# timing: generated a $(sed -n 's/.*"bytes":\([0-9]*\).*/\1/p' "$work/gen.out") byte transcript in $(((t1 - t0) / 1000000)) ms, imported in $(((t2 - t1) / 1000000)) ms: $big_bytes bytes of events"
 
 # ---- three servers ----------------------------------------------------------------
+if [ -n "${AT_TEST_PGURL:-}" ]; then # each storage into a database of its own
+    "$BIN" log keygen --origin ui.test/agent-traced --out "$work/log.key" > /dev/null || exit 99
+    mkdir -p "$work/tmp"
+    for s in main auth big; do
+        t2=$(date +%s%N)
+        url=$(pg_database "ui_$s") && "$BIN" db import --database "$url" --storage "$work/$s" > "$work/db.$s.out" 2>&1 || {
+            not_ok "db import of $s"
+            sed 's/^/#   /' "$work/db.$s.out"
+            finish ui
+            exit 1
+        }
+        echo "# timing: db import of $s in $((($(date +%s%N) - t2) / 1000000)) ms: $(cat "$work/db.$s.out")"
+    done
+fi
 start() { # start NAME ARGS...: serves $work/NAME on a free port; sets URL
-    local name=$1
+    local name=$1 where
     shift
     : > "$work/$name.log"
-    "$BIN" serve --storage "$work/$name" --port 0 --threads 4 "$@" 2> "$work/$name.log" &
+    where=(--storage "$work/$name")
+    [ -n "${AT_TEST_PGURL:-}" ] && where=(--database "${AT_TEST_PGURL%/*}/ui_$name" --log-key "$work/log.key")
+    TMPDIR=$work/tmp "$BIN" serve "${where[@]}" --port 0 --threads 4 "$@" 2> "$work/$name.log" &
     pids+=($!)
     URL=
     for _ in $(seq 200); do
@@ -133,4 +156,4 @@ for s in main auth big; do
     fi
 done
 echo "# screenshots: $(cd "$out" && ls *.png 2> /dev/null | tr '\n' ' ')in $out"
-finish ui
+finish "ui${AT_TEST_PGURL:+_db}"

@@ -105,6 +105,19 @@ const apiGet = async (base, p, headers = {}) => {
 // ---- the list ------------------------------------------------------------------
 
 const page = await newPage('main');
+// Is event id's row in the timeline's visible part ('top': its top,
+// 'whole': all of it)? Asked until it is, 10 s at most: the timeline
+// repaints after a jump, and a row may be between two paints.
+async function inTimelineView(id, how) {
+  return page.waitForFunction(([eid, whole]) => {
+    const n = document.querySelector(`.timeline .ev[data-event="${eid}"]`);
+    if (!n) return false;
+    const s = n.closest('.timeline').getBoundingClientRect();
+    const r = n.getBoundingClientRect();
+    return r.top >= s.top - 1 && (whole ? r.bottom <= s.bottom + 1 : r.top < s.bottom);
+  }, [id, how === 'whole'], { timeout: 10000 }).then(() => true, () => false);
+}
+
 await step('first paint of the list', async () => {
   const fresh = await newPage('fresh');
   await fresh.goto('about:blank');
@@ -213,11 +226,7 @@ await step('the session page', async () => {
   // the tool call that spawned the subagent: its link in the tree scrolls there
   await page.click(`.tree li.spawn-group[data-event="${SPAWN_EVENT}"] summary a`);
   await page.waitForSelector(`.ev.target[data-event="${SPAWN_EVENT}"]`);
-  const inView = await page.$eval(`.ev[data-event="${SPAWN_EVENT}"]`, (n) => {
-    const s = n.closest('.timeline').getBoundingClientRect();
-    const r = n.getBoundingClientRect();
-    return r.top >= s.top - 1 && r.top < s.bottom;
-  });
+  const inView = await inTimelineView(SPAWN_EVENT, 'top');
   check(inView && page.url().endsWith(`#${SPAWN_EVENT}`), 'an event link (#event_id) scrolls to that event and marks it', [page.url()]);
   const subLink = await page.$(`.ev[data-event="${SPAWN_EVENT}"] a.sub-link`);
   check(!!subLink || !!spawnLink, 'the spawning tool call links to its subagent');
@@ -231,11 +240,8 @@ await step('an event link opened directly', async () => {
   const last = JSON.parse(events[events.length - 2]).event_id;
   await page.goto(`${MAIN}/ui/sessions/${ROOT}#${last}`);
   await page.waitForSelector(`.ev.target[data-event="${last}"]`);
-  const vis = await page.$eval(`.ev[data-event="${last}"]`, (n) => {
-    const s = n.closest('.timeline').getBoundingClientRect();
-    const r = n.getBoundingClientRect();
-    return r.top >= s.top - 1 && r.bottom <= s.bottom + 1;
-  });
+  // asked until it holds (10 s at most): the timeline may still be painting
+  const vis = await inTimelineView(last, 'whole');
   check(vis, `/ui/sessions/<id>#<event_id> of event ${events.length - 1} of ${events.length} scrolls it into view`);
 });
 
