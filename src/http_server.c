@@ -1989,11 +1989,12 @@ int cli_serve(int argc, char **argv)
     }
     log_line("agent-traced serve: %s received, finishing %lld requests in flight",
              sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)metrics_inflight_now());
-    /* Quiesced, the pool's threads drop the listening socket from their
-     * epoll sets one by one: it must stay open until MHD_stop_daemon (closed
-     * here, a thread's EPOLL_CTL_DEL failed and libmicrohttpd aborted the
-     * process). shutdown() stops it listening now: new clients are refused
-     * while the requests in flight finish. It is lfd, closed once below. */
+    /* Quiesced, the pool's threads drop the listening socket from what they
+     * poll one by one: it must stay open until MHD_stop_daemon (closed here,
+     * under epoll a thread's EPOLL_CTL_DEL failed and libmicrohttpd aborted
+     * the process). shutdown() stops it listening now: new clients are
+     * refused while the requests in flight finish. It is lfd, closed once
+     * below. */
     MHD_socket ls = MHD_quiesce_daemon(srv.daemon);
     if (ls != MHD_INVALID_SOCKET)
         shutdown(ls, SHUT_RDWR);

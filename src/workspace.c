@@ -207,7 +207,8 @@ server_ctx *ws_get(ws_set *w, const char *id, bool create, at_error *err)
     if (!found) {
         char dir[PATH_MAX] = "";
         struct stat sb;
-        /* a workspace of the database exists once a session was stored in it */
+        /* a workspace of the database exists once it has its row (made
+         * below, or by the first session stored in it) */
         bool in_db = w->cfg->database != NULL;
         if (!in_db && at_workspace_root(w->cfg->storage, id, dir, sizeof dir) != AT_OK)
             at_error_set(err, AT_ERR_TOO_BIG, -1, "storage path too long");
@@ -217,11 +218,14 @@ server_ctx *ws_get(ws_set *w, const char *id, bool create, at_error *err)
             at_error_set(err, AT_ERR_TOO_BIG, -1, "this server keeps at most %d workspaces", WS_MAX);
         else {
             workspace *x = ws_open(w->cfg, id, false, err);
-            /* made now, it is listed (a directory's is made by the open) */
-            if (x && create && at_store_workspace_create(x->ctx.store, err) != AT_OK) {
-                ws_close(x);
-                x = NULL;
-            }
+            /* made now, it is listed (a directory's is made by the open).
+             * Without its row (the database failing) it stays open: the
+             * first session stored in it makes the row; closing it here
+             * would wait for its log's thread under the lock. */
+            at_error werr = {0};
+            if (x && create && at_store_workspace_create(x->ctx.store, &werr) != AT_OK)
+                log_line("agent-traced serve: workspace %s: not listed until a session is stored in it: %s", id,
+                         werr.message);
             if (x) {
                 w->ws[w->n] = x;
                 __atomic_store_n(&w->n, w->n + 1, __ATOMIC_RELEASE);

@@ -5,6 +5,7 @@
 New suites use it; older ones (listing.py, hostile.py, crash_server.py)
 still carry their own copies and move here as they are touched.
 """
+import hashlib
 import os
 import re
 import subprocess
@@ -43,7 +44,11 @@ def backend(storage, bin_path, work):
     pg = os.environ.get("AT_TEST_PGURL")
     if not pg:
         return ["--storage", storage], {}
-    name = "at_" + re.sub(r"[^a-z0-9_]", "_", os.path.basename(storage.rstrip("/")).lower())[:50]
+    # one database per storage path (its name and a digest of the path);
+    # AT_TEST_PGURL is a plain postgres://.../DBNAME URL
+    path = os.path.abspath(storage.rstrip("/"))
+    name = "at_%s_%s" % (re.sub(r"[^a-z0-9_]", "_", os.path.basename(path).lower())[:40],
+                         hashlib.sha256(path.encode()).hexdigest()[:8])
     url = pg.rsplit("/", 1)[0] + "/" + name
     subprocess.run(["psql", "-X", "-q", "-d", pg, "-c", "CREATE DATABASE " + name], capture_output=True)
     subprocess.run([bin_path, "db", "migrate", "--database", url], check=True, capture_output=True)

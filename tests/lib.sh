@@ -16,7 +16,8 @@ check() { # check DESCRIPTION COMMAND...
 }
 # serve_backend STORE DIR: sets the array `backend` to the serve options of
 # the storage STORE: `--storage STORE`, or with AT_TEST_PGURL (a suite run
-# again on PostgreSQL: tests/pg/run.sh) `--database` with a log key made in
+# again on PostgreSQL: tests/pg/run.sh) `--database AT_TEST_PGURL` (one
+# database, whatever STORE: for suites of one storage) with a log key made in
 # DIR for the log origin $origin (or test.example/agent-traced); uploads are
 # staged in DIR/tmp then (export TMPDIR=... before serve: see serve_env).
 serve_backend() {

@@ -195,21 +195,31 @@ int main(void)
     char tmpl[] = "/tmp/test_dbstore.XXXXXX";
     int fd = mkstemp(tmpl);
     CHECK(fd >= 0 && m.b.len && write(fd, m.b.data, m.b.len) == (ssize_t)m.b.len, "write the object to a file");
-    uint8_t wrong[AT_SHA256_LEN];
-    memcpy(wrong, nv ? vs[nv - 1].events_sha256 : wrong, AT_SHA256_LEN);
+    uint8_t wrong[AT_SHA256_LEN] = {0};
+    if (nv)
+        memcpy(wrong, vs[nv - 1].events_sha256, AT_SHA256_LEN);
     wrong[0] ^= 1;
+    const char *sv[1] = {"cas-one"};
+    const char *count_rows = "SELECT count(*) FROM event_index WHERE workspace = 'default' AND session = $1";
+    PGresult *rows = db_query(d, count_rows, 1, sv, NULL, NULL, false, &err);
+    char before[32] = "?";
+    if (rows)
+        snprintf(before, sizeof before, "%s", PQgetvalue(rows, 0, 0));
+    PQclear(rows);
     CHECK(db_exec(d, "BEGIN", &err) == AT_OK, "begin: %s", err.message);
     at_result ir = dbi_index_file(d, "default", "cas-one", fd, m.b.len, wrong, &err);
     CHECK(ir == AT_ERR_CONFLICT, "indexing bytes that are not the named object: AT_ERR_CONFLICT (%d: %s)", ir,
           err.message);
     db_rollback(d);
+    rows = db_query(d, count_rows, 1, sv, NULL, NULL, false, &err);
+    CHECK(rows && strcmp(PQgetvalue(rows, 0, 0), before) == 0, "... rolled back, the rows are as they were (%s, %s)",
+          before, rows ? PQgetvalue(rows, 0, 0) : err.message);
+    PQclear(rows);
     CHECK(nv && db_exec(d, "BEGIN", &err) == AT_OK &&
               dbi_index_file(d, "default", "cas-one", fd, m.b.len, vs[nv - 1].events_sha256, &err) == AT_OK &&
               db_exec(d, "COMMIT", &err) == AT_OK,
           "indexing the object itself: %s", err.message);
-    const char *sv[1] = {"cas-one"};
-    PGresult *rows = db_query(d, "SELECT count(*) FROM event_index WHERE workspace = 'default' AND session = $1", 1,
-                              sv, NULL, NULL, false, &err);
+    rows = db_query(d, count_rows, 1, sv, NULL, NULL, false, &err);
     CHECK(rows && strtoull(PQgetvalue(rows, 0, 0), NULL, 10) == (unsigned long long)WRITERS * APPENDS * EVENTS,
           "one row per line: %s", rows ? PQgetvalue(rows, 0, 0) : err.message);
     PQclear(rows);

@@ -71,14 +71,18 @@ static inline bool run_quiet(const char *fmt, ...)
     return system(cmd) == 0;
 }
 
-/* With AT_TEST_PGURL: the server name's database of that cluster, created
- * (and migrated) when it is not there yet; a restart reuses it. */
+/* With AT_TEST_PGURL (a plain postgres://.../DBNAME URL): the server
+ * name's database of that cluster (at_ + the name, lower case, other
+ * characters '_'), created and migrated when it is not there yet; a
+ * restart reuses it. */
 static inline bool database_for(daemon_t *d, const char *name)
 {
     char db[128];
     size_t k = 0;
     for (const char *c = name; *c && k < 60; c++)
-        db[k++] = (*c == '-' || *c == '.') ? '_' : *c;
+        db[k++] = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ? *c
+                  : (*c >= 'A' && *c <= 'Z')                            ? (char)(*c - 'A' + 'a')
+                                                                        : '_';
     db[k] = 0;
     const char *slash = strrchr(pgurl, '/');
     if (!slash)
@@ -90,12 +94,16 @@ static inline bool database_for(daemon_t *d, const char *name)
 }
 
 /* The storage directory as the server holds it, for the checks that read
- * its files: with AT_TEST_PGURL, written afresh by `db export`. */
+ * its files: with AT_TEST_PGURL, written afresh by `db export` (a failed
+ * export is a failed check: a check that a file is absent must not pass
+ * on an empty directory). */
 static inline const char *stored(const daemon_t *d)
 {
-    if (pgurl && !(run_quiet("rm -rf '%s'", d->storage) &&
-                   run_quiet("'%s' db export --database '%s' --storage '%s' > /dev/null", td_bin, d->url, d->storage)))
-        fprintf(stderr, "test_http: db export of %s failed\n", d->url);
+    if (pgurl) {
+        bool ok = run_quiet("rm -rf '%s'", d->storage) &&
+                  run_quiet("'%s' db export --database '%s' --storage '%s' > /dev/null", td_bin, d->url, d->storage);
+        CHECK(ok, "db export of %s into %s", d->url, d->storage);
+    }
     return d->storage;
 }
 
@@ -130,6 +138,11 @@ static inline bool start(daemon_t *d, const char *name, const char *env, const c
         argv[n++] = extra[i];
     argv[n] = NULL;
     d->pid = fork();
+    if (d->pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
     if (d->pid == 0) {
         dup2(p[1], 2);
         close(p[0]);

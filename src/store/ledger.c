@@ -211,10 +211,8 @@ static void witness_failed(witness *w, bool down, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
-    fprintf(
-        stderr,
-        "agent-traced: log: witness %s (%s): %s; published without its cosignature, asking again %s%u s\n",
-        w->key, w->url, m, down ? "in " : "with the next checkpoint or in ", w->backoff_ms / 1000);
+    log_line("agent-traced: log: witness %s (%s): %s; published without its cosignature, asking again %s%u s", w->key,
+             w->url, m, down ? "in " : "with the next checkpoint or in ", w->backoff_ms / 1000);
 }
 
 /* The first line of an answer, printable, for a log line. */
