@@ -357,9 +357,7 @@ int cli_witness(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     witness_server srv = {.w = w};
-    /* poll(), as serve does: libmicrohttpd's edge-triggered epoll can miss
-     * a client's end (src/http_server.c, cli_serve) */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
     d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

@@ -788,6 +788,25 @@ def test_client_gone():
               staged and not os.listdir(tmp) and time.time() - t0 < 5, os.listdir(tmp))
     st, _, _ = req(s.port, "GET", "/sessions/gone")
     check("... and nothing of it is stored (GET /sessions/gone: 404)", st == 404, st)
+    # a whole upload, then the client's end of the connection closed
+    # (shutdown(SHUT_WR), as `nc -N` does), all of it arriving together:
+    # the request is complete, so it is answered
+    c = connect(s.port, timeout=30)
+    c.sendall(b"POST /import?source=gone.jsonl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    c.sendall(b"%x\r\n%s\r\n" % (len(line), line))
+    time.sleep(0.3)
+    os.kill(s.p.pid, signal.SIGSTOP)
+    time.sleep(0.2)
+    for piece in pieces(body, 1 << 18):
+        c.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+    c.sendall(b"0\r\n\r\n")
+    c.shutdown(socket.SHUT_WR)
+    time.sleep(0.2)
+    os.kill(s.p.pid, signal.SIGCONT)
+    st, _, b = read_reply(c)
+    c.close()
+    check("a whole upload whose client then closed its sending side (all arriving together): still answered, "
+          "201 (%d)" % st, st == 201, b[:200])
     s.stop()
 
 
