@@ -87,8 +87,9 @@ static workspace *ws_open(const ws_config *c, const char *id, bool defer_index, 
     ctx->max_upload = c->max_upload;
     ctx->redact = c->redact;
     if (c->database) {
-        /* every replica reads and writes the database alone: no root, no
-         * catalog, no event index (yet) */
+        /* every replica reads and writes the database alone: no root; the
+         * database's sessions and event index (src/db/dbindex.c, looked up
+         * through the store) stand in for a catalog and an event index */
         if (!(ctx->store = at_store_open_database(c->database, id, c->tmp_dir, err)))
             goto fail;
     } else {
@@ -180,7 +181,7 @@ bool ws_open_index(ws_set *w, at_error *err)
     if (swept)
         log_line("agent-traced serve: removed %u staging entries left by killed writers", swept);
     if (w->cfg->database)
-        return true; /* no event index with --database yet: lookups answer 503 */
+        return true; /* the database's event index: lookups go through the store */
     event_index *ix = event_index_open(ctx->root, err);
     __atomic_store_n(&ctx->index, ix, __ATOMIC_RELEASE); /* handlers run already */
     return ix != NULL;

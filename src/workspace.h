@@ -20,8 +20,9 @@
 
 typedef struct {
     const char *storage;  /* the storage directory */
-    const char *database; /* or, when set, the PostgreSQL database (serve --database): no
-                           * catalog, event index or log per workspace then (not yet) */
+    const char *database; /* or, when set, the PostgreSQL database (serve --database): its
+                           * sessions and event index stand in for the catalog and the
+                           * event index; each workspace's log is in it too */
     const char *tmp_dir;  /* with database: where uploads are staged */
     uint64_t max_upload;
     bool redact;
